@@ -1,0 +1,36 @@
+# Two commands a new machine needs:  `make run` (set up + main job) and `make test` (set up + tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel that lies on this kind of machine's disk; on a GPU box, TORCH="torch==2.13.0" from
+# PyPI brings the CUDA build, which is what you want there.
+TORCH ?= torch==2.13.0
+ARGS ?=
+
+.PHONY: run test test-fast setup browser clean-runs
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	$(PY) -m pip install -q --no-deps "curvlinops-for-pytorch==3.0.1"
+	touch $@
+
+run: setup
+	$(PY) -m harness $(ARGS)
+
+# Headless Chromium for the leaderboard page check; where it cannot be installed the browser test
+# skips and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installed: the browser test will skip"; }
+
+test: setup browser
+	$(PY) -m pytest $(ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not regression and not slow and not browser" $(ARGS)

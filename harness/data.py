@@ -1,0 +1,99 @@
+"""Data references and readers shared by the pipeline, tasks and methods.
+
+A data reference in a config is either `model:<name>` (a file the loaded model brought, e.g. the
+organism's `model:verbatim_validation`), `hf:<dataset>[:<config>]` (a Hugging Face dataset, for
+real models on a machine with the hub), or a local path (file or folder).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError
+
+
+def resolve_data_ref(ref: str, model_data: Mapping[str, Path]) -> Path:
+    """Turn a `model:<name>` reference or a local path into an existing absolute path."""
+    ref = str(ref)
+    if ref.startswith("model:"):
+        name = ref.removeprefix("model:")
+        if name not in model_data:
+            valid = ", ".join(sorted(model_data)) or "none (this model brings no data; pass a path)"
+            raise DataError(f"data '{ref}': the model brings no dataset '{name}'; it brings: {valid}")
+        return Path(model_data[name]).resolve()
+    path = Path(ref).expanduser()
+    if not path.exists():
+        raise DataError(f"data file not found: {path} (pass an existing path, or model:<name>)")
+    return path.resolve()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL file; a malformed line is a one-line DataError naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+def iter_texts(ref: str, model_data: Mapping[str, Path], text_field: str = "text",
+               split: str = "train") -> Iterator[str]:
+    """Documents of a text source: a .txt file (one document a line), a .jsonl file (`text_field`),
+    a folder of those, a `model:` file, or `hf:<dataset>[:<config>]` streamed from the hub."""
+    if str(ref).startswith("hf:"):
+        yield from _iter_hf_texts(str(ref).removeprefix("hf:"), text_field, split)
+        return
+    path = resolve_data_ref(ref, model_data)
+    files = sorted(p for p in path.rglob("*") if p.suffix in {".txt", ".jsonl"}) if path.is_dir() else [path]
+    if not files:
+        raise DataError(f"no .txt or .jsonl files under {path}")
+    for file in files:
+        if file.suffix == ".jsonl":
+            for row in read_jsonl(file):
+                if text_field not in row:
+                    raise DataError(f"{file}: rows have no '{text_field}' field (set the text field)")
+                yield row[text_field]
+        else:
+            with open(file, encoding="utf-8") as f:
+                yield from (line.rstrip("\n") for line in f if line.strip())
+
+
+def _iter_hf_texts(spec: str, text_field: str, split: str) -> Iterator[str]:
+    import datasets
+
+    name, _, config = spec.partition(":")
+    try:
+        stream = datasets.load_dataset(name, config or None, split=split, streaming=True)
+    except Exception as e:  # the hub raises many types; all mean "cannot get it"
+        raise DataError(
+            f"cannot load dataset '{name}' ({type(e).__name__}); no network? pass local files instead"
+        ) from None
+    for row in stream:
+        yield row[text_field]
+
+
+def token_windows(texts: Iterator[str], tokenizer: Any, seq_len: int, max_tokens: int,
+                  add_eos: bool = True) -> Iterator["torch.Tensor"]:
+    """Pack documents (separated by EOS) into consecutive windows of `seq_len` token ids, stopping
+    once `max_tokens` tokens have been yielded."""
+    import torch
+
+    buffer: list[int] = []
+    produced = 0
+    eos = [tokenizer.eos_token_id] if add_eos and tokenizer.eos_token_id is not None else []
+    for text in texts:
+        buffer.extend(tokenizer(text, add_special_tokens=False)["input_ids"] + eos)
+        while len(buffer) >= seq_len:
+            if produced + seq_len > max_tokens:
+                return
+            yield torch.tensor(buffer[:seq_len], dtype=torch.long)
+            buffer = buffer[seq_len:]
+            produced += seq_len

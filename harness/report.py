@@ -1,0 +1,45 @@
+"""The table a run prints: baseline, edited, and edited as % of baseline, grouped by family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Display order of families (the paper's Figure 3 reads memorization first, skills last).
+FAMILY_ORDER = ["memorized", "memorized_val", "control", "quotes", "arithmetic", "facts_rare",
+                "qa_closed", "facts_common", "qa_open", "logic", "coherence"]
+
+
+def percent_of_baseline(edited: float, baseline: float) -> float | None:
+    """edited / baseline × 100, or None when the baseline is 0 (a ratio would be meaningless)."""
+    return None if baseline == 0 else 100.0 * edited / baseline
+
+
+def family_rank(family: str) -> tuple[int, str]:
+    return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), family)
+
+
+def run_table(run: dict[str, Any]) -> "rich.table.Table":
+    from rich.table import Table
+
+    ident = run["identity"]
+    table = Table(title=f"{ident['model']} · {ident['suite']} · method={ident['method']} · seed={ident['seed']}")
+    for col, justify in [("family", "left"), ("task", "left"), ("metric", "left"), ("n", "right"),
+                         ("baseline", "right"), ("edited", "right"), ("% of baseline", "right")]:
+        table.add_column(col, justify=justify)
+    baseline, edited = run["baseline"]["tasks"], run["edited"]["tasks"]
+    names = sorted(baseline, key=lambda t: (family_rank(baseline[t]["family"]), t))
+    for name in names:
+        base = baseline[name]
+        edit = edited.get(name)
+        for metric, value in base["metrics"].items():
+            arrow = "" if base["higher_is_better"].get(metric, True) else " ↓"
+            edited_value = edit["metrics"][metric] if edit else None
+            pct = percent_of_baseline(edited_value, value) if edited_value is not None else None
+            table.add_row(
+                base["family"], name, metric + arrow, str(base["n"]), f"{value:.4g}",
+                "…" if edited_value is None else f"{edited_value:.4g}",
+                "n/a" if pct is None else f"{pct:.1f}",
+                style="bold" if metric == base["primary"] else "dim",
+            )
+        table.add_section()
+    return table

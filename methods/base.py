@@ -1,0 +1,68 @@
+"""The interface every editing method implements.
+
+A method receives the model and a `MethodContext`, edits the model **in place**, and returns a
+report (a JSON-serialisable dict) of what it changed. The pipeline builds the context and hands a
+method only the data it declares in `needs`: a method that does not ask for the forget set never
+sees it, and no method ever sees the validation split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+# What a method may ask for. "forget": memorized examples it should remove; "retain": clean text
+# it should keep working on. The statistics stream (general text) is always available.
+DATA_KINDS = ("forget", "retain")
+
+
+class DataNotProvided(RuntimeError):
+    """A method used a data set it did not declare in `Method.needs`."""
+
+
+@dataclasses.dataclass
+class MethodContext:
+    """Everything a method may use besides the model itself."""
+
+    tokenizer: Any
+    device: torch.device
+    seed: int
+    cache_dir: Path  # per-model cache (factor files etc.); methods key files by their own settings
+    model_key: str  # stable identity of the loaded weights, for cache keys
+    # Language models: stats_windows(seq_len, max_tokens) -> iterator of LongTensor[seq_len]
+    # windows of general (training-distribution) text, for curvature statistics.
+    stats_windows: Callable[[int, int], Iterator[torch.Tensor]] | None = None
+    # Image classifiers: stats_images(max_images) -> iterator of (FloatTensor[C, H, W], label)
+    # training images, for curvature statistics.
+    stats_images: Callable[[int], Iterator[tuple[torch.Tensor, int]]] | None = None
+    forget_set: list[list[int]] | None = None  # token ids of memorized examples (prefix + suffix)
+    retain_set: list[list[int]] | None = None  # token ids of clean text windows
+    progress: Any = None  # a rich.progress.Progress, or None
+
+    def forget(self) -> list[list[int]]:
+        if self.forget_set is None:
+            raise DataNotProvided("this method did not declare needs = ('forget', ...)")
+        return self.forget_set
+
+    def retain(self) -> list[list[int]]:
+        if self.retain_set is None:
+            raise DataNotProvided("this method did not declare needs = (..., 'retain')")
+        return self.retain_set
+
+
+class Method(ABC):
+    """Base class. Subclasses take their settings as keyword arguments (the YAML's keys, less
+    `name`), validate them in `__init__` (raise `harness.errors.ConfigError`), and implement
+    `apply`."""
+
+    # Data the method needs besides the statistics stream: a subset of DATA_KINDS.
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
+        """Edit `model` in place; return a JSON-serialisable report of what changed."""

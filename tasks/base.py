@@ -1,0 +1,58 @@
+"""The interface every evaluation task implements.
+
+A task scores a model on one data set and returns a `TaskResult`: named metrics, the number of
+examples, which metric is the headline one, and per-example values so that the leaderboard can
+put confidence intervals on every rate (Wilson for proportions, bootstrap for means).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+
+MetricKind = Literal["proportion", "mean", "value"]
+
+
+@dataclasses.dataclass
+class TaskResult:
+    metrics: dict[str, float]
+    n: int
+    primary: str  # headline metric, used for "% of baseline"
+    kinds: dict[str, MetricKind]  # proportion: mean of 0/1 per example; mean: mean of reals
+    higher_is_better: dict[str, bool]
+    samples: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # per-example values
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "TaskResult":
+        return cls(**d)
+
+
+@dataclasses.dataclass
+class TaskContext:
+    device: torch.device
+    seed: int
+    batch_size: int
+    role: Literal["baseline", "edited"]
+    # A folder shared by the baseline and edited evaluations of one model + suite, for tasks that
+    # compare against the baseline's outputs (e.g. nDCG@10 of next-token rankings).
+    artifacts_dir: Path
+    progress: Any = None
+
+
+class Task(ABC):
+    """Subclasses take their settings as keyword arguments (the suite entry's keys, less `task`
+    and `family`) and implement `evaluate`."""
+
+    # Default family for reports; a suite entry may override it.
+    family: ClassVar[str] = "other"
+
+    @abstractmethod
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        ...

@@ -1,0 +1,59 @@
+"""Batched greedy decoding with a KV cache, shared by every generation task.
+
+Prompts of different lengths are left-padded so that all of them end at the same position and the
+next token of every row is read from the last column. Position ids are computed from the attention
+mask so padding does not shift positions (the result equals decoding each prompt alone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+@torch.no_grad()
+def greedy_generate(
+    model: torch.nn.Module,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    batch_size: int,
+    pad_token_id: int,
+    device: torch.device | str,
+    progress: Any = None,
+    description: str = "generating",
+) -> list[list[int]]:
+    """Return exactly `max_new_tokens` greedily chosen token ids for each prompt (no early stop at
+    end-of-sequence: a memorized continuation either matches or it does not)."""
+    model.eval()
+    results: list[list[int]] = []
+    task = progress.add_task(description, total=len(prompts)) if progress is not None else None
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size]
+        width = max(len(p) for p in batch)
+        input_ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, prompt in enumerate(batch):
+            input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            attention[row, width - len(prompt) :] = 1
+        input_ids, attention = input_ids.to(device), attention.to(device)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+
+        out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True)
+        next_ids = out.logits[:, -1].argmax(-1)
+        generated = [next_ids]
+        for _ in range(max_new_tokens - 1):
+            attention = torch.cat([attention, attention.new_ones((len(batch), 1))], dim=1)
+            positions = positions[:, -1:] + 1
+            out = model(
+                input_ids=next_ids[:, None], attention_mask=attention, position_ids=positions,
+                past_key_values=out.past_key_values, use_cache=True,
+            )
+            next_ids = out.logits[:, -1].argmax(-1)
+            generated.append(next_ids)
+        results.extend(torch.stack(generated, dim=1).tolist())
+        if task is not None:
+            progress.advance(task, len(batch))
+    if task is not None:
+        progress.remove_task(task)
+    return results

@@ -1,0 +1,77 @@
+"""Verbatim recall of memorized sequences (the paper's main memorization metric).
+
+Each example is a 64-token prefix and a 48-token suffix that the model reproduced exactly before
+any edit. The model greedily generates `len(suffix)` tokens after the prefix; with d the token-level
+Levenshtein distance to the true suffix and L its length:
+  strict  = d == 0                 (exact recall)
+  loose   = 1 - d / L >= 0.75      (near recall)
+  lev_norm = d / L                 (mean normalised distance; 0 = perfect recall)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from rapidfuzz.distance import Levenshtein
+
+from harness.data import read_jsonl
+from harness.errors import ConfigError, DataError
+from tasks.base import Task, TaskContext, TaskResult
+from tasks.generation import greedy_generate
+
+
+def score_continuations(generated: list[list[int]], targets: list[list[int]],
+                        loose_threshold: float = 0.75) -> TaskResult:
+    """Strict / loose / normalised-Levenshtein scores of generated token ids against targets."""
+    strict, loose, lev = [], [], []
+    for gen, target in zip(generated, targets, strict=True):
+        distance = Levenshtein.distance(gen[: len(target)], target) / len(target)
+        strict.append(float(distance == 0))
+        loose.append(float(1 - distance >= loose_threshold))
+        lev.append(distance)
+    n = len(targets)
+    return TaskResult(
+        metrics={"strict": sum(strict) / n, "loose": sum(loose) / n, "lev_norm": sum(lev) / n},
+        n=n,
+        primary="strict",
+        kinds={"strict": "proportion", "loose": "proportion", "lev_norm": "mean"},
+        higher_is_better={"strict": True, "loose": True, "lev_norm": False},
+        samples={"strict": strict, "loose": loose, "lev_norm": lev},
+    )
+
+
+def example_ids(row: dict[str, Any], key: str, tokenizer: Any, path: Path) -> list[int]:
+    """Token ids of a row's `key` part ('prefix' or 'suffix'), from `<key>_ids` or by tokenizing
+    `<key>_text`."""
+    if f"{key}_ids" in row:
+        return [int(t) for t in row[f"{key}_ids"]]
+    if f"{key}_text" in row:
+        return tokenizer(row[f"{key}_text"], add_special_tokens=False)["input_ids"]
+    raise DataError(f"{path}: each row needs '{key}_ids' or '{key}_text'")
+
+
+class VerbatimRecall(Task):
+    family = "memorized"
+
+    def __init__(self, data: str, family: str | None = None, loose_threshold: float = 0.75,
+                 limit: int | None = None):
+        if not 0 < loose_threshold <= 1:
+            raise ConfigError(f"verbatim: loose_threshold must be in (0, 1], got {loose_threshold}")
+        self.data = Path(data)
+        self.loose_threshold = loose_threshold
+        self.limit = limit
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        rows = read_jsonl(self.data)[: self.limit]
+        if not rows:
+            raise DataError(f"{self.data}: no examples")
+        prefixes = [example_ids(r, "prefix", tokenizer, self.data) for r in rows]
+        suffixes = [example_ids(r, "suffix", tokenizer, self.data) for r in rows]
+        generated = greedy_generate(
+            model, prefixes, max(len(s) for s in suffixes), ctx.batch_size,
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0, ctx.device,
+            ctx.progress, f"verbatim {self.data.stem}",
+        )
+        return score_continuations(generated, suffixes, self.loose_threshold)

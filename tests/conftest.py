@@ -1,0 +1,72 @@
+"""Shared fixtures: a tiny randomly initialised OLMo-2 model with a word-level tokenizer, and a
+method context over random token windows. Small enough that a unit test runs in well under a
+second on 2 cores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+WORDS = [f"w{i}" for i in range(120)]
+
+
+def make_tiny_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<unk>": 1, "<bos>": 2, "<eos>": 3}
+    for w in WORDS:
+        vocab[w] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>",
+        eos_token="<eos>", model_max_length=128,
+    )
+
+
+def make_tiny_olmo2(seed: int = 0, layers: int = 2):
+    from transformers import Olmo2Config, Olmo2ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Olmo2Config(
+        vocab_size=len(WORDS) + 4, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+        pad_token_id=0, bos_token_id=2, eos_token_id=3, tie_word_embeddings=False,
+    )
+    return Olmo2ForCausalLM(cfg).eval()
+
+
+@pytest.fixture
+def tiny_tokenizer():
+    return make_tiny_tokenizer()
+
+
+@pytest.fixture
+def tiny_olmo2():
+    return make_tiny_olmo2()
+
+
+def random_windows(vocab_size: int, seq_len: int, max_tokens: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(max(1, max_tokens // seq_len)):
+        yield torch.randint(4, vocab_size, (seq_len,), generator=g)
+
+
+@pytest.fixture
+def method_context(tmp_path: Path, tiny_tokenizer):
+    """A MethodContext over random token windows, with small forget and retain sets."""
+    from methods.base import MethodContext
+
+    vocab = len(tiny_tokenizer)
+    g = torch.Generator().manual_seed(1)
+    forget = [torch.randint(4, vocab, (24,), generator=g).tolist() for _ in range(8)]
+    retain = [torch.randint(4, vocab, (24,), generator=g).tolist() for _ in range(8)]
+    return MethodContext(
+        tokenizer=tiny_tokenizer, device=torch.device("cpu"), seed=0, cache_dir=tmp_path,
+        model_key="tiny-olmo2-seed0",
+        stats_windows=lambda seq_len, max_tokens: random_windows(vocab, seq_len, max_tokens),
+        forget_set=forget, retain_set=retain,
+    )
