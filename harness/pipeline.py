@@ -105,9 +105,12 @@ def resolve_config(cfg: DictConfig) -> dict[str, Any]:
 
 def instantiate(cls: type, params: dict[str, Any], what: str) -> Any:
     """cls(**params), with unknown or missing settings reported as one line naming the valid ones."""
-    signature = inspect.signature(cls.__init__)
-    accepted = [p for p in signature.parameters if p != "self"]
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    if cls.__init__ is object.__init__:  # a class without settings
+        accepted, takes_any = [], False
+    else:
+        signature = inspect.signature(cls.__init__)
+        accepted = [p for p in signature.parameters if p != "self"]
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     unknown = [k for k in params if k not in accepted]
     if unknown and not takes_any:
         raise ConfigError(f"{what}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(accepted) or 'none'}")

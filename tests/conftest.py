@@ -70,3 +70,32 @@ def method_context(tmp_path: Path, tiny_tokenizer):
         stats_windows=lambda seq_len, max_tokens: random_windows(vocab, seq_len, max_tokens),
         forget_set=forget, retain_set=retain,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny OLMo-2 saved with save_pretrained, plus verbatim/quotes JSONL files beside it."""
+    import json
+    import random
+
+    folder = tmp_path_factory.mktemp("tiny")
+    make_tiny_olmo2().save_pretrained(folder / "model")
+    make_tiny_tokenizer().save_pretrained(folder / "model")
+    rng = random.Random(0)
+    words = lambda n: " ".join(rng.choice(WORDS) for _ in range(n))  # noqa: E731
+    (folder / "verbatim.jsonl").write_text(
+        "\n".join(json.dumps({"prefix_text": words(16), "suffix_text": words(8)}) for _ in range(6)) + "\n")
+    (folder / "quotes.jsonl").write_text(
+        "\n".join(json.dumps({"full_quote": words(14)}) for _ in range(6)) + "\n")
+    (folder / "text.txt").write_text("\n".join(words(40) for _ in range(50)) + "\n")
+    return folder
+
+
+def harness_args(folder: Path, runs: Path, *extra: str) -> list[str]:
+    """Command-line overrides that run the harness on the tiny saved model."""
+    return [
+        "model=hf", f"model.path={folder / 'model'}", "suite=verbatim_files",
+        f"suite.tasks.verbatim.data={folder / 'verbatim.jsonl'}",
+        f"suite.tasks.quotes.data={folder / 'quotes.jsonl'}", f"runs_dir={runs}",
+        f"cache_dir={runs / 'cache'}", "device=cpu", *extra,
+    ]

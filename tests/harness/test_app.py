@@ -1,0 +1,95 @@
+"""The command line: --help, and bad input ending in one clear line, exit code != 0, no traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import harness_args
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          cwd=REPO, env=full_env, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def test_help_lists_groups_and_choices() -> None:
+    proc = run_harness("--help")
+    assert proc.returncode == 0
+    for expected in ("method:", "model:", "suite:", "none", "organism", "memorization"):
+        assert expected in proc.stdout
+
+
+def test_unknown_method_suggests_the_closest() -> None:
+    proc = run_harness("method=nonee")
+    assert_one_line_error(proc, "unknown method 'nonee'", "did you mean 'none'", "valid:")
+
+
+def test_unknown_model_and_suite() -> None:
+    assert_one_line_error(run_harness("model=olmo3"), "unknown model 'olmo3'", "valid:")
+    assert_one_line_error(run_harness("suite=memorisation"), "did you mean 'memorization'")
+
+
+def test_unknown_choice_inside_a_sweep() -> None:
+    assert_one_line_error(run_harness("-m", "method=none,kfca"), "unknown method 'kfca'")
+
+
+def test_bad_number(tiny_model_dir: Path, tmp_path: Path) -> None:
+    proc = run_harness(*harness_args(tiny_model_dir, tmp_path, "seed=abc"))
+    assert_one_line_error(proc, "seed must be an integer")
+
+
+def test_unknown_method_setting(tiny_model_dir: Path, tmp_path: Path) -> None:
+    proc = run_harness(*harness_args(tiny_model_dir, tmp_path, "+method.rho=0.5"))
+    assert_one_line_error(proc, "unknown setting(s) rho")
+
+
+def test_missing_data_file(tiny_model_dir: Path, tmp_path: Path) -> None:
+    args = harness_args(tiny_model_dir, tmp_path)
+    args = [a if not a.startswith("suite.tasks.verbatim.data") else "suite.tasks.verbatim.data=/nope.jsonl" for a in args]
+    assert_one_line_error(run_harness(*args), "data file not found: /nope.jsonl")
+
+
+def test_required_value_left_unset(tmp_path: Path) -> None:
+    proc = run_harness("model=hf", f"runs_dir={tmp_path}")
+    assert_one_line_error(proc, "model.path")
+
+
+def test_missing_model_folder(tmp_path: Path) -> None:
+    proc = run_harness("model=hf", f"model.path={tmp_path}/no_such_model", "suite=verbatim_files",
+                       "suite.tasks.verbatim.data=x", "suite.tasks.quotes.data=x", f"runs_dir={tmp_path}")
+    assert_one_line_error(proc, "model folder not found")
+
+
+def test_unreachable_hub_says_pass_a_local_path(tmp_path: Path) -> None:
+    proc = run_harness("model=hf", "model.path=allenai/no-such-model-here", "suite=verbatim_files",
+                       "suite.tasks.verbatim.data=x", "suite.tasks.quotes.data=x", f"runs_dir={tmp_path}")
+    assert_one_line_error(proc, "no network: pass a local path with model.path=")
+
+
+def test_debug_switch_shows_the_traceback(tiny_model_dir: Path, tmp_path: Path) -> None:
+    proc = run_harness(*harness_args(tiny_model_dir, tmp_path, "seed=abc", "debug=true"))
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("module", ["harness", "methods", "tasks", "leaderboard"])
+def test_import_is_light(module: str) -> None:
+    """Importing a package must not pull torch, transformers or Hydra (lm-eval's users fought
+    15 s start-ups)."""
+    code = f"import sys, {module}; heavy = [m for m in ('torch', 'transformers', 'hydra', 'pandas') if m in sys.modules]; print(heavy)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
