@@ -105,6 +105,10 @@ def load_hf_causal_lm(path: str, device: torch.device, dtype: str = "auto", revi
     if looks_local and not local.is_dir():
         raise ModelLoadError(f"model folder not found: {local} (pass a save_pretrained folder or a hub id)")
     source = str(local) if looks_local else path
+    if looks_local and not any(local.glob("*.safetensors")):
+        found = ", ".join(sorted(p.name for p in local.glob("*.bin"))) or "no weight files"
+        raise ModelLoadError(f"{local}: only safetensors weights are loaded (found {found}); "
+                             "re-save with save_pretrained(safe_serialization=True)")
     kwargs = dict(revision=revision, trust_remote_code=trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
