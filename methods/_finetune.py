@@ -1,0 +1,163 @@
+"""Shared pieces of the training-based methods (BalancedSubnet, gradient ascent, GradDiff, NPO):
+choosing the weights to train, batching token-id lists, and per-sequence losses."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from harness.errors import ConfigError
+
+
+def check_positive(name: str, value: Any, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        raise ConfigError(f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}")
+
+
+def check_layer_settings(layers: Any, matrices: Any) -> None:
+    if layers is not None and (not isinstance(layers, (list, tuple)) or
+                               not all(isinstance(i, int) and i >= 0 for i in layers)):
+        raise ConfigError(f"layers must be null (all layers) or a list of layer indices >= 0, got {layers!r}")
+    valid = ("gate", "up", "down")
+    if not matrices or any(m not in valid for m in matrices):
+        raise ConfigError(f"matrices must be a non-empty subset of {list(valid)}, got {matrices!r}")
+
+
+def selected_linears(model: torch.nn.Module, layers: list[int] | None, matrices: tuple[str, ...]
+                     ) -> dict[str, torch.nn.Module]:
+    """The MLP Linear modules to edit: full module name -> module."""
+    from methods.layers import mlp_linears
+
+    found = mlp_linears(model, layers=layers, matrices=tuple(matrices))
+    if not found:
+        raise ConfigError(f"no MLP matrices {list(matrices)} found in layers {layers} of this model")
+    return found
+
+
+def batches(examples: list[list[int]], batch_size: int, rng: random.Random) -> Iterator[list[list[int]]]:
+    """One epoch of shuffled batches."""
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    for i in range(0, len(order), batch_size):
+        yield [examples[j] for j in order[i:i + batch_size]]
+
+
+def sequence_logprobs(model: torch.nn.Module, batch: list[list[int]], loss_start: int,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of token log-probs, number of scored tokens) per sequence, scoring the tokens at
+    positions >= loss_start (0 scores every token after the first). Right-padded batch."""
+    length = max(len(x) for x in batch)
+    ids = torch.zeros(len(batch), length, dtype=torch.long)
+    attention = torch.zeros(len(batch), length, dtype=torch.long)
+    for i, x in enumerate(batch):
+        ids[i, :len(x)] = torch.tensor(x)
+        attention[i, :len(x)] = 1
+    ids, attention = ids.to(device), attention.to(device)
+    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+    targets = ids[:, 1:]
+    token_logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    position = torch.arange(1, length, device=device).unsqueeze(0)
+    scored = (attention[:, 1:] == 1) & (position >= max(loss_start, 1))
+    return (token_logp * scored).sum(1), scored.sum(1)
+
+
+def mean_nll(model: torch.nn.Module, batch: list[list[int]], loss_start: int,
+             device: torch.device) -> torch.Tensor:
+    """Mean over sequences of the per-token NLL of the scored part (differentiable)."""
+    logp, count = sequence_logprobs(model, batch, loss_start, device)
+    if (count == 0).any():
+        raise ConfigError(f"an example has no tokens after position {loss_start}: lower prefix_len")
+    return (-logp / count).mean()
+
+
+@torch.no_grad()
+def dataset_nll(model: torch.nn.Module, examples: list[list[int]], loss_start: int,
+                device: torch.device, batch_size: int = 16) -> float:
+    """Mean per-sequence NLL over a whole set, for reports."""
+    total = 0.0
+    for i in range(0, len(examples), batch_size):
+        batch = examples[i:i + batch_size]
+        total += mean_nll(model, batch, loss_start, device).item() * len(batch)
+    return total / max(len(examples), 1)
+
+
+def trainable_parameters(model: torch.nn.Module, params: str, layers: list[int] | None,
+                         matrices: tuple[str, ...]) -> dict[str, torch.nn.Parameter]:
+    """Parameter name -> parameter for the gradient methods: 'mlp' (selected MLP weights) or 'all'."""
+    if params == "all":
+        return dict(model.named_parameters())
+    linears = selected_linears(model, layers, matrices)
+    return {f"{name}.weight": module.weight for name, module in linears.items()}
+
+
+def fraction_changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, dict[str, float]]:
+    now = dict(model.named_parameters())
+    return {name: {"fraction_changed": (now[name].detach().cpu() != old).float().mean().item()}
+            for name, old in before.items()}
+
+
+def progress_task(progress: Any, description: str, total: int) -> Any:
+    return None if progress is None else progress.add_task(description, total=total)
+
+
+def advance(progress: Any, task: Any) -> None:
+    if progress is not None:
+        progress.advance(task)
+
+
+def check_finetune_settings(lr: Any, epochs: Any, batch_size: Any, max_grad_norm: Any, params: Any,
+                            layers: Any, matrices: Any, prefix_len: Any) -> None:
+    check_positive("lr", lr)
+    check_positive("epochs", epochs, integer=True)
+    check_positive("batch_size", batch_size, integer=True)
+    if max_grad_norm is not None:
+        check_positive("max_grad_norm", max_grad_norm)
+    if params not in ("mlp", "all"):
+        raise ConfigError(f"params must be 'mlp' (selected MLP matrices) or 'all', got {params!r}")
+    check_layer_settings(layers, matrices)
+    if isinstance(prefix_len, bool) or not isinstance(prefix_len, int) or prefix_len < 0:
+        raise ConfigError(f"prefix_len must be an integer >= 0, got {prefix_len!r}")
+
+
+def finetune(model: torch.nn.Module, ctx: Any, *, loss_fn: Any, params: str, layers: list[int] | None,
+             matrices: tuple[str, ...], lr: float, epochs: int, batch_size: int,
+             max_grad_norm: float | None, description: str) -> dict[str, Any]:
+    """AdamW on the chosen parameters (all others frozen), one step per forget batch.
+    loss_fn(forget_batch, step) -> scalar loss. Returns the report's `changed` and `steps`."""
+    chosen = trainable_parameters(model, params, layers, matrices)
+    before = {name: p.detach().cpu().clone() for name, p in chosen.items()}
+    was_training = model.training
+    requires = {name: p.requires_grad for name, p in model.named_parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in chosen.values():
+        p.requires_grad_(True)
+    torch.manual_seed(ctx.seed)
+    rng = random.Random(ctx.seed)
+    forget = ctx.forget()
+    optimizer = torch.optim.AdamW(list(chosen.values()), lr=lr, weight_decay=0.0)
+    steps_per_epoch = -(-len(forget) // batch_size)
+    task = progress_task(ctx.progress, description, epochs * steps_per_epoch)
+    model.train()  # dropout is 0 in the supported models; train() only matters for modules that check it
+    step = 0
+    try:
+        for _ in range(epochs):
+            for batch in batches(forget, batch_size, rng):
+                loss = loss_fn(batch, step)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(list(chosen.values()), max_grad_norm)
+                optimizer.step()
+                step += 1
+                advance(ctx.progress, task)
+    finally:
+        model.train(was_training)
+        for name, p in model.named_parameters():
+            p.requires_grad_(requires[name])
+            p.grad = None
+    return {"changed": fraction_changed(before, model), "steps": step}

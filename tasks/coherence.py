@@ -1,0 +1,138 @@
+"""Coherence of the edited model on held-out text.
+
+Perplexity: the text (one document a line, separated by EOS) is packed into consecutive windows of
+`seq_len` tokens (default: the model's context length, capped by `max_seq_len`); every position but
+the first of a window is scored. mean_nll is the mean per-token negative log-likelihood (nats),
+ppl = exp(mean_nll) over all scored tokens. Per-window mean NLLs are the samples.
+
+nDCG@10: at every position of windows of min(context length, 256) tokens (up to 32k tokens), the
+edited model's top-10 next tokens are ranked against the baseline's. Relevance of a token = the
+BASELINE's probability of it if it is in the baseline's top 10, else 0 (graded: swapping the
+baseline's first and second choice costs more than swapping its ninth and tenth).
+DCG = sum_i rel(edited token at rank i) / log2(i + 1), i = 1..10; the ideal DCG is the baseline's
+own order, so the baseline scores 1.0 by construction. The baseline run saves its top-10 ids and
+probabilities under ctx.artifacts_dir; the edited run loads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.data import iter_texts, token_windows
+from harness.errors import ConfigError, DataError
+from tasks.base import Task, TaskContext, TaskResult
+
+
+def context_length(model: torch.nn.Module, max_seq_len: int) -> int:
+    length = getattr(getattr(model, "config", None), "max_position_embeddings", None) or max_seq_len
+    return min(int(length), max_seq_len)
+
+
+def text_windows(path: Path, tokenizer: Any, seq_len: int, max_tokens: int) -> torch.Tensor:
+    windows = list(token_windows(iter_texts(str(path), {}), tokenizer, seq_len, max_tokens))
+    if not windows:
+        raise DataError(f"{path}: fewer than {seq_len} tokens of text (need at least one window)")
+    return torch.stack(windows)
+
+
+@torch.no_grad()
+def window_logits(model: torch.nn.Module, windows: torch.Tensor, ctx: TaskContext):
+    """Yield (window batch, logits) on ctx.device, batch by batch."""
+    model.eval()
+    for start in range(0, len(windows), ctx.batch_size):
+        batch = windows[start : start + ctx.batch_size].to(ctx.device)
+        yield batch, model(input_ids=batch).logits.float()
+
+
+def window_nlls(model: torch.nn.Module, windows: torch.Tensor, ctx: TaskContext) -> list[float]:
+    """Mean next-token NLL of each window (positions 1..seq_len-1)."""
+    nlls: list[float] = []
+    for batch, logits in window_logits(model, windows, ctx):
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].transpose(1, 2), batch[:, 1:], reduction="none")
+        nlls.extend(loss.mean(dim=1).tolist())
+    return nlls
+
+
+def ndcg_at_k(edited_ids: torch.Tensor, baseline_ids: torch.Tensor, baseline_probs: torch.Tensor) -> torch.Tensor:
+    """nDCG@k per row. edited_ids, baseline_ids: [N, k] token ids in rank order; baseline_probs:
+    [N, k] the baseline's probabilities of its own ranked tokens (descending)."""
+    k = baseline_ids.shape[1]
+    discount = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))
+    matches = edited_ids[:, :, None] == baseline_ids[:, None, :]  # [N, k_edited, k_baseline]
+    relevance = (matches.double() * baseline_probs[:, None, :].double()).sum(-1)
+    ideal = (baseline_probs.double() * discount).sum(-1)
+    return (relevance * discount).sum(-1) / ideal.clamp_min(1e-30)
+
+
+class Perplexity(Task):
+    family = "coherence"
+
+    def __init__(self, data: str, family: str | None = None, seq_len: int | None = None,
+                 max_seq_len: int = 2048, max_tokens: int = 200_000):
+        if seq_len is not None and seq_len < 2:
+            raise ConfigError(f"perplexity: seq_len must be >= 2 or null (model context), got {seq_len}")
+        self.data, self.seq_len, self.max_seq_len, self.max_tokens = Path(data), seq_len, max_seq_len, max_tokens
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        seq_len = self.seq_len or context_length(model, self.max_seq_len)
+        nlls = window_nlls(model, text_windows(self.data, tokenizer, seq_len, self.max_tokens), ctx)
+        mean_nll = sum(nlls) / len(nlls)  # equal-length windows: the per-token mean
+        return TaskResult(
+            metrics={"mean_nll": mean_nll, "ppl": math.exp(mean_nll)}, n=len(nlls), primary="mean_nll",
+            kinds={"mean_nll": "mean", "ppl": "value"},
+            higher_is_better={"mean_nll": False, "ppl": False}, samples={"mean_nll": nlls},
+        )
+
+
+class NextTokenNDCG(Task):
+    family = "coherence"
+    k = 10
+
+    def __init__(self, data: str, family: str | None = None, seq_len: int | None = None,
+                 max_seq_len: int = 256, max_tokens: int = 32_768):
+        if seq_len is not None and seq_len < 2:
+            raise ConfigError(f"ndcg10: seq_len must be >= 2 or null (model context up to max_seq_len), got {seq_len}")
+        self.data, self.seq_len, self.max_seq_len, self.max_tokens = Path(data), seq_len, max_seq_len, max_tokens
+
+    def baseline_file(self, ctx: TaskContext, seq_len: int) -> Path:
+        key = hashlib.sha256(f"{self.data}|{seq_len}|{self.max_tokens}".encode()).hexdigest()[:16]
+        return Path(ctx.artifacts_dir) / f"ndcg10_baseline_{key}.safetensors"
+
+    def top_k(self, model: torch.nn.Module, windows: torch.Tensor, ctx: TaskContext):
+        ids, probs = [], []
+        for _, logits in window_logits(model, windows, ctx):
+            top = logits.softmax(-1).topk(self.k, dim=-1)
+            ids.append(top.indices.cpu())
+            probs.append(top.values.cpu())
+        return torch.cat(ids), torch.cat(probs)  # [windows, seq_len, k]
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        from safetensors.torch import load_file, save_file
+
+        seq_len = self.seq_len or context_length(model, self.max_seq_len)
+        windows = text_windows(self.data, tokenizer, seq_len, self.max_tokens)
+        ids, probs = self.top_k(model, windows, ctx)
+        path = self.baseline_file(ctx, seq_len)
+        if ctx.role == "baseline":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"top_ids": ids.contiguous(), "top_probs": probs.contiguous()}, str(path))
+            base_ids, base_probs = ids, probs
+        else:
+            if not path.exists():
+                raise DataError(f"ndcg10: no baseline rankings at {path}; evaluate the baseline first")
+            saved = load_file(str(path))
+            base_ids, base_probs = saved["top_ids"], saved["top_probs"]
+            if base_ids.shape != ids.shape:
+                raise DataError(f"ndcg10: baseline rankings {tuple(base_ids.shape)} do not match {tuple(ids.shape)}")
+        scores = ndcg_at_k(ids.flatten(0, 1), base_ids.flatten(0, 1), base_probs.flatten(0, 1))
+        per_window = scores.view(ids.shape[0], -1).mean(dim=1).tolist()
+        return TaskResult(
+            metrics={"ndcg10": sum(per_window) / len(per_window)}, n=len(per_window), primary="ndcg10",
+            kinds={"ndcg10": "mean"}, higher_is_better={"ndcg10": True}, samples={"ndcg10": per_window},
+        )
