@@ -1,0 +1,65 @@
+"""python -m leaderboard [RUN_DIR ...] [--out DIR]: regenerate the leaderboard from run files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+DEFAULT_OUT = Path("leaderboard/generated")
+
+
+def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool = True) -> dict:
+    """Read the runs, write every output under `out`; return counts and written paths."""
+    from leaderboard import aggregate, plots, render
+    from leaderboard.collect import collect
+
+    runs, skipped = collect(run_dirs)
+    long = aggregate.long_table(runs)
+    summary = aggregate.summary_table(long) if not long.empty else long
+    sections = render.build_sections(summary, long) if not long.empty else []
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    (out / "leaderboard.md").write_text(render.markdown(sections, len(runs)), encoding="utf-8")
+    render.write_csv(long, out / "runs.csv")
+    render.write_csv(summary, out / "summary.csv")
+    written += [out / "leaderboard.md", out / "runs.csv", out / "summary.csv"]
+    if parquet and render.write_parquet(long, out / "runs.parquet"):
+        written.append(out / "runs.parquet")
+    if html_page:
+        images: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
+        if not long.empty:
+            families = aggregate.family_table(long)
+            for (model, suite), g in families.groupby(["model", "suite"], sort=False):
+                for title, png in (("Memorization vs skills trade-off", plots.tradeoff_png(g)),
+                                   ("% kept per family", plots.family_bars_png(g))):
+                    if png is not None:
+                        images.setdefault((model, suite), []).append((title, png))
+        (out / "index.html").write_text(render.html_page(sections, images, len(runs)), encoding="utf-8")
+        written.append(out / "index.html")
+    return {"runs": len(runs), "skipped": skipped, "written": written}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m leaderboard", description=__doc__.split(":", 1)[1].strip())
+    parser.add_argument("run_dirs", nargs="*", type=Path, default=[Path("runs")],
+                        help="folders searched recursively for run files (default: runs)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument("--no-html", action="store_true", help="skip the HTML page and its plots")
+    parser.add_argument("--no-parquet", action="store_true", help="skip runs.parquet (written when pyarrow is importable)")
+    args = parser.parse_args(argv)
+    try:
+        result = build(args.run_dirs, args.out, html_page=not args.no_html, parquet=not args.no_parquet)
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{result['runs']} runs; skipped {result['skipped']} files")
+    for path in result["written"]:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

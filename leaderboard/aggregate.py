@@ -1,0 +1,190 @@
+"""From validated runs to pandas tables.
+
+`long_table`: one row per run × task × metric, baseline and edited value with 95 % intervals and
+the edited value as % of baseline ("% kept"). `summary_table`: one row per config × task
+(primary metric), seeds aggregated to mean ± std. `family_table`: one row per run × family, the
+mean % kept over the family's tasks (for plots).
+
+% kept, per family goal (docs/leaderboard.md):
+- families whose content a method should REMOVE (`REMOVE_FAMILIES`): edited / baseline × 100,
+  the share of the memorized quantity left; lower is better.
+- every other family is a skill to KEEP (or, for `control`, a reference): edited / baseline × 100 when the metric is higher-is-
+  better, baseline / edited × 100 when it is lower-is-better (perplexity's mean NLL), so that
+  below 100 always means worse than the unedited model; higher is better.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from harness.runfile import RUNTIME_ONLY_KEYS, canonical_hash
+from leaderboard.stats import interval, mean_std
+
+REMOVE_FAMILIES = ("memorized", "memorized_val", "quotes", "stress")
+# Never-trained passages: recall there is chance level, and an edit should leave it alone; no
+# direction is better, so no best is marked.
+REFERENCE_FAMILIES = ("control",)
+# Display order (the paper's Figure 3 reads memorization first, skills last); others follow by name.
+FAMILY_ORDER = ["memorized", "memorized_val", "stress", "quotes", "control", "math", "arithmetic",
+                "facts_rare", "qa_closed", "facts_common", "qa_open", "logic", "coherence"]
+LONG_COLUMNS = ["model", "suite", "method", "variant", "rho", "config_key", "seed", "config_hash", "data_needed",
+                "family", "task", "metric", "primary", "kind", "higher_is_better", "n",
+                "baseline", "baseline_ci_low", "baseline_ci_high",
+                "edited", "edited_ci_low", "edited_ci_high", "pct_kept"]
+
+
+def family_goal(family: str) -> str:
+    """'remove' (lower % kept is better), 'reference' (no better direction) or 'keep' (higher is
+    better: every family not listed above, e.g. logic, qa_open, math, coherence)."""
+    if family in REMOVE_FAMILIES:
+        return "remove"
+    return "reference" if family in REFERENCE_FAMILIES else "keep"
+
+
+def family_rank(family: str) -> tuple[int, str]:
+    return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), family)
+
+
+def pct_kept(edited: float, baseline: float, family: str, higher_is_better: bool) -> float:
+    """Edited as % of baseline, oriented per family goal (module docstring); nan if undefined."""
+    if family_goal(family) != "remove" and not higher_is_better:
+        edited, baseline = baseline, edited
+    if baseline == 0 or not math.isfinite(baseline) or not math.isfinite(edited):
+        return float("nan")
+    return 100.0 * edited / baseline
+
+
+def data_needed_label(needed: list[str]) -> str:
+    return "+".join(n for n in ("forget", "retain") if n in needed) or "none"
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """Hash of the resolved config less the seed and runtime-only keys: runs that differ only in
+    seed share it and aggregate to mean ± std."""
+    return canonical_hash({k: v for k, v in config.items() if k not in RUNTIME_ONLY_KEYS and k != "seed"})[:12]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, float):
+        return format(v, "g")
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+
+
+def variant_labels(configs: dict[str, dict[str, Any]], methods: dict[str, str]) -> dict[str, tuple[str, int]]:
+    """config_key → (label, display rank) for the configs of one model × suite (rank: by method
+    name, then by the varying settings, numbers numerically).
+
+    A label is the method name plus the method settings that differ between its configs, e.g.
+    `kfac (rho=0.8)`; configs that differ elsewhere only get a config hash suffix."""
+    by_method: dict[str, list[str]] = {}
+    for key, method in methods.items():
+        by_method.setdefault(method, []).append(key)
+    labels: dict[str, tuple[str, tuple]] = {}  # key → (label, sort key)
+    for method, keys in by_method.items():
+        flat = {k: _flatten({kk: vv for kk, vv in configs[k].get("method", {}).items() if kk != "name"}) for k in keys}
+        names = sorted({n for f in flat.values() for n in f})
+        varying = [n for n in names if len({_show(f.get(n)) for f in flat.values()}) > 1]
+        for k in keys:
+            label = method + (f" ({', '.join(f'{n}={_show(flat[k].get(n))}' for n in varying)})" if varying else "")
+            sort = tuple((0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, _show(v))
+                         for v in (flat[k].get(n) for n in varying))
+            labels[k] = (label, (method, sort))
+    seen: dict[str, int] = {}
+    for label, _ in labels.values():
+        seen[label] = seen.get(label, 0) + 1
+    order = sorted(labels, key=lambda k: (labels[k][1], k))
+    return {k: ((labels[k][0] + f" #{k[:8]}" if seen[labels[k][0]] > 1 else labels[k][0]), order.index(k))
+            for k in labels}
+
+
+def _rho(config: dict[str, Any]) -> float:
+    """The method's `rho` setting (K-FAC's kept curvature mass) if it has a number, else nan."""
+    rho = config.get("method", {}).get("rho")
+    return float(rho) if isinstance(rho, (int, float)) and not isinstance(rho, bool) else float("nan")
+
+
+def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
+    import pandas as pd
+
+    rows = []
+    configs: dict[tuple[str, str], dict[str, dict]] = {}
+    methods: dict[tuple[str, str], dict[str, str]] = {}
+    for _, run in runs:
+        ident, key = run["identity"], config_key(run["config"])
+        configs.setdefault((ident["model"], ident["suite"]), {})[key] = run["config"]
+        methods.setdefault((ident["model"], ident["suite"]), {})[key] = ident["method"]
+        base_tasks = run["baseline"]["tasks"]
+        for task, edit in run["edited"]["tasks"].items():
+            base = base_tasks[task]
+            for metric in sorted(edit["metrics"]):
+                hib = bool(edit["higher_is_better"].get(metric, True))
+                kind = edit["kinds"].get(metric, "value")
+                b, e = base["metrics"].get(metric, float("nan")), edit["metrics"][metric]
+                b_lo, b_hi = interval(kind, b, base["n"], base.get("samples", {}).get(metric))
+                e_lo, e_hi = interval(kind, e, edit["n"], edit.get("samples", {}).get(metric))
+                rows.append({
+                    "model": ident["model"], "suite": ident["suite"], "method": ident["method"],
+                    "rho": _rho(run["config"]),
+                    "config_key": key, "seed": ident["seed"], "config_hash": ident["config_hash"][:12],
+                    "data_needed": data_needed_label(run["method"]["data_needed"]),
+                    "family": edit["family"], "task": task, "metric": metric,
+                    "primary": metric == edit["primary"], "kind": kind, "higher_is_better": hib, "n": edit["n"],
+                    "baseline": b, "baseline_ci_low": b_lo, "baseline_ci_high": b_hi,
+                    "edited": e, "edited_ci_low": e_lo, "edited_ci_high": e_hi,
+                    "pct_kept": pct_kept(e, b, edit["family"], hib),
+                })
+    labels = {ms: variant_labels(configs[ms], methods[ms]) for ms in configs}
+    for row in rows:
+        row["variant"] = labels[(row["model"], row["suite"])][row["config_key"]][0]
+    df = pd.DataFrame(rows, columns=LONG_COLUMNS)
+    if df.empty:
+        return df
+    df["_variant_sort"] = [labels[(m, s)][k][1] for m, s, k in zip(df.model, df.suite, df.config_key)]
+    df["_family_sort"] = [family_rank(f) for f in df.family]
+    df = df.sort_values(["model", "suite", "_variant_sort", "seed", "_family_sort", "task", "metric"], kind="stable")
+    return df.drop(columns=["_variant_sort", "_family_sort"]).reset_index(drop=True)
+
+
+def summary_table(long: "pandas.DataFrame") -> "pandas.DataFrame":
+    """Primary metrics, one row per model × suite × config × task, in the long table's order:
+    seeds, % kept mean/std, edited mean/std, baseline mean/std, and the 95 % interval of the
+    edited value when there is a single seed (several seeds: their spread is the std)."""
+    import pandas as pd
+
+    prim = long[long.primary]
+    keys = ["model", "suite", "method", "variant", "config_key", "data_needed", "family", "task", "metric"]
+    rows = []
+    for group, g in prim.groupby(keys, sort=False):
+        row = dict(zip(keys, group))
+        row["seeds"] = len(g)
+        row["pct_kept_mean"], row["pct_kept_std"] = mean_std(g.pct_kept.tolist())
+        row["edited_mean"], row["edited_std"] = mean_std(g.edited.tolist())
+        row["baseline_mean"], row["baseline_std"] = mean_std(g.baseline.tolist())
+        single = len(g) == 1
+        row["edited_ci_low"] = g.edited_ci_low.iloc[0] if single else float("nan")
+        row["edited_ci_high"] = g.edited_ci_high.iloc[0] if single else float("nan")
+        row["baseline_ci_low"] = g.baseline_ci_low.iloc[0] if single else float("nan")
+        row["baseline_ci_high"] = g.baseline_ci_high.iloc[0] if single else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def family_table(long: "pandas.DataFrame") -> "pandas.DataFrame":
+    """One row per run × family: mean % kept over the family's tasks (primary metrics)."""
+    prim = long[long.primary]
+    keys = ["model", "suite", "method", "variant", "rho", "config_key", "seed", "family"]
+    out = prim.groupby(keys, sort=False, as_index=False, dropna=False).agg(pct_kept=("pct_kept", "mean"))
+    return out

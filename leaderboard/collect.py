@@ -1,0 +1,135 @@
+"""Find run files, validate them against the run file schema (docs/DESIGN.md, schema_version 1),
+and keep the newest run of each identity.
+
+A file that is not a finished run of this schema (corrupt JSON, some other JSON, another
+schema_version, a run still going) is skipped with one warning line and counted; it never stops
+the leaderboard. Baseline caches (`baselines/` folders) are not runs and are passed over silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+SCHEMA_VERSION = 1
+IDENTITY_KEYS = ("model", "method", "suite", "seed", "config_hash")
+
+
+def find_run_files(run_dirs: Iterable[Path]) -> list[Path]:
+    """Every `*.json` under the run folders (recursively), sorted, less `baselines/` caches."""
+    files: set[Path] = set()
+    for run_dir in map(Path, run_dirs):
+        if not run_dir.is_dir():
+            raise ConfigError(f"run folder '{run_dir}' does not exist; pass folders that hold run files (default: runs)")
+        for path in run_dir.rglob("*.json"):
+            if "baselines" not in path.relative_to(run_dir).parts[:-1] and path.is_file():
+                files.add(path)
+    return sorted(files)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _check_task_entry(where: str, entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return f"{where} is not an object"
+    for key, typ in (("family", str), ("metrics", dict), ("n", int), ("primary", str),
+                     ("kinds", dict), ("higher_is_better", dict)):
+        if not isinstance(entry.get(key), typ) or isinstance(entry.get(key), bool):
+            return f"{where}.{key} missing or not {typ.__name__}"
+    if not all(_is_number(v) for v in entry["metrics"].values()):
+        return f"{where}.metrics has a non-numeric value"
+    if entry["primary"] not in entry["metrics"]:
+        return f"{where}.primary '{entry['primary']}' is not one of its metrics"
+    samples = entry.get("samples", {})
+    if not isinstance(samples, dict) or not all(isinstance(v, list) and all(map(_is_number, v))
+                                                 for v in samples.values()):
+        return f"{where}.samples must map metric names to lists of numbers"
+    return None
+
+
+def problem(run: Any) -> str | None:
+    """Why `run` is not a finished schema-1 run file, or None if it is."""
+    if not isinstance(run, dict) or "schema_version" not in run:
+        return "not a run file (no schema_version)"
+    if run["schema_version"] != SCHEMA_VERSION:
+        return f"schema_version {run['schema_version']!r}, this leaderboard reads {SCHEMA_VERSION}"
+    if run.get("status") != "complete":
+        return f"status {run.get('status')!r}, not 'complete' (a run still going or stopped)"
+    ident = run.get("identity")
+    if not isinstance(ident, dict):
+        return "identity missing"
+    for key in IDENTITY_KEYS:
+        want = int if key == "seed" else str
+        if not isinstance(ident.get(key), want) or isinstance(ident.get(key), bool):
+            return f"identity.{key} missing or not {want.__name__}"
+    try:
+        dt.datetime.fromisoformat(run["updated"])
+    except (KeyError, TypeError, ValueError):
+        return "updated missing or not an ISO time"
+    if not isinstance(run.get("config"), dict) or not isinstance(run["config"].get("method"), dict):
+        return "config or config.method missing"
+    method = run.get("method")
+    if not isinstance(method, dict) or not isinstance(method.get("name"), str):
+        return "method.name missing"
+    needed = method.get("data_needed")
+    if not isinstance(needed, list) or not all(isinstance(x, str) for x in needed):
+        return "method.data_needed missing or not a list of names"
+    for part in ("baseline", "edited"):
+        tasks = (run.get(part) or {}).get("tasks") if isinstance(run.get(part), dict) else None
+        if not isinstance(tasks, dict) or not tasks:
+            return f"{part}.tasks missing or empty"
+        for name, entry in tasks.items():
+            bad = _check_task_entry(f"{part}.tasks.{name}", entry)
+            if bad:
+                return bad
+    missing = set(run["edited"]["tasks"]) - set(run["baseline"]["tasks"])
+    if missing:
+        return f"edited tasks without a baseline: {', '.join(sorted(missing))}"
+    return None
+
+
+def read_run(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(run, None) for a valid run file, (None, reason) otherwise."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            run = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return None, f"unreadable JSON ({type(e).__name__}: {str(e).splitlines()[0][:80]})"
+    reason = problem(run)
+    return (None, reason) if reason else (run, None)
+
+
+def newest_per_identity(runs: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[str, Any]]]:
+    """Of runs with the same identity (model, method, suite, seed, config_hash), keep the one with
+    the newest `updated` time (ties: the later path in sorted order, so the choice is stable)."""
+    best: dict[tuple, tuple[Path, dict[str, Any], dt.datetime]] = {}
+    for path, run in sorted(runs, key=lambda pr: str(pr[0])):
+        key = tuple(run["identity"][k] for k in IDENTITY_KEYS)
+        when = dt.datetime.fromisoformat(run["updated"])
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        if key not in best or when >= best[key][2]:
+            best[key] = (path, run, when)
+    return [(p, r) for p, r, _ in sorted(best.values(), key=lambda prw: str(prw[0]))]
+
+
+def collect(run_dirs: Iterable[Path], warn: Callable[[str], None] | None = None) -> tuple[list[tuple[Path, dict[str, Any]]], int]:
+    """Valid runs (newest per identity) under `run_dirs`, and how many files were skipped."""
+    warn = warn or (lambda line: print(line, file=sys.stderr))
+    runs, skipped = [], 0
+    for path in find_run_files(run_dirs):
+        run, reason = read_run(path)
+        if run is None:
+            skipped += 1
+            warn(f"warning: skipped {path}: {reason}")
+        else:
+            runs.append((path, run))
+    return newest_per_identity(runs), skipped

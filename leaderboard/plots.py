@@ -1,0 +1,101 @@
+"""Plots as PNG bytes (matplotlib, Agg backend) for the HTML page.
+
+- trade-off: x = memorized recall kept (family `memorized_val`, else `memorized`), y = a skill
+  kept (`logic`, `qa_open`: one panel each); one point per run, and for a method swept over `rho`
+  a line through its per-config means sorted by rho.
+- family bars: mean % kept per family and method variant, error bars = std over seeds.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+from leaderboard.aggregate import family_rank
+
+X_FAMILIES = ("memorized_val", "memorized")
+Y_FAMILIES = ("logic", "qa_open")
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _colours(methods: list[str]) -> dict[str, tuple]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return {m: cmap(i % 10) for i, m in enumerate(sorted(methods))}
+
+
+def tradeoff_png(families: "pandas.DataFrame") -> bytes | None:
+    """Families of one model × suite (aggregate.family_table rows); None if the x family or
+    every y family is missing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = set(families.family)
+    x_family = next((f for f in X_FAMILIES if f in present), None)
+    y_families = [f for f in Y_FAMILIES if f in present]
+    if x_family is None or not y_families:
+        return None
+    # One row per run, one column per family (set_index keeps runs whose rho is nan; pivot_table
+    # would drop them, or with dropna=False invent every combination of the index levels).
+    wide = (families.set_index(["method", "variant", "rho", "config_key", "seed", "family"]).pct_kept
+            .unstack("family").reset_index())
+    colours = _colours(list(wide.method.unique()))
+    fig, axes = plt.subplots(1, len(y_families), figsize=(5.5 * len(y_families), 4.5), squeeze=False)
+    for ax, y_family in zip(axes[0], y_families):
+        for method, g in wide.groupby("method", sort=True):
+            ax.scatter(g[x_family], g[y_family], color=colours[method], label=method, s=30, alpha=0.8)
+            sweep = g.dropna(subset=["rho"]).groupby("rho", sort=True)[[x_family, y_family]].mean()
+            if len(sweep) > 1:
+                ax.plot(sweep[x_family], sweep[y_family], color=colours[method], lw=1.2)
+                for rho, p in sweep.iterrows():
+                    ax.annotate(f"ρ={rho:g}", (p[x_family], p[y_family]), fontsize=7,
+                                xytext=(3, 3), textcoords="offset points")
+        ax.axhline(100, color="#999", lw=0.6, ls="--")
+        ax.axvline(100, color="#999", lw=0.6, ls="--")
+        ax.set_xlabel(f"{x_family}: recall kept (% of unedited, lower = removed)")
+        ax.set_ylabel(f"{y_family}: kept (% of unedited)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def family_bars_png(families: "pandas.DataFrame") -> bytes | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if families.empty:
+        return None
+    fams = sorted(families.family.unique(), key=family_rank)
+    variants = list(dict.fromkeys(families.variant))
+    stats = families.groupby(["variant", "family"]).pct_kept.agg(["mean", "std"])
+    width = 0.8 / max(1, len(variants))
+    cmap = plt.get_cmap("tab20")
+    fig, ax = plt.subplots(figsize=(min(12.0, 2.0 + 0.25 * len(fams) * len(variants)), 4.5))
+    x = np.arange(len(fams))
+    for i, v in enumerate(variants):
+        means = [stats["mean"].get((v, f), math.nan) for f in fams]
+        stds = [stats["std"].get((v, f), math.nan) for f in fams]
+        ax.bar(x + (i - (len(variants) - 1) / 2) * width, means, width, yerr=np.nan_to_num(stds),
+               label=v, color=cmap(i % 20), capsize=2, error_kw={"lw": 0.8})
+    ax.axhline(100, color="#555", lw=0.8, ls="--")
+    ax.set_xticks(x, fams, rotation=30, ha="right")
+    ax.set_ylabel("kept (% of unedited)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: never hides a bar
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,220 @@
+"""Tables for people: Markdown and a static HTML page (plots inline), plus CSV/Parquet for pandas.
+
+One table pair per model × suite: methods as rows, task instances (grouped by family, in the
+paper's Figure 3 order) as columns. The first table shows the primary metric as % of the
+unedited model ("% kept", see leaderboard/aggregate.py), best per column in bold; the second the
+raw numbers with 95 % intervals (one seed) or mean ± std (several seeds). Markdown and CSV hold
+no timestamps and use fixed float formats, so the same runs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from leaderboard.aggregate import family_goal
+
+NO_BEST_METHODS = ("none",)  # the unedited reference is shown but never marked best
+
+
+@dataclass
+class Cell:
+    text: str
+    bold: bool = False
+
+
+@dataclass
+class Section:
+    model: str
+    suite: str
+    columns: list[str]  # header texts after the fixed ones
+    pct_rows: list[list[Cell]] = field(default_factory=list)
+    raw_rows: list[list[Cell]] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.model} · {self.suite}"
+
+
+FIXED = ["method", "data needed", "seeds"]
+
+
+def _finite(x: float) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x))
+
+
+def fmt_pct(mean: float, std: float) -> str:
+    if not _finite(mean):
+        return "n/a"
+    return f"{mean:.1f}" + (f" ± {std:.1f}" if _finite(std) else "")
+
+
+def fmt_raw(mean: float, std: float, lo: float, hi: float) -> str:
+    if not _finite(mean):
+        return "n/a"
+    if _finite(std):
+        return f"{mean:.4f} ± {std:.4f}"
+    return f"{mean:.4f}" + (f" [{lo:.4f}, {hi:.4f}]" if _finite(lo) else "")
+
+
+def build_sections(summary: "pandas.DataFrame", long: "pandas.DataFrame") -> list[Section]:
+    from leaderboard.stats import mean_std
+
+    sections = []
+    for (model, suite), table in summary.groupby(["model", "suite"], sort=False):
+        tasks = list(dict.fromkeys(table.task))  # summary is already in family order
+        info = table.drop_duplicates("task").set_index("task")
+        cols = []
+        for t in tasks:
+            fam, metric = info.family[t], info.metric[t]
+            arrow = {"remove": "↓", "keep": "↑", "reference": "·"}[family_goal(fam)]
+            cols.append(f"{fam}{'' if t == fam else ': ' + t} ({metric}) {arrow}")
+        sec = Section(model, suite, cols)
+        variants = list(dict.fromkeys(table.variant))
+        cells = {(r.variant, r.task): r for r in table.itertuples()}
+        # Best per column: the lowest mean % kept for 'remove' families, the highest otherwise,
+        # compared at display precision (ties all bold).
+        best: dict[str, float] = {}
+        for t in tasks:
+            vals = [round(cells[v, t].pct_kept_mean, 1) for v in variants if (v, t) in cells
+                    and cells[v, t].method not in NO_BEST_METHODS and _finite(cells[v, t].pct_kept_mean)]
+            if vals and family_goal(info.family[t]) != "reference":
+                best[t] = min(vals) if family_goal(info.family[t]) == "remove" else max(vals)
+        # Unedited row: each seed's baseline once (runs of one seed share it), mean ± std over seeds.
+        prim = long[(long.model == model) & (long.suite == suite) & long.primary]
+        base = prim.drop_duplicates(["seed", "task"])
+        row = [Cell("unedited"), Cell(""), Cell(str(base.seed.nunique()))]
+        for t in tasks:
+            b = base[base.task == t]
+            m, s = mean_std(b.baseline.tolist())
+            lo, hi = (b.baseline_ci_low.iloc[0], b.baseline_ci_high.iloc[0]) if len(b) == 1 else (math.nan, math.nan)
+            row.append(Cell(fmt_raw(m, s, lo, hi)))
+        sec.raw_rows.append(row)
+        for v in variants:
+            first = next(cells[v, t] for t in tasks if (v, t) in cells)
+            head = [Cell(v), Cell(first.data_needed), Cell(str(first.seeds))]
+            pct, raw = list(head), list(head)
+            for t in tasks:
+                r = cells.get((v, t))
+                if r is None:
+                    pct.append(Cell("")), raw.append(Cell(""))
+                    continue
+                is_best = (t in best and r.method not in NO_BEST_METHODS and _finite(r.pct_kept_mean)
+                           and round(r.pct_kept_mean, 1) == best[t])
+                pct.append(Cell(fmt_pct(r.pct_kept_mean, r.pct_kept_std), is_best))
+                raw.append(Cell(fmt_raw(r.edited_mean, r.edited_std, r.edited_ci_low, r.edited_ci_high)))
+            sec.pct_rows.append(pct)
+            sec.raw_rows.append(raw)
+        sections.append(sec)
+    return sections
+
+
+LEGEND = """\
+Columns: one per task instance, `family: task (primary metric)`; ↓ = a family whose content the
+method should remove (lower % kept is better), ↑ = a skill to keep (higher is better), · = a
+chance-level reference (never-trained control passages: no best). Best per
+column in **bold** (the unedited reference `none` is never marked). `data needed`: what the method
+was given besides general text. % kept = edited / unedited × 100 of the primary metric, except
+for lower-is-better metrics of skills (perplexity's mean NLL): unedited / edited × 100, so below
+100 always means worse. n/a: the unedited value is 0. Several seeds: mean ± std over seeds; one
+seed: raw values carry a 95 % interval (Wilson for proportions, bootstrap for means).
+See docs/leaderboard.md."""
+
+
+def _md_row(cells: list[Cell]) -> str:
+    def one(c: Cell) -> str:
+        text = c.text.replace("|", "\\|")
+        return f"**{text}**" if c.bold and text else text
+    return "| " + " | ".join(one(c) for c in cells) + " |"
+
+
+def markdown(sections: list[Section], n_runs: int) -> str:
+    out = ["# Leaderboard", "", f"{n_runs} runs. Regenerate with `python -m leaderboard`.", "", LEGEND, ""]
+    if not sections:
+        out += ["No complete runs found.", ""]
+    for sec in sections:
+        header = [Cell(h) for h in FIXED + sec.columns]
+        rule = "|" + "|".join(["---"] * 3 + ["---:"] * len(sec.columns)) + "|"
+        out += [f"## {sec.title}", "", "### % of unedited (primary metric)", "", _md_row(header), rule]
+        out += [_md_row(r) for r in sec.pct_rows]
+        out += ["", "### Raw values", "", _md_row(header), rule]
+        out += [_md_row(r) for r in sec.raw_rows]
+        out.append("")
+    return "\n".join(out)
+
+
+def write_csv(df: "pandas.DataFrame", path: Path) -> None:
+    df.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+
+
+def write_parquet(df: "pandas.DataFrame", path: Path) -> bool:
+    """Parquet beside the CSV when pyarrow is importable; False (nothing written) otherwise."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    df.to_parquet(path, index=False)
+    return True
+
+
+def _html_table(header: list[str], rows: list[list[Cell]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{'<b>' if c.bold else ''}{html.escape(c.text)}{'</b>' if c.bold else ''}</td>"
+                         for c in row) + "</tr>"
+        for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# Runs first in <head>: records any script error, then on load checks every image decoded and
+# writes the verdict into #page-status (data-status="ok" or "error"), which the browser test reads.
+PAGE_CHECK = """<script>
+window.pageErrors = [];
+function showStatus() {
+  var el = document.getElementById('page-status');
+  if (!el) return;
+  var bad = [];
+  for (var i = 0; i < document.images.length; i++) {
+    var img = document.images[i];
+    if (!img.complete || img.naturalWidth === 0) bad.push('image not loaded: ' + img.alt);
+  }
+  var problems = window.pageErrors.concat(bad);
+  el.setAttribute('data-status', problems.length ? 'error' : 'ok');
+  el.textContent = problems.length ? problems.join('; ')
+                                   : 'page check ok: ' + document.images.length + ' images loaded';
+}
+window.onerror = function (msg, src, line) { window.pageErrors.push('script error: ' + msg + ' (line ' + line + ')'); showStatus(); };
+window.addEventListener('load', showStatus);
+</script>"""
+
+STYLE = """<style>
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #eef; }
+img { max-width: 100%; }
+#page-status { color: #777; font-size: 0.8em; }
+</style>"""
+
+
+def html_page(sections: list[Section], images: dict[tuple[str, str], list[tuple[str, bytes]]], n_runs: int) -> str:
+    parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+             "<title>Leaderboard</title>", STYLE, PAGE_CHECK, "</head><body>",
+             "<h1>Leaderboard</h1>", f"<p>{n_runs} runs.</p>",
+             "<p>" + html.escape(LEGEND).replace("**bold**", "<b>bold</b>").replace("\n", " ") + "</p>"]
+    if not sections:
+        parts.append("<p>No complete runs found.</p>")
+    for sec in sections:
+        header = FIXED + sec.columns
+        parts += [f"<h2>{html.escape(sec.title)}</h2>", "<h3>% of unedited (primary metric)</h3>",
+                  _html_table(header, sec.pct_rows), "<h3>Raw values</h3>", _html_table(header, sec.raw_rows)]
+        for title, png in images.get((sec.model, sec.suite), []):
+            data = base64.b64encode(png).decode("ascii")
+            parts += [f"<h3>{html.escape(title)}</h3>",
+                      f"<img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{data}\">"]
+    parts += ["<p id=\"page-status\" data-status=\"pending\">page check pending</p>", "</body></html>", ""]
+    return "\n".join(parts)

@@ -1,0 +1,71 @@
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from leaderboard.stats import bootstrap_mean_interval, interval, mean_std, wilson_interval
+
+
+def test_wilson_hand_computed_8_of_10():
+    # z = 1.959964: centre = (0.8 + z²/20) / (1 + z²/10) = 0.716736,
+    # half = z·sqrt(0.016 + z²/400) / (1 + z²/10) = 0.226574
+    lo, hi = wilson_interval(0.8, 10)
+    assert lo == pytest.approx(0.490162, abs=1e-6)
+    assert hi == pytest.approx(0.943318, abs=1e-6)
+
+
+@pytest.mark.parametrize("k,n", [(0, 5), (1, 7), (13, 20), (20, 20), (37, 250)])
+def test_wilson_matches_scipy_binomtest(k, n):
+    ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = wilson_interval(k / n, n)
+    assert (lo, hi) == pytest.approx((ref.low, ref.high), abs=1e-9)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+
+
+def test_wilson_bounds_are_exact_at_zero_and_one():
+    assert wilson_interval(0.0, 6)[0] == 0.0 and wilson_interval(1.0, 6)[1] == 1.0
+    # 0 of 6: upper = z² / (n + z²) = 3.8415 / 9.8415
+    assert wilson_interval(0.0, 6)[1] == pytest.approx(3.841459 / 9.841459, abs=1e-6)
+
+
+def test_wilson_no_examples_is_nan():
+    assert all(math.isnan(x) for x in wilson_interval(0.5, 0))
+
+
+def slow_percentile_bootstrap(x, n_resamples=4000, seed=1):
+    rng = np.random.default_rng(seed)
+    means = [rng.choice(x, size=len(x), replace=True).mean() for _ in range(n_resamples)]
+    return np.percentile(means, [2.5, 97.5])
+
+
+def test_bootstrap_is_deterministic_and_matches_a_slow_reference():
+    x = np.random.default_rng(0).normal(3.0, 1.0, size=40).tolist()
+    lo, hi = bootstrap_mean_interval(x)
+    assert (lo, hi) == bootstrap_mean_interval(x)  # fixed seed
+    assert lo < np.mean(x) < hi
+    ref_lo, ref_hi = slow_percentile_bootstrap(np.array(x))
+    # Different resampling streams: agree to Monte-Carlo error (interval width ~0.6 here).
+    assert lo == pytest.approx(ref_lo, abs=0.05) and hi == pytest.approx(ref_hi, abs=0.05)
+    # The normal-theory interval is a third, independent check.
+    se = np.std(x, ddof=1) / math.sqrt(len(x))
+    assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.15)
+
+
+def test_bootstrap_degenerate_cases():
+    assert bootstrap_mean_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert all(math.isnan(v) for v in bootstrap_mean_interval([1.0]))
+
+
+def test_interval_dispatches_on_kind():
+    assert interval("proportion", 0.8, 10, None) == wilson_interval(0.8, 10)
+    assert interval("mean", 1.5, 2, [1.0, 2.0]) == bootstrap_mean_interval([1.0, 2.0])
+    assert all(math.isnan(v) for v in interval("mean", 1.5, 2, None))  # no samples, no interval
+    assert all(math.isnan(v) for v in interval("value", 20.0, 8, [1.0, 2.0]))
+
+
+def test_mean_std_over_seeds():
+    mean, std = mean_std([1.0, 2.0, 4.0])
+    assert mean == pytest.approx(7 / 3)
+    assert std == pytest.approx(math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2))
+    assert mean_std([5.0])[0] == 5.0 and math.isnan(mean_std([5.0])[1])
