@@ -1,12 +1,14 @@
 """Find the MLP weight matrices of a model, whatever its architecture.
 
 Methods name matrices by role ("gate", "up", "down") and layers by index; this module maps those
-to the modules of OLMo-2 / Llama / Mistral / Qwen, GPT-NeoX, GPT-2 and ViT models.
+to the modules of OLMo-2 / Llama / Mistral / Qwen, GPT-NeoX, GPT-2 and ViT models (the task heads,
+e.g. *ForCausalLM, and the bare base models, e.g. Olmo2Model).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -14,26 +16,53 @@ from harness.errors import ConfigError
 
 MATRICES = ("gate", "up", "down")
 
-# (path to the list of blocks, {role: path of the Linear inside a block})
+_LLAMA = {"gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}
+_NEOX = {"up": "mlp.dense_h_to_4h", "down": "mlp.dense_4h_to_h"}
+_GPT2 = {"up": "mlp.c_fc", "down": "mlp.c_proj"}
+_VIT = {"up": "intermediate.dense", "down": "output.dense"}   # transformers 4
+_VIT5 = {"up": "mlp.fc1", "down": "mlp.fc2"}                   # transformers 5
+
+# (path to the list of blocks, {role: path of the Linear inside a block}). A layout matches when
+# the path is a ModuleList and its first block has every listed Linear: "layers" is both a bare
+# Llama-style model and a bare GPT-NeoX model, told apart by their MLP names.
 _ARCHITECTURES: list[tuple[str, dict[str, str]]] = [
-    ("model.layers", {"gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}),
-    ("gpt_neox.layers", {"up": "mlp.dense_h_to_4h", "down": "mlp.dense_4h_to_h"}),
-    ("transformer.h", {"up": "mlp.c_fc", "down": "mlp.c_proj"}),
-    ("vit.encoder.layer", {"up": "intermediate.dense", "down": "output.dense"}),
+    ("model.layers", _LLAMA),           # OLMo-2, Llama, Mistral, Qwen (*ForCausalLM)
+    ("gpt_neox.layers", _NEOX),         # GPTNeoXForCausalLM (Pythia)
+    ("transformer.h", _GPT2),           # GPT2LMHeadModel (Conv1D, weight stored transposed)
+    ("vit.layers", _VIT5),              # ViTForImageClassification (transformers 5)
+    ("vit.encoder.layer", _VIT),        # ViTForImageClassification (transformers 4)
+    ("layers", _LLAMA), ("layers", _NEOX), ("h", _GPT2), ("layers", _VIT5),  # base models
+    ("encoder.layer", _VIT),
 ]
 
 
-def _blocks_and_roles(model: torch.nn.Module) -> tuple[str, Sequence[torch.nn.Module], dict[str, str]]:
+class MLPLinear(NamedTuple):
+    name: str                 # full module name, e.g. "model.layers.3.mlp.up_proj"
+    layer: int                # block index, 0-based
+    role: str                 # "gate" | "up" | "down"
+    module: torch.nn.Module   # nn.Linear or GPT-2's Conv1D
+
+
+def _has(module: torch.nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def _blocks_and_roles(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList, dict[str, str]]:
     for blocks_path, roles in _ARCHITECTURES:
-        try:
-            blocks = model.get_submodule(blocks_path)
-        except AttributeError:
+        if not _has(model, blocks_path):
             continue
-        if isinstance(blocks, torch.nn.ModuleList):
+        blocks = model.get_submodule(blocks_path)
+        if isinstance(blocks, torch.nn.ModuleList) and len(blocks) > 0 and all(
+                _has(blocks[0], path) for path in roles.values()):
             return blocks_path, blocks, roles
-    known = ", ".join(path for path, _ in _ARCHITECTURES)
+    known = ", ".join(sorted({path for path, _ in _ARCHITECTURES}))
     raise ConfigError(
-        f"cannot find the MLP layers of {type(model).__name__}: known layouts are {known}; "
+        f"cannot find the MLP layers of {type(model).__name__}: known layouts are "
+        f"OLMo-2/Llama/Mistral/Qwen, GPT-NeoX, GPT-2, ViT (block lists {known}); "
         "set method.module_pattern to a regex over module names instead"
     )
 
@@ -43,11 +72,14 @@ def num_layers(model: torch.nn.Module) -> int:
     return len(_blocks_and_roles(model)[1])
 
 
-def mlp_linears(model: torch.nn.Module, layers: Sequence[int] | None = None,
-                matrices: Sequence[str] = MATRICES) -> dict[str, torch.nn.Module]:
-    """Full module name -> the Linear (or GPT-2 Conv1D) of each requested MLP matrix in each
-    requested layer. `layers=None` means all layers; negative indices count from the end."""
+def find_mlp_linears(model: torch.nn.Module, layers: Sequence[int] | None = None,
+                     matrices: Sequence[str] = MATRICES) -> list[MLPLinear]:
+    """Each requested MLP matrix of each requested layer, in layer order then `matrices` order.
+    `layers=None` means all layers; negative indices count from the end."""
     blocks_path, blocks, roles = _blocks_and_roles(model)
+    unknown = [m for m in matrices if m not in MATRICES]
+    if unknown:
+        raise ConfigError(f"unknown MLP matrix {', '.join(map(repr, unknown))}; valid: {', '.join(MATRICES)}")
     missing = [m for m in matrices if m not in roles]
     if missing:
         raise ConfigError(
@@ -56,15 +88,27 @@ def mlp_linears(model: torch.nn.Module, layers: Sequence[int] | None = None,
         )
     count = len(blocks)
     chosen = range(count) if layers is None else list(layers)
-    found: dict[str, torch.nn.Module] = {}
+    found: list[MLPLinear] = []
+    seen: set[int] = set()
     for index in chosen:
-        if not -count <= int(index) < count:
-            raise ConfigError(f"layer {index} does not exist: the model has layers 0..{count - 1}")
-        index = int(index) % count
+        if isinstance(index, bool) or not isinstance(index, int) or not -count <= index < count:
+            raise ConfigError(f"layer {index!r} does not exist: the model has layers 0..{count - 1} "
+                              f"(or -{count}..-1 from the end)")
+        index %= count
+        if index in seen:  # [1, -1] on a 2-layer model names layer 1 twice: edit it once
+            continue
+        seen.add(index)
         for role in matrices:
             name = f"{blocks_path}.{index}.{roles[role]}"
-            found[name] = model.get_submodule(name)
+            found.append(MLPLinear(name, index, role, model.get_submodule(name)))
     return found
+
+
+def mlp_linears(model: torch.nn.Module, layers: Sequence[int] | None = None,
+                matrices: Sequence[str] = MATRICES) -> dict[str, torch.nn.Module]:
+    """Full module name -> the Linear (or GPT-2 Conv1D) of each requested MLP matrix in each
+    requested layer. `layers=None` means all layers; negative indices count from the end."""
+    return {found.name: found.module for found in find_mlp_linears(model, layers, matrices)}
 
 
 def modules_matching(model: torch.nn.Module, pattern: str) -> dict[str, torch.nn.Module]:
@@ -76,9 +120,11 @@ def modules_matching(model: torch.nn.Module, pattern: str) -> dict[str, torch.nn
     except re.error as e:
         raise ConfigError(f"module_pattern {pattern!r} is not a valid regex: {e}") from None
     found = {name: m for name, m in model.named_modules()
-             if regex.search(name) and getattr(m, "weight", None) is not None and m.weight.dim() == 2}
+             if regex.search(name) and isinstance(getattr(m, "weight", None), torch.Tensor)
+             and m.weight.dim() == 2 and not isinstance(m, torch.nn.Embedding)}
     if not found:
-        raise ConfigError(f"module_pattern {pattern!r} matches no 2-D weight module")
+        raise ConfigError(f"module_pattern {pattern!r} matches no module with a 2-D weight "
+                          "(Linear or Conv1D); embeddings are excluded")
     return found
 
 
@@ -95,5 +141,7 @@ def weight_as_out_in(module: torch.nn.Module) -> torch.Tensor:
 def set_weight_out_in(module: torch.nn.Module, weight_out_in: torch.Tensor) -> None:
     """Write an (out, in) matrix back into the module's own layout and dtype."""
     target = weight_as_out_in(module)
+    if tuple(weight_out_in.shape) != tuple(target.shape):
+        raise ValueError(f"weight shape {tuple(weight_out_in.shape)} != module's (out, in) {tuple(target.shape)}")
     with torch.no_grad():
         target.copy_(weight_out_in.to(dtype=target.dtype, device=target.device))

@@ -1,0 +1,522 @@
+"""K-FAC curvature edit (Merullo et al. 2025, "From Memorization to Reasoning in the Spectrum of
+Loss Curvature"): remove the low-curvature components of MLP weights.
+
+For each edited linear layer with weight W (out x in):
+  1. A = E[x x^T] over the layer's inputs, G = E[g g^T] over the loss gradient w.r.t. its outputs,
+     both averaged over positions of a general text stream (no memorized examples needed).
+  2. A = U_A diag(mu) U_A^T, G = U_G diag(lam) U_G^T (fp32 eigh, no damping; tiny negative
+     eigenvalues from rounding are clamped to 0).
+  3. C = U_G^T W U_A; component (i, j) carries curvature mass lam_i * mu_j.
+  4. Keep the fewest components, largest mass first, whose mass sums to >= rho * sum(lam) * sum(mu).
+  5. W' = U_G (C * M) U_A^T, written as W - U_G (C * (1 - M)) U_A^T: the same matrix, but W stays
+     bit-identical when nothing is removed and rounding scales with what is removed.
+
+Convention for G. The loss of a batch is the mean cross-entropy over its n counted positions, so
+the gradient autograd hands the output at position t is (1/n) g_t, where g_t = d(sum of the
+sequence's per-position losses)/d out_t (position t's own loss plus, through attention, the later
+ones). We multiply it back by n before the outer product: G = (1/N) sum_t g_t g_t^T over all N
+counted positions, an expectation over positions that does not depend on the batch size (the
+paper's code accumulates per batch; with equal batches the two differ only by a constant factor,
+which rho, a ratio of masses, ignores). This is curvlinops' KFACLinearOperator convention for
+CrossEntropyLoss(reduction="mean"), kfac_approx="expand"; tests/methods/test_kfac.py checks it
+against curvlinops and against a per-window autograd loop. Labels are sampled from the
+model's softmax (true Fisher, `labels: sampled`) or are the gold next tokens (`labels: empirical`).
+Language models count every position but the last (it has no next token); image classifiers
+count the CLS token only and use the classification loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.errors import ConfigError, DataError
+from methods.base import Method, MethodContext
+
+LABELS = ("sampled", "empirical")
+DTYPES = {None: None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+FACTOR_FORMAT = 1  # bump when the meaning of cached factor files changes
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics: how a batch is run and which positions count (the only model-specific part)
+# ---------------------------------------------------------------------------------------------
+
+def sample_labels(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One label per row of (n, classes) logits, drawn from the model's own softmax."""
+    probs = logits.detach().float().softmax(dim=-1)
+    if not torch.isfinite(probs).all():
+        raise DataError("the model produced NaN/inf logits in the K-FAC statistics pass "
+                        "(try method.dtype=float32, or check the model's weights)")
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def lm_loss(model: torch.nn.Module, batch: torch.Tensor, labels: str,
+            generator: torch.Generator) -> tuple[torch.Tensor, int]:
+    """Mean next-token cross-entropy over all positions but the last; (loss, positions counted)."""
+    device = next(model.parameters()).device
+    ids = batch.to(device)
+    logits = model(input_ids=ids).logits[:, :-1]
+    flat = logits.reshape(-1, logits.shape[-1]).float()
+    targets = sample_labels(flat, generator) if labels == "sampled" else ids[:, 1:].reshape(-1)
+    return torch.nn.functional.cross_entropy(flat, targets), flat.shape[0]
+
+
+def lm_positions(activations: torch.Tensor) -> torch.Tensor:
+    """(batch, seq, d) -> (batch * (seq - 1), d): every position that predicts a next token."""
+    return activations[:, :-1].reshape(-1, activations.shape[-1])
+
+
+def image_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], labels: str,
+               generator: torch.Generator) -> tuple[torch.Tensor, int]:
+    """Mean classification cross-entropy over the images; (loss, images counted)."""
+    device = next(model.parameters()).device
+    pixels, gold = batch
+    logits = model(pixel_values=pixels.to(device)).logits.float()
+    targets = sample_labels(logits, generator) if labels == "sampled" else gold.to(device)
+    return torch.nn.functional.cross_entropy(logits, targets), logits.shape[0]
+
+
+def cls_positions(activations: torch.Tensor) -> torch.Tensor:
+    """(batch, tokens, d) -> (batch, d): the CLS token (position 0) of each image."""
+    return activations[:, 0]
+
+
+# kind -> (loss of a batch, positions that count)
+RUNNERS: dict[str, tuple[Callable, Callable[[torch.Tensor], torch.Tensor]]] = {
+    "lm": (lm_loss, lm_positions),
+    "image": (image_loss, cls_positions),
+}
+
+
+@dataclasses.dataclass
+class Factors:
+    A: dict[str, torch.Tensor]  # module name -> (in, in) fp32; modules reading one input share one tensor
+    G: dict[str, torch.Tensor]  # module name -> (out, out) fp32
+    positions: int              # positions averaged over
+    inputs: int                 # tokens (language models) or images run through the model
+
+
+def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Module],
+                         batches: Iterable[Any], *, labels: str = "sampled", kind: str = "lm",
+                         autocast_dtype: torch.dtype | None = None, seed: int = 0,
+                         on_batch: Callable[[int], None] | None = None) -> Factors:
+    """A and G of every module in `modules`, in one pass over `batches` (LongTensor[B, T] for
+    kind="lm", (pixels[B, C, H, W], labels[B]) for kind="image"). Sums are kept in fp32.
+
+    Modules that read the very same input tensor (gate_proj and up_proj) share one A, computed
+    once. Parameters are frozen during the pass and the backward pass only reaches down to the
+    first edited layer: gradients are taken w.r.t. the edited layers' inputs, never the weights."""
+    if labels not in LABELS:
+        raise ConfigError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
+    loss_of_batch, positions_of = RUNNERS[kind]
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    a_sums: dict[str, torch.Tensor] = {}
+    g_sums: dict[str, torch.Tensor] = {}
+    a_owner: dict[str, str] = {}  # module name -> module whose A it shares (itself if it owns one)
+    batch_inputs: dict[int, tuple[torch.Tensor, torch.Tensor, str]] = {}  # id(x) -> (x, x used, owner)
+    scale = [1.0]  # n of the current batch: undoes the mean reduction (see module docstring)
+
+    def add_outer(sums: dict[str, torch.Tensor], name: str, rows: torch.Tensor, alpha: float = 1.0) -> None:
+        rows = rows.float()
+        if name not in sums:
+            sums[name] = torch.zeros(rows.shape[-1], rows.shape[-1], dtype=torch.float32, device=rows.device)
+        sums[name].addmm_(rows.T, rows, alpha=alpha)
+
+    def before_forward(name: str):
+        def hook(module: torch.nn.Module, args: tuple) -> tuple:
+            x = args[0]
+            entry = batch_inputs.get(id(x))
+            if entry is None or entry[0] is not x:
+                # Parameters are frozen, so the first edited layer's input carries no graph: make
+                # it a leaf that requires grad; later edited layers' inputs already do.
+                used = x if x.requires_grad else x.detach().requires_grad_()
+                entry = batch_inputs[id(x)] = (x, used, name)
+                add_outer(a_sums, name, positions_of(x.detach()))
+            if a_owner.setdefault(name, entry[2]) != entry[2]:
+                raise RuntimeError(f"{name} shared its input with {a_owner[name]} before, now with {entry[2]}")
+            return (entry[1],) + tuple(args[1:])
+        return hook
+
+    def after_forward(name: str):
+        def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+            def on_grad(grad: torch.Tensor) -> None:
+                add_outer(g_sums, name, positions_of(grad.detach()), alpha=scale[0] ** 2)
+            output.register_hook(on_grad)
+        return hook
+
+    handles = []
+    for name, module in modules.items():
+        handles.append(module.register_forward_pre_hook(before_forward(name)))
+        handles.append(module.register_forward_hook(after_forward(name)))
+    requires_grad = {p: p.requires_grad for p in model.parameters()}
+    was_training = model.training
+    dropout_p = {m: m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    positions = inputs = 0
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.train()  # as the paper; dropout is switched off so train mode changes nothing else
+        for m in dropout_p:
+            m.p = 0.0
+        for batch in batches:
+            batch_inputs.clear()
+            with torch.enable_grad(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
+                                                     enabled=autocast_dtype not in (None, torch.float32)):
+                loss, n = loss_of_batch(model, batch, labels, generator)
+            scale[0] = float(n)
+            leaves = [used for _, used, _ in batch_inputs.values()]
+            torch.autograd.grad(loss, leaves, allow_unused=True)
+            count = batch.numel() if kind == "lm" else len(batch[0])
+            positions, inputs = positions + n, inputs + count
+            if on_batch is not None:
+                on_batch(count)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for p, flag in requires_grad.items():
+            p.requires_grad_(flag)
+        for m, p in dropout_p.items():
+            m.p = p
+        model.train(was_training)
+        batch_inputs.clear()
+    if positions == 0:
+        raise DataError("the statistics stream gave no batches: K-FAC needs some general text "
+                        "(model.data.stats) with at least seq_len tokens")
+    missing = [name for name in modules if name not in g_sums]
+    if missing:
+        raise DataError(f"no gradient reached {', '.join(missing)}: the loss does not depend on these layers")
+    shared = {owner: a_sums[owner] / positions for owner in set(a_owner.values())}
+    return Factors(A={name: shared[a_owner[name]] for name in modules},
+                   G={name: g_sums[name] / positions for name in modules},
+                   positions=positions, inputs=inputs)
+
+
+def check_finite(factors: Factors) -> None:
+    for kind, table in (("A", factors.A), ("G", factors.G)):
+        for name, matrix in table.items():
+            if not torch.isfinite(matrix).all():
+                raise DataError(f"K-FAC factor {kind} of {name} has NaN/inf entries: the statistics "
+                                "pass overflowed or the model produced NaN (try method.dtype=float32)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Factor cache: one safetensors file per settings hash, written atomically
+# ---------------------------------------------------------------------------------------------
+
+def settings_key(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def save_factors(path: Path, factors: Factors, settings: dict[str, Any]) -> None:
+    """Temp file + os.replace: a killed write never leaves a readable file at `path`."""
+    from safetensors.torch import save_file
+
+    owners: dict[int, str] = {}
+    a_owner = {name: owners.setdefault(id(matrix), name) for name, matrix in factors.A.items()}
+    tensors = {f"A:{name}": factors.A[name].contiguous() for name in set(a_owner.values())}
+    tensors.update({f"G:{name}": matrix.contiguous() for name, matrix in factors.G.items()})
+    metadata = {"settings": json.dumps(settings, sort_keys=True), "a_owner": json.dumps(a_owner),
+                "positions": str(factors.positions), "inputs": str(factors.inputs)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        save_file(tensors, str(temp), metadata=metadata)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def load_factors(path: Path, settings: dict[str, Any]) -> Factors | None:
+    """The cached factors, or None when the file is absent, unreadable or for other settings."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            if json.loads(metadata["settings"]) != json.loads(json.dumps(settings, sort_keys=True)):
+                return None
+            a_owner = json.loads(metadata["a_owner"])
+            shared = {owner: f.get_tensor(f"A:{owner}") for owner in set(a_owner.values())}
+            return Factors(A={name: shared[owner] for name, owner in a_owner.items()},
+                           G={name: f.get_tensor(f"G:{name}") for name in a_owner},
+                           positions=int(metadata["positions"]), inputs=int(metadata["inputs"]))
+    except Exception:  # truncated, corrupted or foreign file: recompute and overwrite it
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The edit: pure functions on eigenvalues and matrices
+# ---------------------------------------------------------------------------------------------
+
+def eigh_descending(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(eigenvalues, eigenvectors as columns) of a symmetric PSD matrix, largest first, fp32.
+    Rounding makes some eigenvalues of a PSD matrix slightly negative: they are clamped to 0."""
+    values, vectors = torch.linalg.eigh(matrix.float())
+    return values.flip(0).clamp_min(0), vectors.flip(1)
+
+
+def keep_counts(lam: torch.Tensor, mu: torch.Tensor, rho: float, band_limit: int = 1 << 16) -> torch.Tensor:
+    """How many components to keep in each row: the kept set is {(i, j): j < counts[i]}, with
+    lam (rows) and mu (columns) sorted descending and >= 0. It is the smallest set of largest
+    products lam_i * mu_j whose sum reaches rho * sum(lam) * sum(mu); rho >= 1 keeps everything.
+
+    Never materialises all out x in products: a bisection on the product threshold t (counts per
+    row by searchsorted, masses by prefix sums: O(out log in) a step) narrows the boundary to a
+    band of at most `band_limit` pairs (or to a tie), which is then sorted exactly."""
+    lam, mu = lam.double().cpu(), mu.double().cpu()
+    out, inn = len(lam), len(mu)
+    if rho >= 1:
+        return torch.full((out,), inn, dtype=torch.long)
+    target = rho * lam.sum().item() * mu.sum().item()
+    if target <= 0:
+        return torch.zeros(out, dtype=torch.long)
+    mu_ascending = mu.flip(0)
+    mu_prefix = torch.cat([mu.new_zeros(1), mu.cumsum(0)])  # mu_prefix[k] = sum of the k largest
+
+    def counts_at_least(t: float) -> torch.Tensor:  # per row, #{j : lam_i * mu_j >= t}, t > 0
+        return inn - torch.searchsorted(mu_ascending, t / lam, right=False)
+
+    def mass(counts: torch.Tensor) -> float:
+        return (lam * mu_prefix[counts]).sum().item()
+
+    lo = (lam[lam > 0].min() * mu[mu > 0].min()).item() / 2  # every positive pair: mass = total >= target
+    hi = (lam[0] * mu[0]).item() * 2.0                    # no pair: mass 0 < target
+    lo_counts, hi_counts = counts_at_least(lo), counts_at_least(hi)
+    for _ in range(400):
+        if int((lo_counts - hi_counts).sum()) <= band_limit:
+            break
+        mid = (lo * hi) ** 0.5  # geometric: products span many orders of magnitude
+        if not lo < mid < hi:
+            break
+        mid_counts = counts_at_least(mid)
+        if mass(mid_counts) >= target:
+            lo, lo_counts = mid, mid_counts
+        else:
+            hi, hi_counts = mid, mid_counts
+    # Exact finish on the band lo <= product < hi: rows in order, columns ascending within a row,
+    # so a stable descending sort keeps each row's choice a prefix even among equal products.
+    widths = lo_counts - hi_counts
+    rows = torch.repeat_interleave(torch.arange(out), widths)
+    cols = hi_counts[rows] + (torch.arange(len(rows)) - torch.repeat_interleave(widths.cumsum(0) - widths, widths))
+    values = lam[rows] * mu[cols]
+    order = torch.sort(values, descending=True, stable=True).indices
+    need = target - mass(hi_counts)
+    taken = int(torch.searchsorted(values[order].cumsum(0), torch.tensor([need], dtype=torch.float64)).item()) + 1
+    taken = min(taken, len(order)) if need > 0 else 0
+    return hi_counts + torch.bincount(rows[order[:taken]], minlength=out)
+
+
+def kfac_edit_weight(weight: torch.Tensor, A: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+                     G: torch.Tensor | tuple[torch.Tensor, torch.Tensor], rho: float
+                     ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """W' (fp32, out x in) keeping the top-curvature components of `weight` (out x in). A and G are
+    the factors or their precomputed eigh_descending results."""
+    mu, U_A = A if isinstance(A, tuple) else eigh_descending(A)
+    lam, U_G = G if isinstance(G, tuple) else eigh_descending(G)
+    W = weight.detach().float()
+    counts = keep_counts(lam, mu, rho).to(W.device)
+    removed = torch.arange(W.shape[1], device=W.device)[None, :] >= counts[:, None]
+    C = U_G.T @ W @ U_A
+    W_new = W - U_G @ (C * removed) @ U_A.T if removed.any() else W.clone()
+    lam64, mu64 = lam.double().cpu(), mu.double().cpu()
+    total = lam64.sum() * mu64.sum()
+    mu_prefix = torch.cat([mu64.new_zeros(1), mu64.cumsum(0)])
+    kept_mass = (lam64 * mu_prefix[counts.cpu()]).sum()
+    kept = int(counts.sum())
+    return W_new, {"mass_kept": float(kept_mass / total) if total > 0 else 1.0,
+                   "components_total": W.numel(), "components_kept": kept,
+                   "components_removed": W.numel() - kept}
+
+
+# ---------------------------------------------------------------------------------------------
+# The method
+# ---------------------------------------------------------------------------------------------
+
+def _check_fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class KFAC(Method):
+    """K-FAC curvature edit. Settings are the keys of conf/method/kfac.yaml."""
+
+    needs = ()
+
+    def __init__(self, rho: float = 0.6, layers: list[int] | None = None,
+                 matrices: tuple[str, ...] = ("gate", "up"), overrides: dict | None = None,
+                 labels: str = "sampled", tokens: int = 20_000_000, seq_len: int = 512,
+                 batch_size: int = 48, dtype: str | None = None, module_pattern: str | None = None,
+                 images: int = 10_000) -> None:
+        from methods.layers import MATRICES
+
+        self.rho = _check_fraction("rho", rho)
+        if layers is not None and (not isinstance(layers, (list, tuple)) or not layers or any(
+                isinstance(i, bool) or not isinstance(i, int) for i in layers)):
+            raise ConfigError(f"layers must be null (all layers) or a non-empty list of layer indices, got {layers!r}")
+        self.layers = None if layers is None else list(layers)
+        if isinstance(matrices, str) or not matrices or any(m not in MATRICES for m in matrices):
+            raise ConfigError(f"matrices must be a non-empty list drawn from {list(MATRICES)}, got {matrices!r}")
+        self.matrices = tuple(matrices)
+        self.overrides = self._check_overrides(overrides or {})
+        if labels not in LABELS:
+            raise ConfigError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
+        self.labels = labels
+        self.tokens = _check_positive_int("tokens", tokens)
+        self.seq_len = _check_positive_int("seq_len", seq_len)
+        if self.seq_len < 2:
+            raise ConfigError(f"seq_len must be >= 2 (the last position is dropped), got {seq_len}")
+        self.batch_size = _check_positive_int("batch_size", batch_size)
+        self.images = _check_positive_int("images", images)
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype (autocast for the statistics pass) must be one of "
+                              f"{', '.join(str(d) for d in DTYPES)}, got {dtype!r}")
+        self.dtype = dtype
+        if module_pattern is not None and (self.overrides or layers is not None):
+            raise ConfigError("module_pattern selects modules by name: leave layers and overrides unset with it")
+        self.module_pattern = module_pattern
+
+    @staticmethod
+    def _check_overrides(overrides: Any) -> dict[int, dict[str, float]]:
+        """{"23": {"gate": 0.6}} -> {23: {"gate": 0.6}}."""
+        from methods.layers import MATRICES
+
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"overrides must map layer index -> {{matrix: rho}}, got {overrides!r}")
+        checked: dict[int, dict[str, float]] = {}
+        for layer, per_matrix in overrides.items():
+            try:
+                index = int(layer)
+            except (TypeError, ValueError):
+                raise ConfigError(f"overrides keys must be layer indices, got {layer!r}") from None
+            if not isinstance(per_matrix, dict) or any(m not in MATRICES for m in per_matrix):
+                raise ConfigError(f"overrides[{layer!r}] must map matrices {list(MATRICES)} to rho, got {per_matrix!r}")
+            checked[index] = {m: _check_fraction(f"overrides[{layer!r}][{m!r}]", r) for m, r in per_matrix.items()}
+        return checked
+
+    # -- which modules, at which rho -------------------------------------------------------
+    def targets(self, model: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, float]]:
+        """Module name -> (module, rho) for every matrix to edit."""
+        from methods.layers import find_mlp_linears, modules_matching, num_layers
+
+        if self.module_pattern is not None:
+            return {name: (m, self.rho) for name, m in modules_matching(model, self.module_pattern).items()}
+        count = num_layers(model)
+        overrides = {}
+        for layer, per_matrix in self.overrides.items():
+            if not -count <= layer < count:
+                raise ConfigError(f"overrides names layer {layer}: the model has layers 0..{count - 1}")
+            overrides[layer % count] = per_matrix
+        found = find_mlp_linears(model, self.layers, self.matrices)
+        for layer, per_matrix in overrides.items():
+            for matrix in per_matrix:
+                if not any(f.layer == layer and f.role == matrix for f in found):
+                    raise ConfigError(f"overrides names layer {layer} {matrix}, which is not among the "
+                                      f"edited layers/matrices ({self.layers or 'all'} x {list(self.matrices)})")
+        return {f.name: (f.module, overrides.get(f.layer, {}).get(f.role, self.rho)) for f in found}
+
+    # -- statistics, cached ------------------------------------------------------------------
+    def factors(self, model: torch.nn.Module, modules: dict[str, torch.nn.Module],
+                ctx: MethodContext) -> tuple[Factors, dict[str, Any]]:
+        """The factors from the cache if present, else collected and cached; plus report facts."""
+        if ctx.stats_windows is not None:
+            kind, budget = "lm", self.tokens
+            first = next(iter(ctx.stats_windows(self.seq_len, self.seq_len)), None)
+            fingerprint = None if first is None else hashlib.sha256(first.numpy().tobytes()).hexdigest()[:16]
+        elif ctx.stats_images is not None:
+            kind, budget = "image", self.images
+            first = next(iter(ctx.stats_images(1)), None)
+            fingerprint = None if first is None else hashlib.sha256(first[0].numpy().tobytes()).hexdigest()[:16]
+        else:
+            raise DataError("K-FAC needs a statistics stream: the model brings neither text windows nor images")
+        settings = {"format": FACTOR_FORMAT, "model_key": ctx.model_key, "kind": kind,
+                    "model_dtype": str(next(model.parameters()).dtype),
+                    "data_fingerprint": fingerprint, "budget": budget,
+                    "seq_len": self.seq_len if kind == "lm" else None, "batch_size": self.batch_size,
+                    "labels": self.labels, "seed": ctx.seed if self.labels == "sampled" else None,
+                    "dtype": self.dtype, "modules": sorted(modules)}
+        path = Path(ctx.cache_dir) / "kfac" / f"{settings_key(settings)}.safetensors"
+        cached = load_factors(path, settings)
+        if cached is not None:
+            check_finite(cached)
+            return cached, {"factor_cache": "hit", "factor_file": str(path), "collection_seconds": 0.0}
+        start = time.perf_counter()
+        if kind == "lm":
+            windows = ctx.stats_windows(self.seq_len, self.tokens)
+            batches = _batched(windows, self.batch_size, lambda rows: torch.stack(rows))
+        else:
+            images = ctx.stats_images(self.images)
+            batches = _batched(images, self.batch_size,
+                               lambda rows: (torch.stack([r[0] for r in rows]), torch.tensor([r[1] for r in rows])))
+        step = None
+        if ctx.progress is not None:
+            task = ctx.progress.add_task("K-FAC statistics", total=budget)
+            step = lambda count: ctx.progress.advance(task, count)  # noqa: E731
+        factors = collect_kfac_factors(model, modules, batches, labels=self.labels, kind=kind,
+                                       autocast_dtype=DTYPES[self.dtype], seed=ctx.seed, on_batch=step)
+        check_finite(factors)
+        save_factors(path, factors, settings)
+        return factors, {"factor_cache": "miss", "factor_file": str(path),
+                         "collection_seconds": round(time.perf_counter() - start, 3)}
+
+    # -- the edit ----------------------------------------------------------------------------
+    def edit(self, weight: torch.Tensor, A_eig: tuple[torch.Tensor, torch.Tensor],
+             G_eig: tuple[torch.Tensor, torch.Tensor], rho: float,
+             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The new (out, in) weight and the facts to report; subclasses choose other components."""
+        return kfac_edit_weight(weight, A_eig, G_eig, rho)
+
+    def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
+        from methods.layers import set_weight_out_in, weight_as_out_in
+
+        targets = self.targets(model)
+        factors, report = self.factors(model, {name: m for name, (m, _) in targets.items()}, ctx)
+        eigen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # shared A: decompose once
+        generator = torch.Generator().manual_seed(ctx.seed)  # used by random_ablation only
+        changed = {}
+        for name, (module, rho) in targets.items():
+            start = time.perf_counter()
+            weight = weight_as_out_in(module)
+            A, G = factors.A[name], factors.G[name]
+            if id(A) not in eigen:
+                eigen[id(A)] = eigh_descending(A.to(weight.device))
+            lam_U = eigh_descending(G.to(weight.device))
+            if rho < 1 and float(lam_U[0].sum()) * float(eigen[id(A)][0].sum()) <= 0:
+                raise DataError(f"{name} has zero curvature mass (A or G is 0): the statistics never "
+                                "reached this layer; nothing to rank components by")
+            new_weight, facts = self.edit(weight, eigen[id(A)], lam_U, rho, generator)
+            set_weight_out_in(module, new_weight)
+            changed[f"{name}.weight"] = {"rho": rho, **facts, "seconds": round(time.perf_counter() - start, 4)}
+        report.update({"changed": changed, "positions": factors.positions,
+                       "tokens" if ctx.stats_windows is not None else "images": factors.inputs,
+                       "labels": self.labels})
+        return report
+
+
+def _batched(items: Iterable[Any], size: int, stack: Callable[[list], Any]):
+    rows: list = []
+    for item in items:
+        rows.append(item)
+        if len(rows) == size:
+            yield stack(rows)
+            rows = []
+    if rows:
+        yield stack(rows)

@@ -1,0 +1,65 @@
+"""SVD truncation, the paper's baseline: in the chosen layers, drop the smallest singular values of
+each MLP matrix (7B: layer 21 only, the bottom 0.5 % of up/down, 50 % of gate; PAPER.md).
+
+W = U diag(s) V^T; dropping the k smallest: W' = W - U[:, -k:] diag(s[-k:]) V[:, -k:]^T, computed in
+fp32 and written back in the model's dtype. k = round(fraction * min(out, in)) per matrix."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from harness.errors import ConfigError
+from methods.base import Method, MethodContext
+
+
+def drop_smallest_singular_values(weight: torch.Tensor, k: int) -> tuple[torch.Tensor, float]:
+    """(W' fp32 without its k smallest singular directions, share of squared norm removed)."""
+    W = weight.detach().float()
+    if k == 0:
+        return W.clone(), 0.0
+    U, s, Vh = torch.linalg.svd(W, full_matrices=False)  # s descending
+    dropped = (U[:, -k:] * s[-k:]) @ Vh[-k:]
+    return W - dropped, float((s[-k:] ** 2).sum() / (s ** 2).sum())
+
+
+class SVDTruncation(Method):
+    """Settings: the keys of conf/method/svd.yaml."""
+
+    needs = ()
+
+    def __init__(self, layers: list[int] | None = None,
+                 fractions: dict[str, float] | None = None) -> None:
+        from methods.layers import MATRICES
+
+        if layers is not None and (not isinstance(layers, (list, tuple)) or not layers or any(
+                isinstance(i, bool) or not isinstance(i, int) for i in layers)):
+            raise ConfigError(f"layers must be null (all layers) or a non-empty list of layer indices, got {layers!r}")
+        fractions = {"gate": 0.5, "up": 0.005, "down": 0.005} if fractions is None else fractions
+        if not isinstance(fractions, dict) or not fractions or any(m not in MATRICES for m in fractions):
+            raise ConfigError(f"fractions must map matrices {list(MATRICES)} to the share of singular "
+                              f"values to drop, got {fractions!r}")
+        for matrix, value in fractions.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ConfigError(f"fractions[{matrix!r}] must be a number in [0, 1), got {value!r}")
+        self.layers = None if layers is None else list(layers)
+        self.fractions = {m: float(v) for m, v in fractions.items()}
+
+    def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
+        from methods.layers import find_mlp_linears, set_weight_out_in, weight_as_out_in
+
+        changed = {}
+        for found in find_mlp_linears(model, self.layers, tuple(self.fractions)):
+            start = time.perf_counter()
+            weight = weight_as_out_in(found.module)
+            rank = min(weight.shape)
+            k = round(self.fractions[found.role] * rank)
+            new_weight, energy = drop_smallest_singular_values(weight, k)
+            set_weight_out_in(found.module, new_weight)
+            changed[f"{found.name}.weight"] = {
+                "fraction": self.fractions[found.role], "singular_values_total": rank,
+                "singular_values_removed": k, "norm_squared_removed": energy,
+                "seconds": round(time.perf_counter() - start, 4)}
+        return {"changed": changed}
