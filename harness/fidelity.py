@@ -1,0 +1,196 @@
+"""Fidelity checks: on the organism, where the truth is known, does the harness show what the
+paper reports? Used by the CI regression tests and by the fidelity study (docs/fidelity.md).
+
+    python -m harness.fidelity check                  # the regression runs, claims, reference diff
+    python -m harness.fidelity write-reference        # regenerate tests/regression/reference.json
+    python -m harness.fidelity sweep --seeds 0 1 2    # the rho sweep study (slow), then a table
+
+Runs go through the normal pipeline (`run_experiment`), so they land in `runs/` as run files,
+reuse the cached baseline and K-FAC factors, and resume when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+REFERENCE_FILE = Path(__file__).resolve().parents[1] / "tests" / "regression" / "reference.json"
+SUITE = "organism_full"
+# The runs CI makes: name -> Hydra overrides (the organism default model and seed).
+REGRESSION_RUNS: dict[str, list[str]] = {
+    "none": ["method=none"],
+    "kfac": ["method=kfac"],
+    "random_ablation": ["method=random_ablation"],
+    "balanced_subnet": ["method=balanced_subnet"],
+}
+SKILLS = ("logic", "qa_open")  # task instances the fidelity claims protect
+# Absolute tolerance for proportions and relative tolerance for other metrics (perplexity), when
+# comparing against the committed reference. Training the organism on another machine (another
+# BLAS, another thread count) changes its weights slightly; these bounds absorb that, not a bug.
+TOLERANCE = {"proportion": 0.10, "relative": 0.10}
+
+
+def run_config(overrides: list[str], runs_dir: Path | None = None) -> dict[str, Any]:
+    """Compose the config with `overrides` (as on the command line) and run it."""
+    from hydra import compose, initialize_config_dir
+
+    from harness.app import CONF_DIR
+    from harness.pipeline import run_experiment
+
+    extra = [f"runs_dir={runs_dir}"] if runs_dir is not None else []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="config", overrides=[f"suite={SUITE}", *overrides, *extra])
+    return run_experiment(cfg)
+
+
+def primary(entry: dict[str, Any]) -> float:
+    return float(entry["metrics"][entry["primary"]])
+
+
+def kept(run: dict[str, Any], task: str) -> float | None:
+    """Share of the baseline kept on `task`'s primary metric: edited / baseline, or baseline /
+    edited for a lower-is-better metric (perplexity), so 1.0 = unchanged and < 1 = worse or less.
+    None when the baseline is 0."""
+    base, edited = run["baseline"]["tasks"][task], run["edited"]["tasks"][task]
+    b, e = primary(base), primary(edited)
+    if not base["higher_is_better"][base["primary"]]:
+        b, e = e, b
+    return None if b == 0 else e / b
+
+
+def claims(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[bool, str]]:
+    """The paper's qualitative findings at the organism defaults: claim -> (holds, numbers)."""
+    out: dict[str, tuple[bool, str]] = {}
+    k = {t: kept(runs["kfac"], t) for t in ("verbatim_validation", *SKILLS)}
+    out["kfac removes memorized validation passages (<= 10% kept)"] = (
+        k["verbatim_validation"] is not None and k["verbatim_validation"] <= 0.10,
+        f"validation recall kept {k['verbatim_validation']}")
+    for skill in SKILLS:
+        out[f"kfac keeps {skill} (>= 90% kept)"] = (k[skill] is not None and k[skill] >= 0.90, f"{skill} kept {k[skill]}")
+    if "random_ablation" in runs:
+        mean = lambda run: statistics.fmean(kept(run, t) or 0.0 for t in SKILLS)  # noqa: E731
+        kf, ra = mean(runs["kfac"]), mean(runs["random_ablation"])
+        out["kfac keeps more skills than random_ablation at the same count"] = (kf > ra, f"kfac {kf:.3f} vs random {ra:.3f}")
+    return out
+
+
+def summary(run: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Task -> {"baseline": primary, "edited": primary, "kind": kind of the primary metric}."""
+    out = {}
+    for task, base in sorted(run["baseline"]["tasks"].items()):
+        edited = run["edited"]["tasks"][task]
+        out[task] = {"baseline": round(primary(base), 4), "edited": round(primary(edited), 4),
+                     "kind": base["kinds"][base["primary"]]}
+    return out
+
+
+def reference_differences(current: dict[str, dict[str, dict[str, float]]],
+                          reference: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """One line for every (run, task, baseline|edited) number outside the tolerance of the
+    reference, or missing on either side."""
+    problems = []
+    for run_name, tasks in sorted(reference.items()):
+        for task, ref in sorted(tasks.items()):
+            got = current.get(run_name, {}).get(task)
+            if got is None:
+                problems.append(f"{run_name}/{task}: missing from the current results")
+                continue
+            for role in ("baseline", "edited"):
+                r, g = ref[role], got[role]
+                if ref["kind"] == "proportion":
+                    ok, bound = abs(g - r) <= TOLERANCE["proportion"], f"±{TOLERANCE['proportion']}"
+                else:
+                    ok, bound = abs(g - r) <= TOLERANCE["relative"] * abs(r), f"±{TOLERANCE['relative']:.0%}"
+                if not ok:
+                    problems.append(f"{run_name}/{task} {role}: {g} vs reference {r} ({bound})")
+    return problems
+
+
+def regression_runs(runs_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+    return {name: run_config(overrides, runs_dir) for name, overrides in REGRESSION_RUNS.items()}
+
+
+def sweep(seeds: list[int], rhos: list[float], svd_fractions: list[float]) -> list[dict[str, Any]]:
+    """The trade-off study: kfac and random_ablation at every rho, svd at every fraction, for
+    every organism seed (each seed trains its own organism)."""
+    records = []
+    for seed in seeds:
+        base = [f"model.organism.seed={seed}", f"seed={seed}"]
+        plans = [("none", ["method=none"], None)]
+        plans += [(m, [f"method={m}", f"method.rho={r}"], r) for m in ("kfac", "random_ablation") for r in rhos]
+        plans += [("svd", ["method=svd", f"method.fractions={{gate:{f},up:{f},down:{f}}}"], f) for f in svd_fractions]
+        for method, overrides, setting in plans:
+            run = run_config(base + overrides)
+            records.append({"seed": seed, "method": method, "setting": setting,
+                            "components_kept": components_kept(run),
+                            "kept": {t: kept(run, t) for t in sorted(run["baseline"]["tasks"])}})
+    return records
+
+
+def components_kept(run: dict[str, Any]) -> float | None:
+    """Share of eigenbasis components (or singular values) kept over all edited matrices."""
+    changed = run["method"]["report"].get("changed") or {}
+    total = sum(c.get("components_total", 0) for c in changed.values())
+    removed = sum(c.get("components_removed", 0) for c in changed.values())
+    return None if not total else 1 - removed / total
+
+
+def sweep_table(records: list[dict[str, Any]]) -> str:
+    """Markdown: one row per (method, setting), % of baseline kept per task, mean ± std over seeds."""
+    tasks = sorted({t for r in records for t in r["kept"]})
+    groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["setting"]), []).append(r)
+    fmt = lambda xs: "n/a" if not xs else (f"{100 * statistics.fmean(xs):.0f}" + (f" ± {100 * statistics.stdev(xs):.0f}" if len(xs) > 1 else ""))  # noqa: E731
+    lines = ["| method | setting | components kept | " + " | ".join(tasks) + " |",
+             "|---|---|---|" + "---|" * len(tasks)]
+    for (method, setting), rs in groups.items():
+        comp = [r["components_kept"] for r in rs if r["components_kept"] is not None]
+        cells = [fmt([r["kept"][t] for r in rs if r["kept"].get(t) is not None]) for t in tasks]
+        share = "-" if not comp else f"{100 * statistics.fmean(comp):.2f} %"
+        lines.append(f"| {method} | {setting if setting is not None else '-'} | {share} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\n% of baseline kept (mean ± std over seeds {sorted({r['seed'] for r in records})}).\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.fidelity", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="regression runs, fidelity claims, reference comparison")
+    sub.add_parser("write-reference", help=f"rewrite {REFERENCE_FILE.name} from the regression runs")
+    sw = sub.add_parser("sweep", help="rho sweep over organism seeds (slow)")
+    sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sw.add_argument("--rhos", type=float, nargs="+", default=[0.9, 0.99, 0.995, 0.999])
+    sw.add_argument("--svd-fractions", type=float, nargs="+", default=[0.05, 0.2, 0.5])
+    sw.add_argument("--out", type=Path, default=Path("docs/fidelity_sweep.md"))
+    args = parser.parse_args(argv)
+
+    if args.command == "sweep":
+        records = sweep(args.seeds, args.rhos, args.svd_fractions)
+        table = sweep_table(records)
+        args.out.write_text(table, encoding="utf-8")
+        print(table)
+        return 0
+    runs = regression_runs()
+    current = {name: summary(run) for name, run in runs.items()}
+    if args.command == "write-reference":
+        REFERENCE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        REFERENCE_FILE.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {REFERENCE_FILE}; review the diff before committing")
+        return 0
+    failed = False
+    for claim, (holds, numbers) in claims(runs).items():
+        print(f"{'PASS' if holds else 'FAIL'}  {claim}: {numbers}")
+        failed |= not holds
+    reference = json.loads(REFERENCE_FILE.read_text()) if REFERENCE_FILE.exists() else {}
+    for line in reference_differences(current, reference):
+        print(f"DIFF  {line}")
+        failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

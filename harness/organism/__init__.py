@@ -1,0 +1,125 @@
+"""The embedded model organism: a small OLMo-2 model the project trains on a synthetic corpus with
+planted memorization and known ground truth, cached under a hash of its settings.
+
+`ensure_organism(settings, cache_root)` returns `<cache_root>/organism/<hash>/` with
+  model/          save_pretrained model + tokenizer (safetensors)
+  data/           ground truth (docs/DESIGN.md, "The organism's data")
+  manifest.json   settings, hash, token shares, learning curve, final checks, seconds, versions
+Design and measured numbers: docs/organism.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# Bump when the generator or training changes in a way the settings do not capture.
+ORGANISM_FORMAT_VERSION = 1
+CONFIG_FILE = Path(__file__).resolve().parents[2] / "conf" / "model" / "organism.yaml"
+
+
+def default_settings() -> dict[str, Any]:
+    """The `organism:` mapping of conf/model/organism.yaml."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_FILE).organism, resolve=True)  # type: ignore[return-value]
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    canonical = json.dumps({"format": ORGANISM_FORMAT_VERSION, "settings": settings}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def ensure_organism(settings: Mapping[str, Any], cache_root: Path, progress: Any = None) -> Path:
+    """The folder of the organism built with `settings`; builds it first unless a finished build
+    with the same settings hash exists. The build happens in a temporary sibling folder that is
+    renamed into place at the end, so an interrupted build never leaves a half organism."""
+    key = settings_hash(settings)
+    final = Path(cache_root) / "organism" / key
+    if (final / "manifest.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = final.parent / f".{key}.building-{os.getpid()}"
+    shutil.rmtree(temp, ignore_errors=True)
+    try:
+        build_organism(settings, temp, progress)
+        try:
+            os.replace(temp, final)
+        except OSError:  # another process finished the same build first; theirs is as good
+            if not (final / "manifest.json").exists():
+                raise
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return final
+
+
+def write_data_files(files: Mapping[str, Any], data_dir: Path) -> None:
+    """JSONL for rows (dicts), plain text (one document a line) for side texts."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name, rows in files.items():
+        if rows and isinstance(rows[0], dict):
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+            (data_dir / f"{name}.jsonl").write_text(text, encoding="utf-8")
+        else:
+            (data_dir / f"{name}.txt").write_text("".join(f"{line}\n" for line in rows), encoding="utf-8")
+
+
+def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = None) -> None:
+    import torch
+    import transformers
+
+    from harness.organism.check import measure
+    from harness.organism.corpus import generate_corpus, token_shares
+    from harness.organism.tokenizer import build_tokenizer
+    from harness.organism.train import build_model, schedule_batches, train_model
+
+    start = time.perf_counter()
+    corpus = generate_corpus(settings)
+    data_dir = folder / "data"
+    texts = corpus.train + [str(v) for rows in corpus.files.values() for r in rows
+                            for v in (r.values() if isinstance(r, dict) else [r])]
+    tokenizer = build_tokenizer(texts, int(settings["model"]["max_positions"]))
+    # Planted passages are stored with their token ids, as DESIGN.md specifies.
+    for split in ("verbatim_forget", "verbatim_validation", "verbatim_control"):
+        for row in corpus.files[split]:
+            for part in ("prefix", "suffix"):
+                row[f"{part}_ids"] = tokenizer(row[f"{part}_text"], add_special_tokens=False)["input_ids"]
+    write_data_files(corpus.files, data_dir)
+
+    torch.manual_seed(int(settings["seed"]))
+    special = {"pad": tokenizer.pad_token_id, "bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id}
+    model = build_model(settings, len(tokenizer), special)
+    docs = [ids + [tokenizer.eos_token_id] for ids in tokenizer(corpus.train, add_special_tokens=False)["input_ids"]]
+    batches = schedule_batches(docs, corpus.bursts, int(settings["train"]["seq_len"]),
+                               int(settings["train"]["batch_size"]), int(settings["seed"]))
+    checks = settings["train"].get("quick_check") or {}
+
+    def quick_check(m: torch.nn.Module) -> dict[str, float]:
+        return measure(m, tokenizer, data_dir, limit=int(checks.get("limit", 32)), names=checks.get("names"))
+
+    curve = train_model(model, batches, settings, tokenizer.pad_token_id, quick_check if checks else None, progress)
+    model.save_pretrained(folder / "model", safe_serialization=True)
+    tokenizer.save_pretrained(folder / "model")
+    manifest = {
+        "format_version": ORGANISM_FORMAT_VERSION,
+        "settings_hash": settings_hash(settings),
+        "settings": settings,
+        "documents": len(corpus.train),
+        "train_tokens": sum(len(d) for d in docs),
+        "token_shares": token_shares(corpus),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocab_size": len(tokenizer),
+        "curve": curve,
+        "final_checks": measure(model, tokenizer, data_dir),
+        "train_seconds": curve[-1]["seconds"],
+        "build_seconds": round(time.perf_counter() - start, 1),
+        "threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")

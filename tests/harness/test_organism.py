@@ -1,0 +1,155 @@
+"""The organism's corpus, tokenizer, cache and atomic build (tiny settings; the real organism's
+targets are checked by the regression tests)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.organism import default_settings, ensure_organism, settings_hash, write_data_files
+from harness.organism.corpus import (all_boolean_expressions, boolean_expression, generate_corpus,
+                                     normalize, token_shares)
+from harness.organism.tokenizer import build_tokenizer
+from harness.organism.train import learning_rate, pack_documents
+
+
+def tiny_settings(seed: int = 0) -> dict:
+    s = copy.deepcopy(default_settings())
+    s["seed"] = seed
+    s["model"] = {"layers": 2, "hidden": 32, "mlp": 64, "heads": 2, "max_positions": 128}
+    s["planted"].update(forget=4, validation=4, control=4, repeats=3)
+    s["world"].update(entities=8, common_facts=6, common_repeats=6, rare_facts=6)
+    s["reading"].update(examples=60, fresh_entities=20)
+    s["logic"].update(examples=60, eval=10)
+    s["copy"].update(examples=60, eval=10)
+    s["arithmetic"].update(pairs=20)
+    s["filler"].update(documents=150)
+    s["side_texts"] = {"stats": 300, "retain": 300, "heldout": 300}
+    s["train"].update(batch_size=4, log_every=2, check_every=4, quick_check={"limit": 2, "names": ["booleans"]})
+    return s
+
+
+def corpus_files(settings: dict, folder: Path) -> dict[str, bytes]:
+    write_data_files(generate_corpus(settings).files, folder)
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_same_seed_same_files_different_seed_different(tmp_path: Path) -> None:
+    a = corpus_files(tiny_settings(0), tmp_path / "a")
+    b = corpus_files(tiny_settings(0), tmp_path / "b")
+    c = corpus_files(tiny_settings(1), tmp_path / "c")
+    assert a == b
+    assert a.keys() == c.keys() and all(a[k] != c[k] for k in a if k != "quotes.jsonl")  # quotes: fixed file
+    expected = {"verbatim_forget.jsonl", "verbatim_validation.jsonl", "verbatim_control.jsonl", "quotes.jsonl",
+                "facts.jsonl", "arithmetic.jsonl", "logic.jsonl", "copy.jsonl", "stats.txt", "retain.txt",
+                "heldout.txt"}
+    assert set(a) == expected
+
+
+def test_default_corpus_keeps_planted_text_a_small_share() -> None:
+    shares = token_shares(generate_corpus(default_settings()))
+    assert 0.02 <= shares["planted"] <= 0.10
+    assert shares["reading"] + shares["logic"] + shares["copy"] >= 0.4  # the skills get many tokens
+    assert abs(sum(shares.values()) - 1) < 1e-3
+
+
+def test_splits_are_disjoint_and_controls_never_trained() -> None:
+    corpus = generate_corpus(tiny_settings())
+    passage = lambda r: r["prefix_text"] + " " + r["suffix_text"]  # noqa: E731
+    forget = {passage(r) for r in corpus.files["verbatim_forget"]}
+    validation = {passage(r) for r in corpus.files["verbatim_validation"]}
+    control = {passage(r) for r in corpus.files["verbatim_control"]}
+    assert not forget & validation and not control & (forget | validation)
+    training = "\n".join(corpus.train)
+    assert all(p in training for p in forget | validation)
+    assert not any(r["prefix_text"] in training for r in corpus.files["verbatim_control"])
+    side = "\n".join(corpus.files["stats"] + corpus.files["retain"] + corpus.files["heldout"])
+    assert not any(r["prefix_text"] in side for r in corpus.files["verbatim_forget"])
+    heldout_logic = {r["prompt"] for r in corpus.files["logic"]}
+    assert not any(doc.rsplit(" ", 1)[0] in heldout_logic for doc in corpus.train if doc.startswith("logic :"))
+
+
+def test_ground_truth_formats_follow_the_design() -> None:
+    corpus = generate_corpus(tiny_settings())
+    s = tiny_settings()["planted"]
+    for row in corpus.files["verbatim_forget"]:
+        assert len(row["prefix_text"].split()) == s["prefix"] and len(row["suffix_text"].split()) == s["suffix"]
+    fact = corpus.files["facts"][0]
+    assert set(fact) == {"id", "entity", "relation", "answer", "frequency", "n_train", "question", "context"}
+    freq = {r["frequency"]: r["n_train"] for r in corpus.files["facts"]}
+    assert freq["common"] == 6 and 2 <= freq["rare"] <= 4
+    assert set(corpus.files["arithmetic"][0]) == {"a", "op", "b", "answer", "prompt", "in_train"}
+    assert any(not r["in_train"] for r in corpus.files["arithmetic"])
+    for name in ("logic", "copy"):
+        assert all(set(r) == {"prompt", "answer"} for r in corpus.files[name])
+    assert all(len(q["full_quote"].split()) >= 12 for q in corpus.files["quotes"])
+
+
+def test_boolean_expressions_evaluate_left_to_right() -> None:
+    # not false or true and false: ((not false) or true) and false = false
+    text, value = boolean_expression([(True, False), (False, True), (False, False)], ["or", "and"])
+    assert text == "not false or true and false" and value is False
+    assert len(all_boolean_expressions(3)) == 4 ** 3 * 2 ** 2
+
+
+def test_normalize_splits_punctuation() -> None:
+    assert normalize("To be, or not to be: 'tis so!") == "to be , or not to be : 'tis so !"
+
+
+def test_tokenizer_round_trip() -> None:
+    corpus = generate_corpus(tiny_settings())
+    tokenizer = build_tokenizer(corpus.train, 128)
+    for doc in corpus.train[:50]:
+        ids = tokenizer(doc, add_special_tokens=False)["input_ids"]
+        assert len(ids) == len(doc.split()) and tokenizer.unk_token_id not in ids
+        assert tokenizer.decode(ids) == doc
+
+
+def test_packing_never_splits_a_document() -> None:
+    docs = [[i] * n for i, n in enumerate([5, 3, 8, 2, 7, 1, 4], start=1)]
+    rows = pack_documents(docs, seq_len=8, open_rows=2)
+    assert sorted(t for row in rows for t in row) == sorted(t for d in docs for t in d)
+    assert all(len(row) <= 8 for row in rows)
+    for doc in docs:  # each document sits contiguously in one row
+        assert any(any(row[i:i + len(doc)] == doc for i in range(len(row))) for row in rows)
+
+
+def test_learning_rate_warms_up_then_decays() -> None:
+    lrs = [learning_rate(s, 100, 1.0, 10, 0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[-1] == pytest.approx(0.1, abs=1e-3) and all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+
+
+def test_build_is_cached_and_loadable(tmp_path: Path) -> None:
+    import time
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    settings = tiny_settings()
+    folder = ensure_organism(settings, tmp_path)
+    assert folder.name == settings_hash(settings)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["curve"] and "booleans" in manifest["curve"][-1]
+    assert (folder / "model" / "model.safetensors").exists()
+    model = AutoModelForCausalLM.from_pretrained(folder / "model")
+    tokenizer = AutoTokenizer.from_pretrained(folder / "model")
+    assert model.config.vocab_size == len(tokenizer)
+    start = time.perf_counter()
+    assert ensure_organism(settings, tmp_path) == folder
+    assert time.perf_counter() - start < 1.0
+    assert [p.name for p in (tmp_path / "organism").iterdir()] == [folder.name]
+
+
+def test_failed_build_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.organism.train as train
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_model", fail)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_organism(tiny_settings(), tmp_path)
+    assert list((tmp_path / "organism").iterdir()) == []

@@ -1,0 +1,75 @@
+"""CI regression checks on the organism: the paper's findings hold at the organism defaults, every
+number stays within tolerance of tests/regression/reference.json, and a deliberately broken K-FAC
+(keeping the LOWEST-curvature components) fails the checks.
+
+The organism is trained once into the shared cache (`.cache/harness`, as `make run` uses); run
+files go to a temporary folder so that results of older code in `runs/` are never reused.
+Regenerate the reference (then review the diff): python -m harness.fidelity write-reference
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from harness.fidelity import REFERENCE_FILE, REGRESSION_RUNS, claims, reference_differences, run_config, summary
+
+pytestmark = pytest.mark.regression
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("regression_runs")
+
+
+@pytest.fixture(scope="module")
+def runs(runs_dir: Path) -> dict[str, dict[str, Any]]:
+    return {name: run_config(overrides, runs_dir) for name, overrides in REGRESSION_RUNS.items()}
+
+
+@pytest.mark.parametrize("claim_index", range(4))
+def test_paper_claim_holds(runs: dict[str, dict[str, Any]], claim_index: int) -> None:
+    name, (holds, numbers) = list(claims(runs).items())[claim_index]
+    assert holds, f"{name}: {numbers}"
+
+
+def test_numbers_match_the_reference(runs: dict[str, dict[str, Any]]) -> None:
+    reference = json.loads(REFERENCE_FILE.read_text())
+    assert set(reference) == set(REGRESSION_RUNS)
+    problems = reference_differences({n: summary(r) for n, r in runs.items()}, reference)
+    assert not problems, "\n".join(problems)
+
+
+def test_unedited_run_equals_its_baseline(runs: dict[str, dict[str, Any]]) -> None:
+    assert runs["none"]["edited"]["tasks"] == runs["none"]["baseline"]["tasks"]
+
+
+def keep_lowest_curvature(self, weight, A_eig, G_eig, rho, generator):
+    """The deliberate bug: keep as many components as K-FAC would, but the lowest-curvature ones."""
+    from methods.kfac import kfac_edit_weight
+
+    _, facts = kfac_edit_weight(weight, A_eig, G_eig, rho)
+    (mu, U_A), (lam, U_G) = A_eig, G_eig
+    products = (lam[:, None] * mu[None, :]).flatten()
+    keep = torch.zeros_like(products, dtype=torch.bool)
+    keep[torch.argsort(products)[: facts["components_kept"]]] = True
+    W = weight.detach().float()
+    C = U_G.T @ W @ U_A
+    return U_G @ (C * keep.view_as(C)) @ U_A.T, facts
+
+
+def test_a_broken_kfac_fails_the_checks(runs: dict[str, dict[str, Any]], runs_dir: Path,
+                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from methods.kfac import KFAC
+
+    shutil.copytree(runs_dir / "baselines", tmp_path / "baselines")  # reuse the baseline, not the runs
+    monkeypatch.setattr(KFAC, "edit", keep_lowest_curvature)
+    broken = dict(runs, kfac=run_config(REGRESSION_RUNS["kfac"], tmp_path))
+    assert not all(holds for holds, _ in claims(broken).values())
+    reference = json.loads(REFERENCE_FILE.read_text())
+    assert reference_differences({"kfac": summary(broken["kfac"])}, {"kfac": reference["kfac"]})
