@@ -51,7 +51,9 @@ def test_same_seed_same_files_different_seed_different(tmp_path: Path) -> None:
 
 def test_default_corpus_keeps_planted_text_a_small_share() -> None:
     shares = token_shares(generate_corpus(default_settings()))
-    assert 0.02 <= shares["planted"] <= 0.10
+    # ~11 %: the smallest share at which a model this size memorized the passages in our budget
+    # (docs/organism.md); the notes' 26 % made the passages shape the curvature themselves.
+    assert 0.02 <= shares["planted"] <= 0.12
     assert shares["reading"] + shares["logic"] + shares["copy"] >= 0.4  # the skills get many tokens
     assert abs(sum(shares.values()) - 1) < 1e-3
 
