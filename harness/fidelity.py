@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("write-reference", help=f"rewrite {REFERENCE_FILE.name} from the regression runs")
     sw = sub.add_parser("sweep", help="rho sweep over organism seeds (slow)")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    sw.add_argument("--rhos", type=float, nargs="+", default=[0.9, 0.99, 0.995, 0.999])
+    sw.add_argument("--rhos", type=float, nargs="+", default=[0.8, 0.9, 0.95, 0.98, 0.99, 0.999])
     sw.add_argument("--svd-fractions", type=float, nargs="+", default=[0.05, 0.2, 0.5])
     sw.add_argument("--out", type=Path, default=Path("docs/fidelity_sweep.md"))
     args = parser.parse_args(argv)
