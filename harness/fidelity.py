@@ -34,17 +34,28 @@ SKILLS = ("logic", "qa_open")  # task instances the fidelity claims protect
 TOLERANCE = {"proportion": 0.10, "relative": 0.10}
 
 
-def run_config(overrides: list[str], runs_dir: Path | None = None) -> dict[str, Any]:
-    """Compose the config with `overrides` (as on the command line) and run it."""
+def run_config(overrides: list[str], runs_dir: Path | None = None, finished_only: bool = False) -> dict[str, Any] | None:
+    """Compose the config with `overrides` (as on the command line) and run it; with
+    `finished_only`, return its finished run file if there is one (else None) and run nothing."""
     from hydra import compose, initialize_config_dir
 
     from harness.app import CONF_DIR
-    from harness.pipeline import run_experiment
+    from harness.pipeline import resolve_config, run_experiment
 
     extra = [f"runs_dir={runs_dir}"] if runs_dir is not None else []
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose(config_name="config", overrides=[f"suite={SUITE}", *overrides, *extra])
-    return run_experiment(cfg)
+    if not finished_only:
+        return run_experiment(cfg)
+    from harness.models import model_name
+    from harness.runfile import config_hash, read_json, run_path
+
+    config = resolve_config(cfg)
+    config["model"]["name"] = model_name(config["model"])
+    identity = {"model": config["model"]["name"], "method": config["method"]["name"],
+                "suite": config["suite"]["name"], "seed": config["seed"], "config_hash": config_hash(config)}
+    run = read_json(run_path(Path(config["runs_dir"]), identity))
+    return run if run is not None and run.get("status") == "complete" else None
 
 
 def primary(entry: dict[str, Any]) -> float:
@@ -114,9 +125,11 @@ def regression_runs(runs_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     return {name: run_config(overrides, runs_dir) for name, overrides in REGRESSION_RUNS.items()}
 
 
-def sweep(seeds: list[int], rhos: list[float], svd_fractions: list[float]) -> list[dict[str, Any]]:
+def sweep(seeds: list[int], rhos: list[float], svd_fractions: list[float],
+          finished_only: bool = False) -> list[dict[str, Any]]:
     """The trade-off study: kfac and random_ablation at every rho, svd at every fraction, for
-    every organism seed (each seed trains its own organism)."""
+    every organism seed (each seed trains its own organism). `finished_only` tabulates the runs
+    already finished and runs nothing."""
     records = []
     for seed in seeds:
         base = [f"model.organism.seed={seed}", f"seed={seed}"]
@@ -124,7 +137,9 @@ def sweep(seeds: list[int], rhos: list[float], svd_fractions: list[float]) -> li
         plans += [(m, [f"method={m}", f"method.rho={r}"], r) for m in ("kfac", "random_ablation") for r in rhos]
         plans += [("svd", ["method=svd", f"method.fractions={{gate:{f},up:{f},down:{f}}}"], f) for f in svd_fractions]
         for method, overrides, setting in plans:
-            run = run_config(base + overrides)
+            run = run_config(base + overrides, finished_only=finished_only)
+            if run is None:
+                continue
             records.append({"seed": seed, "method": method, "setting": setting,
                             "components_kept": components_kept(run),
                             "kept": {t: kept(run, t) for t in sorted(run["baseline"]["tasks"])}})
@@ -146,14 +161,15 @@ def sweep_table(records: list[dict[str, Any]]) -> str:
     for r in records:
         groups.setdefault((r["method"], r["setting"]), []).append(r)
     fmt = lambda xs: "n/a" if not xs else (f"{100 * statistics.fmean(xs):.0f}" + (f" ± {100 * statistics.stdev(xs):.0f}" if len(xs) > 1 else ""))  # noqa: E731
-    lines = ["| method | setting | components kept | " + " | ".join(tasks) + " |",
-             "|---|---|---|" + "---|" * len(tasks)]
+    lines = ["| method | setting | seeds | components kept | " + " | ".join(tasks) + " |",
+             "|---|---|---|---|" + "---|" * len(tasks)]
     for (method, setting), rs in groups.items():
         comp = [r["components_kept"] for r in rs if r["components_kept"] is not None]
         cells = [fmt([r["kept"][t] for r in rs if r["kept"].get(t) is not None]) for t in tasks]
         share = "-" if not comp else f"{100 * statistics.fmean(comp):.2f} %"
-        lines.append(f"| {method} | {setting if setting is not None else '-'} | {share} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\n% of baseline kept (mean ± std over seeds {sorted({r['seed'] for r in records})}).\n"
+        seeds = ",".join(str(r["seed"]) for r in rs)
+        lines.append(f"| {method} | {setting if setting is not None else '-'} | {seeds} | {share} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n% of baseline kept (mean ± std over the seeds listed in each row).\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--rhos", type=float, nargs="+", default=[0.8, 0.9, 0.95, 0.98, 0.99, 0.999])
     sw.add_argument("--svd-fractions", type=float, nargs="+", default=[0.05, 0.2, 0.5])
     sw.add_argument("--out", type=Path, default=Path("docs/fidelity_sweep.md"))
+    sw.add_argument("--finished-only", action="store_true", help="tabulate finished runs, run nothing")
     args = parser.parse_args(argv)
 
     if args.command == "sweep":
-        records = sweep(args.seeds, args.rhos, args.svd_fractions)
+        records = sweep(args.seeds, args.rhos, args.svd_fractions, args.finished_only)
         table = sweep_table(records)
         args.out.write_text(table, encoding="utf-8")
         print(table)
