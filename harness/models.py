@@ -69,7 +69,12 @@ def load_model(model_cfg: Mapping[str, Any], device: str, cache_dir: Path, progr
     if kind == "organism":
         from harness.organism import ensure_organism
 
-        folder = ensure_organism(dict(model_cfg["organism"]), Path(cache_dir), progress)
+        settings = model_cfg["organism"]
+        if not isinstance(settings, dict):  # an OmegaConf node when called with an unresolved config
+            from omegaconf import OmegaConf
+
+            settings = OmegaConf.to_container(settings, resolve=True)
+        folder = ensure_organism(settings, Path(cache_dir), progress)
         loaded = load_hf_causal_lm(str(folder / "model"), dev, model_cfg.get("dtype", "float32"))
         data = {p.name.split(".")[0]: p for p in sorted((folder / "data").iterdir())}
         return dataclasses.replace(loaded, name=model_cfg.get("name", "organism"), key=f"organism-{folder.name}", data=data)

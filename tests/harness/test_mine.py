@@ -107,7 +107,7 @@ def test_mine_on_the_organism_finds_its_planted_passages(tmp_path: Path) -> None
         cfg = compose(config_name="mine", overrides=["corpus=x", "device=cpu"])
     data = load_model(cfg.model, "cpu", Path(cfg.cache_dir)).data
     forget, control = read_jsonl(data["verbatim_forget"]), read_jsonl(data["verbatim_control"])
-    text = lambda r: r["prefix_text"] + r["suffix_text"]  # noqa: E731
+    text = lambda r: r["prefix_text"] + " " + r["suffix_text"]  # noqa: E731
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": text(r)}) + "\n" for r in forget + control))
     with initialize_config_dir(config_dir=str(conf), version_base=None):
