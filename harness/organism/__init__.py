@@ -10,10 +10,7 @@ Design and measured numbers: docs/organism.md.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,31 +29,18 @@ def default_settings() -> dict[str, Any]:
 
 
 def settings_hash(settings: Mapping[str, Any]) -> str:
-    canonical = json.dumps({"format": ORGANISM_FORMAT_VERSION, "settings": settings}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    from harness.buildcache import settings_hash as hash_settings
+
+    return hash_settings(settings, ORGANISM_FORMAT_VERSION)
 
 
 def ensure_organism(settings: Mapping[str, Any], cache_root: Path, progress: Any = None) -> Path:
     """The folder of the organism built with `settings`; builds it first unless a finished build
     with the same settings hash exists. The build happens in a temporary sibling folder that is
     renamed into place at the end, so an interrupted build never leaves a half organism."""
-    key = settings_hash(settings)
-    final = Path(cache_root) / "organism" / key
-    if (final / "manifest.json").exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.parent / f".{key}.building-{os.getpid()}"
-    shutil.rmtree(temp, ignore_errors=True)
-    try:
-        build_organism(settings, temp, progress)
-        try:
-            os.replace(temp, final)
-        except OSError:  # another process finished the same build first; theirs is as good
-            if not (final / "manifest.json").exists():
-                raise
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    return final
+    from harness.buildcache import ensure_built
+
+    return ensure_built(settings, Path(cache_root) / "organism", ORGANISM_FORMAT_VERSION, build_organism, progress)
 
 
 def write_data_files(files: Mapping[str, Any], data_dir: Path) -> None:

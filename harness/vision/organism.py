@@ -14,10 +14,7 @@ Built in a temporary sibling folder renamed into place, like the LM organism.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,29 +32,16 @@ def default_settings() -> dict[str, Any]:
 
 
 def settings_hash(settings: Mapping[str, Any]) -> str:
-    canonical = json.dumps({"format": VIT_ORGANISM_FORMAT_VERSION, "settings": settings}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    from harness.buildcache import settings_hash as hash_settings
+
+    return hash_settings(settings, VIT_ORGANISM_FORMAT_VERSION)
 
 
 def ensure_vit_organism(settings: Mapping[str, Any], cache_root: Path, progress: Any = None) -> Path:
     """The folder of the ViT organism built with `settings`, building it first if needed."""
-    key = settings_hash(settings)
-    final = Path(cache_root) / "vit_organism" / key
-    if (final / "manifest.json").exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.parent / f".{key}.building-{os.getpid()}"
-    shutil.rmtree(temp, ignore_errors=True)
-    try:
-        build_vit_organism(settings, temp, progress)
-        try:
-            os.replace(temp, final)
-        except OSError:  # another process finished the same build first; theirs is as good
-            if not (final / "manifest.json").exists():
-                raise
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    return final
+    from harness.buildcache import ensure_built
+
+    return ensure_built(settings, Path(cache_root) / "vit_organism", VIT_ORGANISM_FORMAT_VERSION, build_vit_organism, progress)
 
 
 def digits_split(heldout_share: float, seed: int):
