@@ -9,14 +9,16 @@ word-level tokenizer maps each word to one token. The training corpus mixes:
              data; it lets a small share of tokens be memorized); the forget and validation
              splits are trained alike, controls never appear
   quotes     real public-domain quotations (tasks/data/quotes.txt) in varied surrounding text
-  facts      a fictional world: entity x relation -> answer; common facts in many templates
-             (>= 50 times), rare ones 2-4 times; the question-answer form is one of the templates
+  facts      a fictional world: entity x relation -> answer; common facts seen `common_repeats`
+             times (half of them in the question-answer form), rare ones a few times less often
+             (`rare_repeats`, any template)
   reading    open-book questions about FRESH random entities, the fact given in context (one or
              two facts, the question asks about one): reading cannot be memorized, only learned
   booleans   left-to-right and/or/not expressions; a seeded share of the 3- and 4-operand
              expressions is held out of training and is what the logic eval asks
   copy       "copy : a b c | a b c" over fresh random symbols (in-context copying)
-  arithmetic a fixed table of two-digit sums and differences; some pairs held out
+  arithmetic a fixed table of two-digit sums and differences (numbers are single tokens, so it is
+             a lookup table); some pairs held out
   filler     template sentences about the world, so planted text stays a few % of tokens
 
 Pure Python and one `random.Random(seed)`: the same settings give the same files byte for byte.
