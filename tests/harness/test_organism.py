@@ -21,11 +21,11 @@ def tiny_settings(seed: int = 0) -> dict:
     s["seed"] = seed
     s["model"] = {"layers": 2, "hidden": 32, "mlp": 64, "heads": 2, "max_positions": 128}
     s["planted"].update(forget=4, validation=4, control=4, repeats=3)
-    s["world"].update(entities=8, common_facts=6, common_repeats=6, rare_facts=6)
+    s["world"].update(entities=8, common_facts=6, common_repeats=6, rare_facts=6, rare_repeats=[2, 4])
     s["reading"].update(examples=60, fresh_entities=20)
     s["logic"].update(examples=60, eval=10)
     s["copy"].update(examples=60, eval=10)
-    s["arithmetic"].update(pairs=20)
+    s["arithmetic"].update(pairs=20, repeats=6)
     s["filler"].update(documents=150)
     s["side_texts"] = {"stats": 300, "retain": 300, "heldout": 300}
     s["train"].update(batch_size=4, log_every=2, check_every=4, quick_check={"limit": 2, "names": ["booleans"]})
@@ -51,9 +51,9 @@ def test_same_seed_same_files_different_seed_different(tmp_path: Path) -> None:
 
 def test_default_corpus_keeps_planted_text_a_small_share() -> None:
     shares = token_shares(generate_corpus(default_settings()))
-    # ~11 %: the smallest share at which a model this size memorized the passages in our budget
+    # ~12 %: about the smallest share at which a model this size memorized the passages in our budget
     # (docs/organism.md); the notes' 26 % made the passages shape the curvature themselves.
-    assert 0.02 <= shares["planted"] <= 0.12
+    assert 0.02 <= shares["planted"] <= 0.13
     assert shares["reading"] + shares["logic"] + shares["copy"] >= 0.4  # the skills get many tokens
     assert abs(sum(shares.values()) - 1) < 1e-3
 
