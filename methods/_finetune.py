@@ -46,16 +46,23 @@ def batches(examples: list[list[int]], batch_size: int, rng: random.Random) -> I
         yield [examples[j] for j in order[i:i + batch_size]]
 
 
-def sequence_logprobs(model: torch.nn.Module, batch: list[list[int]], loss_start: int,
-                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of token log-probs, number of scored tokens) per sequence, scoring the tokens at
-    positions >= loss_start (0 scores every token after the first). Right-padded batch."""
+def right_padded(batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input ids, attention mask) of a right-padded batch, on the CPU."""
     length = max(len(x) for x in batch)
     ids = torch.zeros(len(batch), length, dtype=torch.long)
     attention = torch.zeros(len(batch), length, dtype=torch.long)
     for i, x in enumerate(batch):
         ids[i, :len(x)] = torch.tensor(x)
         attention[i, :len(x)] = 1
+    return ids, attention
+
+
+def sequence_logprobs(model: torch.nn.Module, batch: list[list[int]], loss_start: int,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of token log-probs, number of scored tokens) per sequence, scoring the tokens at
+    positions >= loss_start (0 scores every token after the first). Right-padded batch."""
+    ids, attention = right_padded(batch)
+    length = ids.shape[1]
     ids, attention = ids.to(device), attention.to(device)
     logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
     targets = ids[:, 1:]
@@ -65,13 +72,19 @@ def sequence_logprobs(model: torch.nn.Module, batch: list[list[int]], loss_start
     return (token_logp * scored).sum(1), scored.sum(1)
 
 
-def mean_nll(model: torch.nn.Module, batch: list[list[int]], loss_start: int,
-             device: torch.device) -> torch.Tensor:
-    """Mean over sequences of the per-token NLL of the scored part (differentiable)."""
+def per_sequence_nll(model: torch.nn.Module, batch: list[list[int]], loss_start: int,
+                     device: torch.device) -> torch.Tensor:
+    """Per-token NLL of the scored part (positions >= loss_start) of each sequence (differentiable)."""
     logp, count = sequence_logprobs(model, batch, loss_start, device)
     if (count == 0).any():
         raise ConfigError(f"an example has no tokens after position {loss_start}: lower prefix_len")
-    return (-logp / count).mean()
+    return -logp / count
+
+
+def mean_nll(model: torch.nn.Module, batch: list[list[int]], loss_start: int,
+             device: torch.device) -> torch.Tensor:
+    """Mean over sequences of the per-token NLL of the scored part (differentiable)."""
+    return per_sequence_nll(model, batch, loss_start, device).mean()
 
 
 @torch.no_grad()

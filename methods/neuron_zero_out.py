@@ -32,7 +32,7 @@ import torch
 
 from harness.errors import ConfigError
 from methods._finetune import (advance, check_layer_settings, check_positive, dataset_nll,
-                               progress_task, selected_linears, sequence_logprobs)
+                               per_sequence_nll, progress_task, right_padded, selected_linears)
 from methods.base import Method, MethodContext
 from methods.layers import weight_as_out_in
 
@@ -42,15 +42,6 @@ SCORERS = ("zero_out", "activations")
 def inner_size(down: torch.nn.Module) -> int:
     """Number of neurons feeding `down` (its in_features, whatever its weight layout)."""
     return weight_as_out_in(down).shape[1]
-
-
-def per_sequence_nll(model: torch.nn.Module, batch: list[list[int]], loss_start: int,
-                     device: torch.device) -> torch.Tensor:
-    """Per-token NLL of the scored part (positions >= loss_start) of each sequence, fp32."""
-    logp, count = sequence_logprobs(model, batch, loss_start, device)
-    if (count == 0).any():
-        raise ConfigError(f"an example has no tokens after position {loss_start}: lower prefix_len")
-    return (-logp / count).float()
 
 
 @torch.no_grad()
@@ -116,12 +107,8 @@ def activation_scores(model: torch.nn.Module, downs: dict[str, torch.nn.Module],
     try:
         for i in range(0, len(examples), batch_size):
             batch = examples[i:i + batch_size]
-            length = max(len(x) for x in batch)
-            ids = torch.zeros(len(batch), length, dtype=torch.long)
-            attention = torch.zeros(len(batch), length, dtype=torch.long)
-            for j, x in enumerate(batch):
-                ids[j, :len(x)] = torch.tensor(x)
-                attention[j, :len(x)] = 1
+            ids, attention = right_padded(batch)
+            length = ids.shape[1]
             # input position p predicts target p + 1, scored when p + 1 >= max(loss_start, 1)
             position = torch.arange(length).unsqueeze(0)
             weights = torch.zeros(len(batch), length)
