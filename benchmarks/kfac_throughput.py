@@ -84,7 +84,7 @@ def timed(fn) -> tuple[float, float]:
 def peak_memory(mode: str) -> None:
     """Child process: peak RSS after building the model and batches, and after one pass of `mode`
     over 2 batches of 64 x 128 tokens (no warm-up before, so the difference is what the pass adds), in MB."""
-    from methods.layers import mlp_linears
+    from models.architectures import mlp_linears
 
     model = make_model()
     modules = mlp_linears(model)
@@ -126,7 +126,7 @@ def main() -> None:
         return peak_memory(args.peak_memory)
 
     from methods.kfac import collect_kfac_factors, eigh_descending, keep_counts, kfac_edit_weight
-    from methods.layers import mlp_linears
+    from models.architectures import mlp_linears
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     model = make_model()

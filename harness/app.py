@@ -14,7 +14,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from harness.errors import ConfigError, HarnessError, did_you_mean
+from core.errors import ConfigError, HarnessError, did_you_mean
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("method", "model", "suite")
@@ -24,7 +24,7 @@ def group_options(group: str) -> list[str]:
     """Config names available in a group: ours and those of installed plugin packages."""
     import importlib.util
 
-    from harness.registry import plugin_config_packages
+    from core.registry import plugin_config_packages
 
     folders = [CONF_DIR / group]
     for package in plugin_config_packages():

@@ -47,8 +47,8 @@ def run_config(overrides: list[str], runs_dir: Path | None = None, finished_only
         cfg = compose(config_name="config", overrides=[f"suite={SUITE}", *overrides, *extra])
     if not finished_only:
         return run_experiment(cfg)
-    from harness.models import model_name
-    from harness.runfile import config_hash, read_json, run_path
+    from models import model_name
+    from core.runrecord import config_hash, read_json, run_path
 
     config = resolve_config(cfg)
     config["model"]["name"] = model_name(config["model"])

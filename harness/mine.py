@@ -22,7 +22,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from harness.errors import ConfigError, DataError, HarnessError
+from core.errors import ConfigError, DataError, HarnessError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -100,8 +100,8 @@ def run_mining(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     """Load the model, mine the corpus, write the two JSONL files; returns a summary."""
     from omegaconf import OmegaConf
 
-    from harness.data import iter_texts
-    from harness.models import load_model
+    from core.data import iter_texts
+    from models import load_model
     from harness.pipeline import resolve_config
 
     config = resolve_config(cfg) if isinstance(cfg, DictConfig) else OmegaConf.to_container(OmegaConf.create(cfg))

@@ -17,12 +17,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from harness import registry
-from harness.errors import ConfigError
-from harness.models import LoadedModel, load_model, model_name
-from harness.runfile import (SCHEMA_VERSION, atomic_write_json, baseline_key, baseline_path,
-                             config_hash, environment_info, now, read_json, run_path)
+from core import registry
+from core.errors import ConfigError
+from core.io import atomic_write_json, read_json
+from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_hash, new_run_record, now,
+                            run_path)
 from methods.base import Method, MethodContext
+from models import LoadedModel, load_model, model_name
 from tasks.base import Task, TaskContext
 
 
@@ -66,7 +67,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         timings["baseline"] = time.perf_counter() - start
 
         if run is None or run.get("schema_version") != SCHEMA_VERSION:
-            run = new_run_record(config, identity, method, loaded)
+            run = new_run_record(config, identity, list(method.needs), str(loaded.device))
         run["baseline"] = baseline
 
         start = time.perf_counter()
@@ -140,7 +141,7 @@ def parse_suite(suite_cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def build_tasks(suite: dict[str, dict[str, Any]], loaded: LoadedModel) -> dict[str, tuple[Task, str]]:
     """Instantiate each task with its data reference resolved to a path; returns name -> (task, family)."""
-    from harness.data import resolve_data_ref
+    from core.data import resolve_data_ref
 
     tasks = {}
     for name, entry in suite.items():
@@ -171,54 +172,15 @@ def evaluate_suite(tasks: dict[str, tuple[Task, str]], loaded: LoadedModel, conf
 
 
 def build_method_context(method: Method, loaded: LoadedModel, config: dict[str, Any], progress: Any) -> MethodContext:
-    """The context holds only the data the method declares in `needs`; the validation split is
-    never among it."""
-    from harness.data import iter_texts, read_jsonl, resolve_data_ref, token_windows
-    from tasks.verbatim import example_ids
-
-    data_cfg = config["model"].get("data") or {}
-    tokenizer = loaded.tokenizer
-
-    def require(kind: str) -> str:
-        ref = data_cfg.get(kind)
-        if not ref:
-            raise ConfigError(f"method {config['method']['name']} needs {kind} data: set model.data.{kind}=<path or model:name>")
-        return ref
-
-    def stats_windows(seq_len: int, max_tokens: int):
-        return token_windows(iter_texts(require("stats"), loaded.data), tokenizer, seq_len, max_tokens)
-
-    forget = retain = None
-    if "forget" in method.needs:
-        path = resolve_data_ref(require("forget"), loaded.data)
-        forget = [example_ids(r, "prefix", tokenizer, path) + example_ids(r, "suffix", tokenizer, path)
-                  for r in read_jsonl(path)]
-    if "retain" in method.needs:
-        retain = [w.tolist() for w in token_windows(iter_texts(require("retain"), loaded.data), tokenizer,
-                                                   int(data_cfg.get("retain_seq_len", 128)),
-                                                   int(data_cfg.get("retain_max_tokens", 65536)))]
+    """The context holds only the data the method declares in `needs`, read from what the model
+    brings; the validation split is never among it."""
+    sources = loaded.sources
     return MethodContext(
-        tokenizer=tokenizer, device=loaded.device, seed=config["seed"],
-        cache_dir=Path(config["cache_dir"]) / "methods", model_key=loaded.key,
-        stats_windows=stats_windows if loaded.kind == "causal_lm" else None,
-        stats_images=loaded.stats_images, forget_set=forget, retain_set=retain, progress=progress,
+        tokenizer=loaded.tokenizer, device=loaded.device, seed=config["seed"],
+        cache_dir=Path(config["cache_dir"]) / "methods", model_key=loaded.key, stats=sources.statistics(),
+        forget_set=sources.forget() if "forget" in method.needs else None,
+        retain_set=sources.retain() if "retain" in method.needs else None, progress=progress,
     )
-
-
-def new_run_record(config: dict[str, Any], identity: dict[str, Any], method: Method, loaded: LoadedModel) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "status": "running",
-        "identity": identity,
-        "created": now(),
-        "updated": now(),
-        "config": config,
-        "environment": environment_info(str(loaded.device)),
-        "method": {"name": identity["method"], "data_needed": list(method.needs), "report": {}},
-        "baseline": {},
-        "edited": {"tasks": {}},
-        "timings": {},
-    }
 
 
 def print_run(console: Any, run: dict[str, Any]) -> None:

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-# Display order of families (the paper's Figure 3 reads memorization first, skills last).
-FAMILY_ORDER = ["memorized", "memorized_val", "control", "quotes", "arithmetic", "facts_rare",
-                "qa_closed", "facts_common", "qa_open", "logic", "coherence"]
+from core.families import family_rank
 
 
 def percent_of_baseline(edited: float, baseline: float) -> float | None:
     """edited / baseline × 100, or None when the baseline is 0 (a ratio would be meaningless)."""
     return None if baseline == 0 else 100.0 * edited / baseline
-
-
-def family_rank(family: str) -> tuple[int, str]:
-    return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), family)
 
 
 def run_table(run: dict[str, Any]) -> "rich.table.Table":

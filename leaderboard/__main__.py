@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import HarnessError
+from core.errors import HarnessError
 
 DEFAULT_OUT = Path("leaderboard/generated")
 

@@ -6,7 +6,7 @@ the edited value as % of baseline ("% kept"). `summary_table`: one row per confi
 mean % kept over the family's tasks (for plots).
 
 % kept, per family goal (docs/leaderboard.md):
-- families whose content a method should REMOVE (`REMOVE_FAMILIES`): edited / baseline × 100,
+- families whose content a method should REMOVE (goal 'remove' in core/families.py): edited / baseline × 100,
   the share of the memorized quantity left; lower is better.
 - every other family is a skill to KEEP (or, for `control`, a reference): edited / baseline × 100 when the metric is higher-is-
   better, baseline / edited × 100 when it is lower-is-better (perplexity's mean NLL), so that
@@ -20,32 +20,15 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.runfile import RUNTIME_ONLY_KEYS, canonical_hash
+from core.families import family_goal, family_rank
+from core.hashing import canonical_hash
+from core.runrecord import RUNTIME_ONLY_KEYS
 from leaderboard.stats import interval, mean_std
 
-REMOVE_FAMILIES = ("memorized", "memorized_val", "quotes", "stress")
-# Never-trained passages: recall there is chance level, and an edit should leave it alone; no
-# direction is better, so no best is marked.
-REFERENCE_FAMILIES = ("control",)
-# Display order (the paper's Figure 3 reads memorization first, skills last); others follow by name.
-FAMILY_ORDER = ["memorized", "memorized_val", "stress", "quotes", "control", "math", "arithmetic",
-                "facts_rare", "qa_closed", "facts_common", "qa_open", "logic", "coherence"]
 LONG_COLUMNS = ["model", "suite", "method", "variant", "rho", "config_key", "seed", "config_hash", "data_needed",
                 "family", "task", "metric", "primary", "kind", "higher_is_better", "n",
                 "baseline", "baseline_ci_low", "baseline_ci_high",
                 "edited", "edited_ci_low", "edited_ci_high", "pct_kept"]
-
-
-def family_goal(family: str) -> str:
-    """'remove' (lower % kept is better), 'reference' (no better direction) or 'keep' (higher is
-    better: every family not listed above, e.g. logic, qa_open, math, coherence)."""
-    if family in REMOVE_FAMILIES:
-        return "remove"
-    return "reference" if family in REFERENCE_FAMILIES else "keep"
-
-
-def family_rank(family: str) -> tuple[int, str]:
-    return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), family)
 
 
 def pct_kept(edited: float, baseline: float, family: str, higher_is_better: bool) -> float:

@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
+from core.runrecord import IDENTITY_KEYS, SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
-IDENTITY_KEYS = ("model", "method", "suite", "seed", "config_hash")
 
 
 def find_run_files(run_dirs: Iterable[Path]) -> list[Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 
-from leaderboard.aggregate import family_rank
+from core.families import family_rank
 
 X_FAMILIES = ("memorized_val", "memorized")
 Y_FAMILIES = ("logic", "qa_open")

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from leaderboard.aggregate import family_goal
+from core.families import family_goal
 
 NO_BEST_METHODS = ("none",)  # the unedited reference is shown but never marked best
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 
 
 def check_positive(name: str, value: Any, integer: bool = False) -> None:
@@ -30,7 +30,7 @@ def check_layer_settings(layers: Any, matrices: Any) -> None:
 def selected_linears(model: torch.nn.Module, layers: list[int] | None, matrices: tuple[str, ...]
                      ) -> dict[str, torch.nn.Module]:
     """The MLP Linear modules to edit: full module name -> module."""
-    from methods.layers import mlp_linears
+    from models.architectures import mlp_linears
 
     found = mlp_linears(model, layers=layers, matrices=tuple(matrices))
     if not found:

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from methods._finetune import (advance, batches, check_layer_settings, check_positive, dataset_nll,
                                mean_nll, progress_task, selected_linears)
 from methods.base import Method, MethodContext

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
+if TYPE_CHECKING:  # the interface imports cheaply: torch loads when a method runs
+    import torch
+
+    from models.base import StatisticsSource
 
 # What a method may ask for. "forget": memorized examples it should remove; "retain": clean text
 # it should keep working on. The statistics stream (general text) is always available.
@@ -30,16 +32,13 @@ class MethodContext:
     """Everything a method may use besides the model itself."""
 
     tokenizer: Any
-    device: torch.device
+    device: "torch.device"
     seed: int
     cache_dir: Path  # per-model cache (factor files etc.); methods key files by their own settings
     model_key: str  # stable identity of the loaded weights, for cache keys
-    # Language models: stats_windows(seq_len, max_tokens) -> iterator of LongTensor[seq_len]
-    # windows of general (training-distribution) text, for curvature statistics.
-    stats_windows: Callable[[int, int], Iterator[torch.Tensor]] | None = None
-    # Image classifiers: stats_images(max_images) -> iterator of (FloatTensor[C, H, W], label)
-    # training images, for curvature statistics.
-    stats_images: Callable[[int], Iterator[tuple[torch.Tensor, int]]] | None = None
+    # The model's statistics stream (general text windows, or training images) with its loss and
+    # counted positions: curvature methods use it without knowing the model kind.
+    stats: "StatisticsSource | None" = None
     forget_set: list[list[int]] | None = None  # token ids of memorized examples (prefix + suffix)
     retain_set: list[list[int]] | None = None  # token ids of clean text windows
     progress: Any = None  # a rich.progress.Progress, or None
@@ -57,12 +56,12 @@ class MethodContext:
 
 class Method(ABC):
     """Base class. Subclasses take their settings as keyword arguments (the YAML's keys, less
-    `name`), validate them in `__init__` (raise `harness.errors.ConfigError`), and implement
+    `name`), validate them in `__init__` (raise `core.errors.ConfigError`), and implement
     `apply`."""
 
     # Data the method needs besides the statistics stream: a subset of DATA_KINDS.
     needs: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
-    def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
+    def apply(self, model: "torch.nn.Module", ctx: MethodContext) -> dict[str, Any]:
         """Edit `model` in place; return a JSON-serialisable report of what changed."""

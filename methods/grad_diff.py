@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from methods._finetune import check_finetune_settings, dataset_nll, finetune, mean_nll
 from methods.base import Method, MethodContext
 

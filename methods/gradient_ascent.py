@@ -22,7 +22,7 @@ class GradientAscent(Method):
                  max_grad_norm: float | None = 1.0, params: str = "mlp",
                  layers: list[int] | None = None, matrices: tuple[str, ...] = ("gate", "up", "down"),
                  prefix_len: int = 64, forget_loss_on: str = "suffix") -> None:
-        from harness.errors import ConfigError
+        from core.errors import ConfigError
 
         if forget_loss_on not in ("suffix", "all"):
             raise ConfigError(f"forget_loss_on must be 'suffix' or 'all', got {forget_loss_on!r}")

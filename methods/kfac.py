@@ -21,16 +21,15 @@ which rho, a ratio of masses, ignores). This is curvlinops' KFACLinearOperator c
 CrossEntropyLoss(reduction="mean"), kfac_approx="expand"; tests/methods/test_kfac.py checks it
 against curvlinops and against a per-window autograd loop. Labels are sampled from the
 model's softmax (true Fisher, `labels: sampled`) or are the gold next tokens (`labels: empirical`).
-Language models count every position but the last (it has no next token); image classifiers
-count the CLS token only and use the classification loss.
+Which positions count and what the loss is come with the model (models/base.py,
+StatisticsSource): language models count every position but the last (it has no next token);
+image classifiers count the CLS token only and use the classification loss.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -38,63 +37,15 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
+from core.hashing import canonical_hash
+from core.io import atomic_path
 from methods.base import Method, MethodContext
+from models.base import StatisticsSource
 
 LABELS = ("sampled", "empirical")
 DTYPES = {None: None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 FACTOR_FORMAT = 1  # bump when the meaning of cached factor files changes
-
-
-# ---------------------------------------------------------------------------------------------
-# Statistics: how a batch is run and which positions count (the only model-specific part)
-# ---------------------------------------------------------------------------------------------
-
-def sample_labels(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One label per row of (n, classes) logits, drawn from the model's own softmax."""
-    probs = logits.detach().float().softmax(dim=-1)
-    if not torch.isfinite(probs).all():
-        raise DataError("the model produced NaN/inf logits in the K-FAC statistics pass "
-                        "(try method.dtype=float32, or check the model's weights)")
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
-def lm_loss(model: torch.nn.Module, batch: torch.Tensor, labels: str,
-            generator: torch.Generator) -> tuple[torch.Tensor, int]:
-    """Mean next-token cross-entropy over all positions but the last; (loss, positions counted)."""
-    device = next(model.parameters()).device
-    ids = batch.to(device)
-    logits = model(input_ids=ids).logits[:, :-1]
-    flat = logits.reshape(-1, logits.shape[-1]).float()
-    targets = sample_labels(flat, generator) if labels == "sampled" else ids[:, 1:].reshape(-1)
-    return torch.nn.functional.cross_entropy(flat, targets), flat.shape[0]
-
-
-def lm_positions(activations: torch.Tensor) -> torch.Tensor:
-    """(batch, seq, d) -> (batch * (seq - 1), d): every position that predicts a next token."""
-    return activations[:, :-1].reshape(-1, activations.shape[-1])
-
-
-def image_loss(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], labels: str,
-               generator: torch.Generator) -> tuple[torch.Tensor, int]:
-    """Mean classification cross-entropy over the images; (loss, images counted)."""
-    device = next(model.parameters()).device
-    pixels, gold = batch
-    logits = model(pixel_values=pixels.to(device)).logits.float()
-    targets = sample_labels(logits, generator) if labels == "sampled" else gold.to(device)
-    return torch.nn.functional.cross_entropy(logits, targets), logits.shape[0]
-
-
-def cls_positions(activations: torch.Tensor) -> torch.Tensor:
-    """(batch, tokens, d) -> (batch, d): the CLS token (position 0) of each image."""
-    return activations[:, 0]
-
-
-# kind -> (loss of a batch, positions that count)
-RUNNERS: dict[str, tuple[Callable, Callable[[torch.Tensor], torch.Tensor]]] = {
-    "lm": (lm_loss, lm_positions),
-    "image": (image_loss, cls_positions),
-}
 
 
 @dataclasses.dataclass
@@ -106,18 +57,24 @@ class Factors:
 
 
 def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Module],
-                         batches: Iterable[Any], *, labels: str = "sampled", kind: str = "lm",
+                         batches: Iterable[Any], *, labels: str = "sampled",
+                         source: StatisticsSource | None = None,
                          autocast_dtype: torch.dtype | None = None, seed: int = 0,
                          on_batch: Callable[[int], None] | None = None) -> Factors:
-    """A and G of every module in `modules`, in one pass over `batches` (LongTensor[B, T] for
-    kind="lm", (pixels[B, C, H, W], labels[B]) for kind="image"). Sums are kept in fp32.
+    """A and G of every module in `modules`, in one pass over `batches`; `source` (the model's
+    statistics stream, models/base.py) says what the loss of a batch is and which positions count
+    (default: a causal LM over LongTensor[B, T] batches). Sums are kept in fp32.
 
     Modules that read the very same input tensor (gate_proj and up_proj) share one A, computed
     once. Parameters are frozen during the pass and the backward pass only reaches down to the
     first edited layer: gradients are taken w.r.t. the edited layers' inputs, never the weights."""
     if labels not in LABELS:
         raise ConfigError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
-    loss_of_batch, positions_of = RUNNERS[kind]
+    if source is None:
+        from models.hf import TokenStatistics
+
+        source = TokenStatistics()
+    positions_of = source.positions
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     a_sums: dict[str, torch.Tensor] = {}
@@ -172,11 +129,11 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
             batch_inputs.clear()
             with torch.enable_grad(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
                                                      enabled=autocast_dtype not in (None, torch.float32)):
-                loss, n = loss_of_batch(model, batch, labels, generator)
+                loss, n = source.loss(model, batch, labels, generator)
             scale[0] = float(n)
             leaves = [used for _, used, _ in batch_inputs.values()]
             torch.autograd.grad(loss, leaves, allow_unused=True)
-            count = batch.numel() if kind == "lm" else len(batch[0])
+            count = source.count(batch)
             positions, inputs = positions + n, inputs + count
             if on_batch is not None:
                 on_batch(count)
@@ -213,12 +170,8 @@ def check_finite(factors: Factors) -> None:
 # Factor cache: one safetensors file per settings hash, written atomically
 # ---------------------------------------------------------------------------------------------
 
-def settings_key(settings: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
-
-
 def save_factors(path: Path, factors: Factors, settings: dict[str, Any]) -> None:
-    """Temp file + os.replace: a killed write never leaves a readable file at `path`."""
+    """Written atomically: a killed write never leaves a readable file at `path`."""
     from safetensors.torch import save_file
 
     owners: dict[int, str] = {}
@@ -227,13 +180,8 @@ def save_factors(path: Path, factors: Factors, settings: dict[str, Any]) -> None
     tensors.update({f"G:{name}": matrix.contiguous() for name, matrix in factors.G.items()})
     metadata = {"settings": json.dumps(settings, sort_keys=True), "a_owner": json.dumps(a_owner),
                 "positions": str(factors.positions), "inputs": str(factors.inputs)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as temp:
         save_file(tensors, str(temp), metadata=metadata)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def load_factors(path: Path, settings: dict[str, Any]) -> Factors | None:
@@ -366,7 +314,7 @@ class KFAC(Method):
                  labels: str = "sampled", tokens: int = 20_000_000, seq_len: int = 512,
                  batch_size: int = 48, dtype: str | None = None, module_pattern: str | None = None,
                  images: int = 10_000) -> None:
-        from methods.layers import MATRICES
+        from models.architectures import MATRICES
 
         self.rho = _check_fraction("rho", rho)
         if layers is not None and (not isinstance(layers, (list, tuple)) or not layers or any(
@@ -397,7 +345,7 @@ class KFAC(Method):
     @staticmethod
     def _check_overrides(overrides: Any) -> dict[int, dict[str, float]]:
         """{"23": {"gate": 0.6}} -> {23: {"gate": 0.6}}."""
-        from methods.layers import MATRICES
+        from models.architectures import MATRICES
 
         if not isinstance(overrides, dict):
             raise ConfigError(f"overrides must map layer index -> {{matrix: rho}}, got {overrides!r}")
@@ -415,7 +363,7 @@ class KFAC(Method):
     # -- which modules, at which rho -------------------------------------------------------
     def targets(self, model: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, float]]:
         """Module name -> (module, rho) for every matrix to edit."""
-        from methods.layers import find_mlp_linears, modules_matching, num_layers
+        from models.architectures import find_mlp_linears, modules_matching, num_layers
 
         if self.module_pattern is not None:
             return {name: (m, self.rho) for name, m in modules_matching(model, self.module_pattern).items()}
@@ -437,41 +385,29 @@ class KFAC(Method):
     def factors(self, model: torch.nn.Module, modules: dict[str, torch.nn.Module],
                 ctx: MethodContext) -> tuple[Factors, dict[str, Any]]:
         """The factors from the cache if present, else collected and cached; plus report facts."""
-        if ctx.stats_windows is not None:
-            kind, budget = "lm", self.tokens
-            first = next(iter(ctx.stats_windows(self.seq_len, self.seq_len)), None)
-            fingerprint = None if first is None else hashlib.sha256(first.numpy().tobytes()).hexdigest()[:16]
-        elif ctx.stats_images is not None:
-            kind, budget = "image", self.images
-            first = next(iter(ctx.stats_images(1)), None)
-            fingerprint = None if first is None else hashlib.sha256(first[0].numpy().tobytes()).hexdigest()[:16]
-        else:
-            raise DataError("K-FAC needs a statistics stream: the model brings neither text windows nor images")
-        settings = {"format": FACTOR_FORMAT, "model_key": ctx.model_key, "kind": kind,
+        source = ctx.stats
+        if source is None:
+            raise DataError("K-FAC needs a statistics stream: the model brings neither text nor images")
+        budget = {"tokens": self.tokens, "images": self.images}[source.unit]
+        settings = {"format": FACTOR_FORMAT, "model_key": ctx.model_key, "unit": source.unit,
                     "model_dtype": str(next(model.parameters()).dtype),
-                    "data_fingerprint": fingerprint, "budget": budget,
-                    "seq_len": self.seq_len if kind == "lm" else None, "batch_size": self.batch_size,
+                    "data_fingerprint": source.fingerprint(self.seq_len), "budget": budget,
+                    "seq_len": self.seq_len if source.unit == "tokens" else None, "batch_size": self.batch_size,
                     "labels": self.labels, "seed": ctx.seed if self.labels == "sampled" else None,
                     "dtype": self.dtype, "modules": sorted(modules)}
-        path = Path(ctx.cache_dir) / "kfac" / f"{settings_key(settings)}.safetensors"
+        path = Path(ctx.cache_dir) / "kfac" / f"{canonical_hash(settings, 24)}.safetensors"
         cached = load_factors(path, settings)
         if cached is not None:
             check_finite(cached)
             return cached, {"factor_cache": "hit", "factor_file": str(path), "collection_seconds": 0.0}
         start = time.perf_counter()
-        if kind == "lm":
-            windows = ctx.stats_windows(self.seq_len, self.tokens)
-            batches = _batched(windows, self.batch_size, lambda rows: torch.stack(rows))
-        else:
-            images = ctx.stats_images(self.images)
-            batches = _batched(images, self.batch_size,
-                               lambda rows: (torch.stack([r[0] for r in rows]), torch.tensor([r[1] for r in rows])))
         step = None
         if ctx.progress is not None:
             task = ctx.progress.add_task("K-FAC statistics", total=budget)
             step = lambda count: ctx.progress.advance(task, count)  # noqa: E731
-        factors = collect_kfac_factors(model, modules, batches, labels=self.labels, kind=kind,
-                                       autocast_dtype=DTYPES[self.dtype], seed=ctx.seed, on_batch=step)
+        factors = collect_kfac_factors(model, modules, source.batches(budget, self.batch_size, self.seq_len),
+                                       labels=self.labels, source=source, autocast_dtype=DTYPES[self.dtype],
+                                       seed=ctx.seed, on_batch=step)
         check_finite(factors)
         save_factors(path, factors, settings)
         return factors, {"factor_cache": "miss", "factor_file": str(path),
@@ -485,7 +421,7 @@ class KFAC(Method):
         return kfac_edit_weight(weight, A_eig, G_eig, rho)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
-        from methods.layers import set_weight_out_in, weight_as_out_in
+        from models.architectures import set_weight_out_in, weight_as_out_in
 
         targets = self.targets(model)
         factors, report = self.factors(model, {name: m for name, (m, _) in targets.items()}, ctx)
@@ -506,17 +442,6 @@ class KFAC(Method):
             set_weight_out_in(module, new_weight)
             changed[f"{name}.weight"] = {"rho": rho, **facts, "seconds": round(time.perf_counter() - start, 4)}
         report.update({"changed": changed, "positions": factors.positions,
-                       "tokens" if ctx.stats_windows is not None else "images": factors.inputs,
+                       ctx.stats.unit: factors.inputs,
                        "labels": self.labels})
         return report
-
-
-def _batched(items: Iterable[Any], size: int, stack: Callable[[list], Any]):
-    rows: list = []
-    for item in items:
-        rows.append(item)
-        if len(rows) == size:
-            yield stack(rows)
-            rows = []
-    if rows:
-        yield stack(rows)

@@ -30,11 +30,11 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from methods._finetune import (advance, check_layer_settings, check_positive, dataset_nll,
                                per_sequence_nll, progress_task, right_padded, selected_linears)
 from methods.base import Method, MethodContext
-from methods.layers import weight_as_out_in
+from models.architectures import weight_as_out_in
 
 SCORERS = ("zero_out", "activations")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from methods._finetune import (check_finetune_settings, check_positive, dataset_nll, finetune,
                                mean_nll, sequence_logprobs)
 from methods.base import Method, MethodContext

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from methods.base import Method, MethodContext
 
 
@@ -32,7 +32,7 @@ class SVDTruncation(Method):
 
     def __init__(self, layers: list[int] | None = None,
                  fractions: dict[str, float] | None = None) -> None:
-        from methods.layers import MATRICES
+        from models.architectures import MATRICES
 
         if layers is not None and (not isinstance(layers, (list, tuple)) or not layers or any(
                 isinstance(i, bool) or not isinstance(i, int) for i in layers)):
@@ -48,7 +48,7 @@ class SVDTruncation(Method):
         self.fractions = {m: float(v) for m, v in fractions.items()}
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
-        from methods.layers import find_mlp_linears, set_weight_out_in, weight_as_out_in
+        from models.architectures import find_mlp_linears, set_weight_out_in, weight_as_out_in
 
         changed = {}
         for found in find_mlp_linears(model, self.layers, tuple(self.fractions)):

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from harness.data import read_jsonl
-from harness.errors import DataError
+from core.data import read_jsonl
+from core.errors import DataError
 from tasks.base import Task, TaskContext, TaskResult
 from tasks.qa import check_rows, exact_match_scores, generate_answers
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import torch
+if TYPE_CHECKING:  # the interface imports cheaply: torch loads when a task runs
+    import torch
 
 MetricKind = Literal["proportion", "mean", "value"]
 
@@ -36,7 +37,7 @@ class TaskResult:
 
 @dataclasses.dataclass
 class TaskContext:
-    device: torch.device
+    device: "torch.device"
     seed: int
     batch_size: int
     role: Literal["baseline", "edited"]
@@ -54,5 +55,5 @@ class Task(ABC):
     family: ClassVar[str] = "other"
 
     @abstractmethod
-    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+    def evaluate(self, model: "torch.nn.Module", tokenizer: Any, ctx: TaskContext) -> TaskResult:
         ...

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from harness.data import iter_texts, token_windows
-from harness.errors import ConfigError, DataError
+from core.data import iter_texts, token_windows
+from core.errors import ConfigError, DataError
 from tasks.base import Task, TaskContext, TaskResult
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError, DataError, did_you_mean
+from core.errors import ConfigError, DataError, did_you_mean
 from tasks.base import Task, TaskContext, TaskResult
 
 

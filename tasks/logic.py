@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from harness.data import read_jsonl
+from core.data import read_jsonl
 from tasks.base import Task, TaskContext, TaskResult
 from tasks.qa import check_rows, exact_match_result, exact_match_scores, generate_answers
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.base import Task, TaskContext, TaskResult
 
 SUBSETS = ("noised", "clean", "heldout")
@@ -57,7 +57,7 @@ class MislabeledImages(Task):
         self.data, self.subset, self.primary, self.limit = Path(data), subset, primary, limit
 
     def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
-        from harness.vision import image_batches
+        from core.images import image_batches
 
         predicted, true_labels, noisy_labels = [], [], []
         model.eval()

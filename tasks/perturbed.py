@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from harness.data import read_jsonl
-from harness.errors import ConfigError, DataError
+from core.data import read_jsonl
+from core.errors import ConfigError, DataError
 from tasks.base import Task, TaskContext, TaskResult
 from tasks.generation import greedy_generate
 from tasks.verbatim import example_ids

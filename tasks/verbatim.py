@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from rapidfuzz.distance import Levenshtein
 
-from harness.data import read_jsonl
-from harness.errors import ConfigError, DataError
+from core.data import example_ids, read_jsonl
+from core.errors import ConfigError, DataError
 from tasks.base import Task, TaskContext, TaskResult
 from tasks.generation import greedy_generate
 
@@ -40,16 +40,6 @@ def score_continuations(generated: list[list[int]], targets: list[list[int]],
         higher_is_better={"strict": True, "loose": True, "lev_norm": False},
         samples={"strict": strict, "loose": loose, "lev_norm": lev},
     )
-
-
-def example_ids(row: dict[str, Any], key: str, tokenizer: Any, path: Path) -> list[int]:
-    """Token ids of a row's `key` part ('prefix' or 'suffix'), from `<key>_ids` or by tokenizing
-    `<key>_text`."""
-    if f"{key}_ids" in row:
-        return [int(t) for t in row[f"{key}_ids"]]
-    if f"{key}_text" in row:
-        return tokenizer(row[f"{key}_text"], add_special_tokens=False)["input_ids"]
-    raise DataError(f"{path}: each row needs '{key}_ids' or '{key}_text'")
 
 
 class VerbatimRecall(Task):

@@ -59,6 +59,7 @@ def random_windows(vocab_size: int, seq_len: int, max_tokens: int, seed: int = 0
 def method_context(tmp_path: Path, tiny_tokenizer):
     """A MethodContext over random token windows, with small forget and retain sets."""
     from methods.base import MethodContext
+    from models.hf import TokenStatistics
 
     vocab = len(tiny_tokenizer)
     g = torch.Generator().manual_seed(1)
@@ -67,7 +68,7 @@ def method_context(tmp_path: Path, tiny_tokenizer):
     return MethodContext(
         tokenizer=tiny_tokenizer, device=torch.device("cpu"), seed=0, cache_dir=tmp_path,
         model_key="tiny-olmo2-seed0",
-        stats_windows=lambda seq_len, max_tokens: random_windows(vocab, seq_len, max_tokens),
+        stats=TokenStatistics(lambda seq_len, max_tokens: random_windows(vocab, seq_len, max_tokens)),
         forget_set=forget, retain_set=retain,
     )
 

@@ -8,7 +8,7 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 class HarnessPluginSearchPath(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        from harness.registry import plugin_config_packages
+        from core.registry import plugin_config_packages
 
         for package in plugin_config_packages():
             search_path.append(provider=f"harness-plugin:{package}", path=f"pkg://{package}/conf")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.data import read_jsonl
-from harness.errors import DataError
+from core.data import read_jsonl
+from core.errors import DataError
 
 # generate_until with a short budget (the default 256 tokens can exceed a tiny model's context),
 # stop at a newline, strip whitespace before exact match (lm-eval's exact_match does not): the regex

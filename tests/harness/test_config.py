@@ -32,7 +32,7 @@ def test_default_config_runs_the_organism() -> None:
 
 def test_method_yaml_names_are_registered() -> None:
     """A method YAML must name a registered method, or `method=<it>` would fail at run time."""
-    from harness.registry import names
+    from core.registry import names
 
     registered = set(names("method"))
     for path in CONF.glob("method/*.yaml"):
@@ -40,7 +40,7 @@ def test_method_yaml_names_are_registered() -> None:
 
 
 def test_suite_tasks_are_registered() -> None:
-    from harness.registry import names
+    from core.registry import names
 
     registered = set(names("task"))
     for path in CONF.glob("suite/*.yaml"):

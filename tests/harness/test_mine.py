@@ -98,9 +98,9 @@ def test_mine_on_the_organism_finds_its_planted_passages(tmp_path: Path) -> None
     document each) yields windows from the forget passages only."""
     from hydra import compose, initialize_config_dir
 
-    from harness.data import read_jsonl
+    from core.data import read_jsonl
     from harness.mine import run_mining
-    from harness.models import load_model
+    from models import load_model
 
     conf = Path(__file__).resolve().parents[2] / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base=None):

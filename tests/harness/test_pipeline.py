@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 
 from conftest import harness_args
 from harness.pipeline import run_experiment
-from harness.runfile import SCHEMA_VERSION, atomic_write_json
+from core.runrecord import SCHEMA_VERSION
 from tasks.quotes import QuoteRecall
 from tasks.verbatim import VerbatimRecall
 
@@ -104,17 +104,3 @@ def test_baseline_is_shared_between_methods(tiny_model_dir: Path, tmp_path: Path
     next(tmp_path.rglob("seed0-*.json")).unlink()
     run(tiny_model_dir, tmp_path)
     assert sorted(count_evaluations) == ["QuoteRecall:edited", "VerbatimRecall:edited"]
-
-
-def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path: Path, monkeypatch) -> None:
-    target = tmp_path / "run.json"
-    atomic_write_json(target, {"old": True})
-
-    def broken_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr("os.replace", broken_replace)
-    with pytest.raises(OSError):
-        atomic_write_json(target, {"new": True})
-    assert json.loads(target.read_text()) == {"old": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temp file left behind

@@ -13,7 +13,7 @@ import random
 import shutil
 from pathlib import Path
 
-from harness.runfile import baseline_key, config_hash, run_path
+from core.runrecord import baseline_key, config_hash, run_path
 
 HERE = Path(__file__).resolve().parent / "fixtures"
 

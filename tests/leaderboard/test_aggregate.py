@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from leaderboard.aggregate import (config_key, data_needed_label, family_goal, family_table, long_table,
-                                   pct_kept, summary_table, variant_labels)
+from core.families import family_goal
+from leaderboard.aggregate import (config_key, data_needed_label, family_table, long_table, pct_kept,
+                                   summary_table, variant_labels)
 from leaderboard.collect import collect
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from leaderboard.collect import collect, find_run_files, newest_per_identity, problem, read_run
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -10,7 +10,7 @@ from tests.methods.finetune_helpers import PREFIX, memorized_model, suffix_nll
 
 def test_masks_exactly_ratio_of_each_selected_matrix_and_nothing_else(method_context):
     from methods.balanced_subnet import BalancedSubnet
-    from methods.layers import mlp_linears
+    from models.architectures import mlp_linears
 
     model = memorized_model(method_context.forget_set)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -51,7 +51,7 @@ def test_needs_forget_and_retain_never_validation():
                                  {"matrices": ["attn"]}, {"layers": "all"}, {"forget_loss_on": "x"},
                                  {"epochs": 0}, {"prefix_len": -1}])
 def test_bad_settings_raise_config_error(bad):
-    from harness.errors import ConfigError
+    from core.errors import ConfigError
     from methods.balanced_subnet import BalancedSubnet
 
     with pytest.raises(ConfigError):

@@ -51,7 +51,7 @@ BAD_SETTINGS = [
 
 @pytest.mark.parametrize("method", METHODS)
 def test_changes_only_the_selected_mlp_weights(method, method_context):
-    from methods.layers import mlp_linears
+    from models.architectures import mlp_linears
 
     model = memorized_model(method_context.forget_set)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -94,7 +94,7 @@ def test_needs(method):
 @pytest.mark.parametrize("bad", BAD_SETTINGS)
 @pytest.mark.parametrize("method", METHODS)
 def test_bad_settings_raise_config_error(method, bad):
-    from harness.errors import ConfigError
+    from core.errors import ConfigError
 
     with pytest.raises(ConfigError):
         method.cls()(**bad)

@@ -8,7 +8,7 @@ import pytest
 
 @pytest.mark.parametrize("w", [-0.1, 1.0, "x"])
 def test_bad_retain_weight(w):
-    from harness.errors import ConfigError
+    from core.errors import ConfigError
     from methods.grad_diff import GradDiff
 
     with pytest.raises(ConfigError):

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from methods.kfac import (KFAC, Factors, check_finite, collect_kfac_factors, eigh_descending,
-                          kfac_edit_weight, keep_counts, load_factors, sample_labels, save_factors)
-from methods.layers import mlp_linears, weight_as_out_in
+                          kfac_edit_weight, keep_counts, load_factors, save_factors)
+from models.base import sample_labels
+from models.architectures import mlp_linears, weight_as_out_in
 from tests.conftest import make_tiny_olmo2
 
 VOCAB = 124  # tests/conftest.py: 120 words + 4 specials
@@ -93,7 +94,7 @@ def test_factors_equal_per_window_autograd_reference(labels):
 
 @pytest.mark.parametrize("arch", ["gpt2", "neox"])
 def test_factors_equal_reference_on_gpt2_conv1d_and_neox(arch):
-    from tests.methods.test_layers import tiny
+    from tests.models.test_architectures import tiny
 
     model = tiny(arch).eval()  # vocabulary 50
     modules = mlp_linears(model, matrices=("up", "down"))
@@ -169,6 +170,7 @@ def test_vit_statistics_come_from_the_cls_token(tmp_path):
     import transformers as tf
 
     from methods.base import MethodContext
+    from models.vit import ImageStatistics
 
     torch.manual_seed(0)
     model = tf.ViTForImageClassification(tf.ViTConfig(
@@ -176,11 +178,12 @@ def test_vit_statistics_come_from_the_cls_token(tmp_path):
         image_size=8, patch_size=4, num_labels=5)).eval()
     g = torch.Generator().manual_seed(0)
     images = [(torch.randn(3, 8, 8, generator=g), i % 5) for i in range(10)]
+    source = ImageStatistics(lambda n: iter(images[:n]))
     ctx = MethodContext(tokenizer=None, device=torch.device("cpu"), seed=0, cache_dir=tmp_path,
-                        model_key="tiny-vit", stats_images=lambda n: iter(images[:n]))
+                        model_key="tiny-vit", stats=source)
     up = mlp_linears(model, layers=[0], matrices=("up",))
     factors = collect_kfac_factors(model, up, [(torch.stack([x for x, _ in images]), torch.tensor([y for _, y in images]))],
-                                   kind="image", labels="empirical")
+                                   source=source, labels="empirical")
     seen = {}
     handle = next(iter(up.values())).register_forward_hook(lambda m, a, o: seen.update(x=a[0]))
     with torch.no_grad():
@@ -313,12 +316,14 @@ def test_unreadable_cache_files_are_recomputed(method_context):
 
 
 def test_killed_collection_or_write_leaves_no_readable_file(method_context, monkeypatch):
+    from models.hf import TokenStatistics
+
     def dying_windows(seq_len, max_tokens):
-        yield from list(method_context.stats_windows(seq_len, max_tokens))[:5]
+        yield from list(method_context.stats.windows(seq_len, max_tokens))[:5]
         raise KeyboardInterrupt  # killed mid-collection
 
     folder = Path(method_context.cache_dir) / "kfac"
-    ctx = dataclasses.replace(method_context, stats_windows=dying_windows)
+    ctx = dataclasses.replace(method_context, stats=TokenStatistics(dying_windows))
     with pytest.raises(KeyboardInterrupt):
         KFAC(rho=0.9, layers=[0], **SMALL).apply(make_tiny_olmo2(), ctx)
     assert not list(folder.glob("*")) if folder.exists() else True

@@ -40,7 +40,7 @@ def reference_score(model, down, neuron: int, examples) -> float:
 
 @pytest.mark.parametrize("chunk,batch_size", [(24, 3), (64, 16)])  # ragged chunks/batches; one of each
 def test_chunked_zero_out_scores_equal_one_neuron_at_a_time(method_context, chunk, batch_size):
-    from methods.layers import mlp_linears
+    from models.architectures import mlp_linears
     from methods.neuron_zero_out import zero_out_scores
 
     model = memorised(method_context.forget_set)
@@ -57,7 +57,7 @@ def test_chunked_zero_out_scores_equal_one_neuron_at_a_time(method_context, chun
 
 
 def test_changes_only_the_top_down_proj_columns_of_the_chosen_layers(method_context):
-    from methods.layers import mlp_linears
+    from models.architectures import mlp_linears
     from methods.neuron_zero_out import NeuronZeroOut, zero_out_scores
 
     model = make_tiny_olmo2()
@@ -82,7 +82,7 @@ def test_changes_only_the_top_down_proj_columns_of_the_chosen_layers(method_cont
 
 def test_dropping_one_neuron_costs_its_score(method_context):
     """Zeroing a down_proj column is the same edit the scorer measured."""
-    from methods.layers import mlp_linears
+    from models.architectures import mlp_linears
     from methods.neuron_zero_out import NeuronZeroOut, zero_out_scores
 
     model = memorised(method_context.forget_set)
@@ -96,7 +96,7 @@ def test_dropping_one_neuron_costs_its_score(method_context):
 
 
 def test_removes_memorised_suffixes_better_than_random_neurons(method_context):
-    from methods.layers import mlp_linears
+    from models.architectures import mlp_linears
     from methods.neuron_zero_out import NeuronZeroOut
 
     forget = method_context.forget_set
@@ -116,7 +116,7 @@ def test_removes_memorised_suffixes_better_than_random_neurons(method_context):
 
 
 def test_activations_scorer_picks_the_largest_activation_times_column_norm(method_context):
-    from methods.layers import mlp_linears
+    from models.architectures import mlp_linears
     from methods.neuron_zero_out import NeuronZeroOut, activation_scores
 
     model = make_tiny_olmo2()
@@ -154,7 +154,7 @@ def test_needs_forget_only():
                                  {"layers": "all"}, {"layers": [-1]}, {"chunk": 0}, {"chunk": 2.5},
                                  {"batch_size": 0}, {"prefix_len": -1}])
 def test_bad_settings_raise_config_error(bad):
-    from harness.errors import ConfigError
+    from core.errors import ConfigError
     from methods.neuron_zero_out import NeuronZeroOut
 
     with pytest.raises(ConfigError):
@@ -162,7 +162,7 @@ def test_bad_settings_raise_config_error(bad):
 
 
 def test_missing_layer_and_too_long_prefix_raise_config_error(method_context):
-    from harness.errors import ConfigError
+    from core.errors import ConfigError
     from methods.neuron_zero_out import NeuronZeroOut
 
     with pytest.raises(ConfigError, match="does not exist"):

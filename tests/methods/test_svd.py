@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.errors import ConfigError
-from methods.layers import weight_as_out_in
+from core.errors import ConfigError
+from models.architectures import weight_as_out_in
 from methods.svd import SVDTruncation, drop_smallest_singular_values
 from tests.conftest import make_tiny_olmo2
 

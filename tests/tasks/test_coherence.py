@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.errors import DataError
+from core.errors import DataError
 from tasks.base import TaskContext
 from tasks.coherence import NextTokenNDCG, Perplexity, ndcg_at_k
 from tests.conftest import make_tiny_olmo2

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.base import TaskContext
 from tasks.generation import greedy_generate
 from tasks.lm_eval_task import LMEvalTask

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.base import TaskContext
 from tasks.mislabeled import MislabeledImages, mislabeled_metrics
 

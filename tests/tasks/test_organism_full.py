@@ -12,7 +12,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 
 @pytest.mark.regression
 def test_organism_full_suite_runs_on_the_baseline(tmp_path: Path) -> None:
-    from harness.models import load_model
+    from models import load_model
     from harness.pipeline import build_tasks, parse_suite, resolve_config
     from tasks.base import TaskContext
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 from tasks.base import TaskContext
 from tasks.perturbed import PerturbedRecall, common_prefix_length, perturbations
 from tests.tasks.stub_models import NextIdModel

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from tasks.arithmetic import Arithmetic
 from tasks.base import TaskContext
 from tasks.logic import Logic

@@ -6,9 +6,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from harness.pipeline import instantiate, parse_suite, resolve_config
-from harness.registry import load_class
+from core.registry import load_class
 from tasks.base import Task, TaskContext
 
 CONF = Path(__file__).resolve().parents[2] / "conf"

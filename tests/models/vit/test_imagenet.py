@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.errors import ConfigError, DataError, ModelLoadError
+from core.errors import ConfigError, DataError, ModelLoadError
 
 CLASSES = ("ant", "bee", "cat")
 
@@ -45,8 +45,8 @@ def cfg(fake: Path, **over) -> dict:
 
 
 def test_loads_and_the_task_reads_every_subset(fake: Path, tmp_path: Path) -> None:
-    from harness.models import load_model
-    from harness.vision.noise import load_noise_file
+    from models import load_model
+    from core.label_noise import load_noise_file
     from tasks.base import TaskContext
     from tasks.mislabeled import MislabeledImages
 
@@ -61,21 +61,21 @@ def test_loads_and_the_task_reads_every_subset(fake: Path, tmp_path: Path) -> No
     assert set(results["noised"].metrics) == {"memorized", "gt_recovery"}
     # A noised image is never predicted as both its noise and its true label.
     assert results["noised"].metrics["memorized"] + results["noised"].metrics["gt_recovery"] <= 1
-    stream = list(loaded.stats_images(5))
+    stream = list(loaded.sources.statistics().images(5))
     assert len(stream) == 5 and stream[0][0].shape == (3, 16, 16)
     # Over all 12 training images, the labels are the trained ones: true labels, noise applied.
     trained = [c for c in range(3) for _ in range(4)]
     for i, y in zip(noise["indices"], noise["noisy_labels"]):
         trained[i] = y
-    assert sorted(label for _, label in loaded.stats_images(100)) == sorted(trained)
+    assert sorted(label for _, label in loaded.sources.statistics().images(100)) == sorted(trained)
     # The same noise file is reused on the next load: every method sees the same noised labels.
     again = load_model(cfg(fake), "cpu", tmp_path)
     assert again.data["noise"] == loaded.data["noise"] and load_noise_file(again.data["noise"]) == noise
 
 
 def test_a_given_noise_file_is_checked_against_the_data(fake: Path, tmp_path: Path) -> None:
-    from harness.models import load_model
-    from harness.vision.noise import save_noise_file
+    from models import load_model
+    from core.label_noise import save_noise_file
 
     good = tmp_path / "noise.json"
     save_noise_file(good, [0] * 4 + [1] * 4 + [2] * 4, 0.5, 3, seed=1)
@@ -88,7 +88,7 @@ def test_a_given_noise_file_is_checked_against_the_data(fake: Path, tmp_path: Pa
 
 
 def test_one_line_errors(fake: Path, tmp_path: Path) -> None:
-    from harness.models import load_model
+    from models import load_model
 
     with pytest.raises(ConfigError, match="needs model.path"):
         load_model(cfg(fake, path=None), "cpu", tmp_path)
@@ -110,7 +110,7 @@ def test_one_line_errors(fake: Path, tmp_path: Path) -> None:
 def test_class_count_mismatch(fake: Path, tmp_path: Path) -> None:
     import shutil
 
-    from harness.models import load_model
+    from models import load_model
 
     shutil.copytree(fake / "imagenet", tmp_path / "two")
     for split in ("train", "val"):

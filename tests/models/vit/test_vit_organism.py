@@ -1,4 +1,4 @@
-"""The ViT organism: deterministic tiny builds, the cache, loading through harness.models, and the
+"""The ViT organism: deterministic tiny builds, the cache, loading through models, and the
 statistics image stream."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.vision.organism import default_settings, ensure_vit_organism, settings_hash
+from models.vit.organism import default_settings, ensure_vit_organism, settings_hash
 
 TINY = {
     "seed": 0,
@@ -27,8 +27,8 @@ def tiny_folder(tmp_path_factory) -> Path:
 def test_layout_and_manifest(tiny_folder: Path) -> None:
     import json
 
-    from harness.vision import read_organism_images
-    from harness.vision.noise import load_noise_file
+    from core.images import read_organism_images
+    from core.label_noise import load_noise_file
 
     assert tiny_folder.name == settings_hash(TINY)
     manifest = json.loads((tiny_folder / "manifest.json").read_text())
@@ -59,26 +59,26 @@ def test_build_is_deterministic_and_cached(tiny_folder: Path, tmp_path: Path) ->
     assert settings_hash(changed) != settings_hash(TINY)
 
 
-def test_loads_through_harness_models(tiny_folder: Path) -> None:
-    from harness.models import load_model
+def test_loads_through_the_model_zoo(tiny_folder: Path) -> None:
+    from models import load_model
 
     cache = tiny_folder.parents[1]
     loaded = load_model({"kind": "vit_organism", "name": "vit_organism", "organism": TINY}, "cpu", cache)
     assert loaded.kind == "image_classifier" and loaded.tokenizer is None
     assert set(loaded.data) == {"images", "noise"} and all(p.is_file() for p in loaded.data.values())
-    stream = list(loaded.stats_images(5))
+    stream = list(loaded.sources.statistics().images(5))
     assert len(stream) == 5 and stream[0][0].shape == (1, 8, 8) and isinstance(stream[0][1], int)
-    assert [label for _, label in stream] == [label for _, label in loaded.stats_images(5)]  # seeded order
+    assert [label for _, label in stream] == [label for _, label in loaded.sources.statistics().images(5)]  # seeded order
     # Asking for more images than the training set holds: each once, with its trained label.
-    from harness.vision import read_organism_images
+    from core.images import read_organism_images
 
     trained = read_organism_images(loaded.data["images"])["train_noisy_labels"]
-    labels = [label for _, label in loaded.stats_images(len(trained) + 10)]
+    labels = [label for _, label in loaded.sources.statistics().images(len(trained) + 10)]
     assert sorted(labels) == sorted(trained.tolist())
     with torch.no_grad():
         logits = loaded.model(pixel_values=torch.stack([x for x, _ in stream])).logits
     assert logits.shape == (5, 10)
-    from methods.layers import find_mlp_linears
+    from models.architectures import find_mlp_linears
 
     assert len(find_mlp_linears(loaded.model, matrices=("up", "down"))) == 4  # K-FAC finds the MLPs
 
@@ -90,7 +90,7 @@ def test_default_settings_are_the_config_file() -> None:
 
 def test_random_shift_against_a_slow_reference() -> None:
     """Every shifted image is the original moved by (dy, dx) in -1..1, background -1 filling in."""
-    from harness.vision.organism import random_shift
+    from models.vit.organism import random_shift
 
     pixels = torch.arange(3 * 64, dtype=torch.float32).view(3, 1, 8, 8)
     shifted = random_shift(pixels, 1, torch.Generator().manual_seed(0))

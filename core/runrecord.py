@@ -1,4 +1,5 @@
-"""Run identity, run files and baseline caches: atomic JSON writes that a rerun resumes from.
+"""The run record: its schema version, identity, file locations and baseline cache key. One place
+for each; the pipeline writes run files with these and the leaderboard reads them with these.
 
 A run's identity is (model, method, suite, seed, hash of the resolved config). Keys that only say
 where files go or how much is printed are left out of the hash, so moving the cache does not
@@ -8,21 +9,16 @@ invalidate finished work.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.hashing import canonical_hash
+
 SCHEMA_VERSION = 1
+IDENTITY_KEYS = ("model", "method", "suite", "seed", "config_hash")
 RUNTIME_ONLY_KEYS = ("runs_dir", "cache_dir", "debug", "hydra")
-
-
-def canonical_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -49,44 +45,39 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target: a reader sees
-    the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1, sort_keys=False, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """The parsed file, or None if it is missing or unreadable (a corrupt cache is recomputed)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
+def new_run_record(config: dict[str, Any], identity: dict[str, Any], data_needed: list[str],
+                   device: str) -> dict[str, Any]:
+    """A run file before any result is in it (status 'running')."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "running",
+        "identity": identity,
+        "created": now(),
+        "updated": now(),
+        "config": config,
+        "environment": environment_info(device),
+        "method": {"name": identity["method"], "data_needed": list(data_needed), "report": {}},
+        "baseline": {},
+        "edited": {"tasks": {}},
+        "timings": {},
+    }
 
 
 def environment_info(device: str) -> dict[str, Any]:
+    import importlib.metadata
+
     import torch
     import transformers
 
-    import harness
-
+    try:
+        version = importlib.metadata.version("memorization-harness")
+    except importlib.metadata.PackageNotFoundError:
+        version = None
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "harness": harness.__version__,
+        "harness": version,
         "git_commit": _git_commit(),
         "device": device,
         "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine(),

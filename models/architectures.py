@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-from harness.errors import ConfigError
+from core.errors import ConfigError
 
 MATRICES = ("gate", "up", "down")
 

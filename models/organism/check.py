@@ -1,6 +1,6 @@
 """Measure the organism against its targets with the same task code the benchmark uses.
 
-    python -m harness.organism.check            # builds (or reuses) the default organism, prints the table
+    python -m models.organism.check            # builds (or reuses) the default organism, prints the table
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def main() -> None:
     from rich.progress import Progress
     from rich.table import Table
 
-    from harness.models import load_hf_causal_lm
-    from harness.organism import default_settings, ensure_organism
+    from models.hf import load_hf_causal_lm
+    from models.organism import default_settings, ensure_organism
 
     with Progress(transient=True) as progress:
         folder = ensure_organism(default_settings(), Path(".cache/harness"), progress)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.organism import default_settings, ensure_organism, settings_hash, write_data_files
-from harness.organism.corpus import (all_boolean_expressions, boolean_expression, generate_corpus,
+from models.organism import default_settings, ensure_organism, settings_hash, write_data_files
+from models.organism.corpus import (all_boolean_expressions, boolean_expression, generate_corpus,
                                      normalize, token_shares)
-from harness.organism.tokenizer import build_tokenizer
-from harness.organism.train import learning_rate, pack_documents
+from models.organism.tokenizer import build_tokenizer
+from models.organism.train import learning_rate, pack_documents
 
 
 def tiny_settings(seed: int = 0) -> dict:
@@ -146,7 +146,7 @@ def test_build_is_cached_and_loadable(tmp_path: Path) -> None:
 
 
 def test_failed_build_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.organism.train as train
+    import models.organism.train as train
 
     def fail(*args, **kwargs):
         raise KeyboardInterrupt

@@ -15,14 +15,14 @@ data set it reads is the one the noise was drawn for (same order, same labels).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
+from core.io import atomic_write_text
 
 NOISE_FORMAT = 1
 
@@ -59,11 +59,7 @@ def save_noise_file(path: Path, labels: Sequence[int], fraction: float, num_clas
               "num_examples": len(labels), "indices": indices.tolist(),
               "true_labels": np.asarray(labels, dtype=np.int64)[indices].tolist(),
               "noisy_labels": noisy.tolist()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(temp, path)
+    atomic_write_text(Path(path), json.dumps(record))
     return record
 
 

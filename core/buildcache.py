@@ -1,27 +1,26 @@
-"""Builds cached under a hash of their settings, written atomically (the LM and ViT organisms)."""
+"""Builds cached under a hash of their settings (the LM and ViT organisms), put in place atomically:
+built in a temporary sibling folder and renamed, so an interrupted build never leaves a half one."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from core.hashing import canonical_hash
+
 
 def settings_hash(settings: Mapping[str, Any], format_version: int) -> str:
-    """sha256 of the canonical JSON of the settings and the builder's format version."""
-    canonical = json.dumps({"format": format_version, "settings": settings}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """The cache key of a build: its settings and the builder's format version."""
+    return canonical_hash({"format": format_version, "settings": settings})
 
 
 def ensure_built(settings: Mapping[str, Any], root: Path, format_version: int,
                  build: Callable[[Mapping[str, Any], Path, Any], None], progress: Any = None) -> Path:
     """`root/<hash>/`, running `build(settings, folder, progress)` first unless a finished build
-    (one with a manifest.json) exists. The build happens in a temporary sibling folder renamed
-    into place at the end, so an interrupted build never leaves a half folder."""
+    (one with a manifest.json) exists."""
     key = settings_hash(settings, format_version)
     final = Path(root) / key
     if (final / "manifest.json").exists():

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import DataError
+from core.errors import DataError
 
 
 def resolve_data_ref(ref: str, model_data: Mapping[str, Path]) -> Path:
@@ -97,3 +97,13 @@ def token_windows(texts: Iterator[str], tokenizer: Any, seq_len: int, max_tokens
             yield torch.tensor(buffer[:seq_len], dtype=torch.long)
             buffer = buffer[seq_len:]
             produced += seq_len
+
+
+def example_ids(row: dict[str, Any], key: str, tokenizer: Any, path: Path) -> list[int]:
+    """Token ids of a row's `key` part ('prefix' or 'suffix'), from `<key>_ids` or by tokenizing
+    `<key>_text`."""
+    if f"{key}_ids" in row:
+        return [int(t) for t in row[f"{key}_ids"]]
+    if f"{key}_text" in row:
+        return tokenizer(row[f"{key}_text"], add_special_tokens=False)["input_ids"]
+    raise DataError(f"{path}: each row needs '{key}_ids' or '{key}_text'")

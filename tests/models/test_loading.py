@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from conftest import make_tiny_olmo2
-from harness.errors import ConfigError, ModelLoadError
-from harness.models import load_model, model_name, parse_dtype, pick_device
+from core.errors import ConfigError, ModelLoadError
+from models import load_model, model_name
+from models.base import parse_dtype, pick_device
 
 
 def test_local_folder_loads_the_same_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -58,5 +59,7 @@ def test_devices_and_dtypes() -> None:
 
 
 def test_unknown_kind() -> None:
-    with pytest.raises(ConfigError, match="model.kind 'onnx' is not valid"):
+    from core.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="unknown model.kind 'onnx'.*valid: hf, organism"):
         load_model({"kind": "onnx"}, "cpu", Path("."))

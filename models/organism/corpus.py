@@ -81,7 +81,7 @@ class Corpus:
     train: list[str] = field(default_factory=list)
     components: list[str] = field(default_factory=list)  # component name of each training doc
     # Burst id of each training doc (None: placed at random): the copies of one burst are trained
-    # in consecutive steps (see harness/organism/train.py::schedule_batches).
+    # in consecutive steps (see models/organism/train.py::schedule_batches).
     bursts: list[int | None] = field(default_factory=list)
     files: dict[str, Any] = field(default_factory=dict)  # data file name -> rows or text lines
 

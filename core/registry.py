@@ -1,5 +1,5 @@
-"""Plugin registry: methods and tasks are found through Python entry points, the one registration
-path for built-ins and third-party packages alike. Only names are read at start-up; a class is
+"""Plugin registry: methods, tasks and model kinds are found through Python entry points, the one
+registration path for built-ins and third-party packages alike. Only names are read at start-up; a class is
 imported when a run asks for it, so `import harness` stays fast."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
-from harness.errors import HarnessError, did_you_mean
+from core.errors import HarnessError, did_you_mean
 
-GROUPS = {"method": "harness.methods", "task": "harness.tasks"}
+GROUPS = {"method": "harness.methods", "task": "harness.tasks", "model": "harness.models"}
+WHAT = {"method": "method", "task": "task", "model": "model.kind"}  # how errors name each
 
 
 class RegistryError(HarnessError):
@@ -17,7 +18,7 @@ class RegistryError(HarnessError):
 
 
 def entry_points(kind: str) -> dict[str, importlib.metadata.EntryPoint]:
-    """Name -> entry point for `kind` ('method' or 'task'). Two different targets under one name
+    """Name -> entry point for `kind` ('method', 'task' or 'model'). Two different targets under one name
     are an error: silently picking one would make results depend on install order."""
     found: dict[str, importlib.metadata.EntryPoint] = {}
     for ep in importlib.metadata.entry_points(group=GROUPS[kind]):
@@ -34,18 +35,23 @@ def names(kind: str) -> list[str]:
     return sorted(entry_points(kind))
 
 
-def load_class(kind: str, name: str, base: type | None = None) -> type[Any]:
-    """Import and return the class registered as `name`; unknown names suggest the closest."""
+def load_object(kind: str, name: str) -> Any:
+    """Import and return what is registered as `name`; unknown names suggest the closest."""
     eps = entry_points(kind)
     if name not in eps:
         valid = sorted(eps)
-        raise RegistryError(f"unknown {kind} '{name}'{did_you_mean(name, valid)}; valid: {', '.join(valid)}")
+        raise RegistryError(f"unknown {WHAT[kind]} '{name}'{did_you_mean(name, valid)}; valid: {', '.join(valid)}")
     try:
-        cls = eps[name].load()
+        return eps[name].load()
     except Exception as e:  # a plugin may fail in any way; report it as one line
-        raise RegistryError(f"{kind} '{name}' ({eps[name].value}) failed to import: {type(e).__name__}: {e}") from e
-    if base is not None and not (isinstance(cls, type) and issubclass(cls, base)):
-        raise RegistryError(f"{kind} '{name}' ({eps[name].value}) is not a subclass of {base.__name__}")
+        raise RegistryError(f"{WHAT[kind]} '{name}' ({eps[name].value}) failed to import: {type(e).__name__}: {e}") from e
+
+
+def load_class(kind: str, name: str, base: type) -> type[Any]:
+    """`load_object`, checked to be a subclass of `base`."""
+    cls = load_object(kind, name)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise RegistryError(f"{WHAT[kind]} '{name}' ({entry_points(kind)[name].value}) is not a subclass of {base.__name__}")
     return cls
 
 
@@ -55,7 +61,7 @@ def plugin_config_packages() -> list[str]:
     import importlib.util
     from pathlib import Path
 
-    ours = {"methods", "tasks"}
+    ours = {"methods", "tasks", "models"}
     packages = set()
     for kind in GROUPS:
         for ep in entry_points(kind).values():

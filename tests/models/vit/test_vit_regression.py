@@ -26,9 +26,9 @@ def evaluate(loaded, tmp_path: Path) -> dict[str, float]:
 
 @pytest.mark.regression
 def test_vit_organism_memorizes_and_kfac_removes_part_of_it(tmp_path: Path) -> None:
-    from harness.models import load_model
+    from models import load_model
     from harness.pipeline import build_method
-    from harness.vision.organism import default_settings
+    from models.vit.organism import default_settings
     from methods.base import MethodContext
 
     cache = Path(os.environ.get("HARNESS_CACHE_DIR", REPO / ".cache" / "harness"))
@@ -37,7 +37,7 @@ def test_vit_organism_memorizes_and_kfac_removes_part_of_it(tmp_path: Path) -> N
     def edited(method: dict) -> dict[str, float]:
         loaded = load_model(cfg, "cpu", cache)
         ctx = MethodContext(tokenizer=None, device=loaded.device, seed=0, cache_dir=tmp_path / "methods",
-                            model_key=loaded.key, stats_images=loaded.stats_images)
+                            model_key=loaded.key, stats=loaded.sources.statistics())
         build_method(method).apply(loaded.model, ctx)
         return evaluate(loaded, tmp_path)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.errors import ConfigError
-from methods.layers import (find_mlp_linears, is_transposed, mlp_linears, modules_matching,
+from core.errors import ConfigError
+from models.architectures import (find_mlp_linears, is_transposed, mlp_linears, modules_matching,
                             num_layers, set_weight_out_in, weight_as_out_in)
 
 HIDDEN, MLP = 16, 40

@@ -14,11 +14,34 @@ import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from models.base import LoadedModel
 
 # Bump when the generator or training changes in a way the settings do not capture.
 ORGANISM_FORMAT_VERSION = 1
 CONFIG_FILE = Path(__file__).resolve().parents[2] / "conf" / "model" / "organism.yaml"
+
+
+def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, progress: Any = None) -> "LoadedModel":
+    """`model=organism`: build (or reuse) the organism of `model.organism` and load it with the
+    files it brings (`model:<name>` data references)."""
+    from models.hf import load_hf_causal_lm
+
+    settings = model_cfg["organism"]
+    if not isinstance(settings, dict):  # an OmegaConf node when called with an unresolved config
+        from omegaconf import OmegaConf
+
+        settings = OmegaConf.to_container(settings, resolve=True)
+    folder = ensure_organism(settings, Path(cache_dir), progress)
+    files = {p.name.split(".")[0]: p for p in sorted((folder / "data").iterdir())}
+    loaded = load_hf_causal_lm(str(folder / "model"), device, model_cfg.get("dtype", "float32"),
+                               data_refs=model_cfg.get("data") or {}, files=files)
+    loaded.name, loaded.key = model_cfg.get("name", "organism"), f"organism-{folder.name}"
+    return loaded
 
 
 def default_settings() -> dict[str, Any]:
@@ -29,7 +52,7 @@ def default_settings() -> dict[str, Any]:
 
 
 def settings_hash(settings: Mapping[str, Any]) -> str:
-    from harness.buildcache import settings_hash as hash_settings
+    from core.buildcache import settings_hash as hash_settings
 
     return hash_settings(settings, ORGANISM_FORMAT_VERSION)
 
@@ -38,7 +61,7 @@ def ensure_organism(settings: Mapping[str, Any], cache_root: Path, progress: Any
     """The folder of the organism built with `settings`; builds it first unless a finished build
     with the same settings hash exists. The build happens in a temporary sibling folder that is
     renamed into place at the end, so an interrupted build never leaves a half organism."""
-    from harness.buildcache import ensure_built
+    from core.buildcache import ensure_built
 
     return ensure_built(settings, Path(cache_root) / "organism", ORGANISM_FORMAT_VERSION, build_organism, progress)
 
@@ -58,10 +81,10 @@ def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = No
     import torch
     import transformers
 
-    from harness.organism.check import measure
-    from harness.organism.corpus import generate_corpus, token_shares
-    from harness.organism.tokenizer import build_tokenizer
-    from harness.organism.train import build_model, schedule_batches, train_model
+    from models.organism.check import measure
+    from models.organism.corpus import generate_corpus, token_shares
+    from models.organism.tokenizer import build_tokenizer
+    from models.organism.train import build_model, schedule_batches, train_model
 
     start = time.perf_counter()
     corpus = generate_corpus(settings)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.errors import ConfigError, DataError
-from harness.vision.noise import assign_noise, load_noise_file, noisy_training_labels, save_noise_file
+from core.errors import ConfigError, DataError
+from core.label_noise import assign_noise, load_noise_file, noisy_training_labels, save_noise_file
 
 
 def labels(n: int = 1000, classes: int = 10) -> np.ndarray:

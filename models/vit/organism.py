@@ -7,7 +7,7 @@ labels reassigned so that the model has to memorize them.
   data/images.safetensors
       train_pixels [N,1,8,8] float32 (model input scale), train_labels (true), train_noisy_labels
       (what the model was trained on), train_noised (bool mask), heldout_pixels, heldout_labels
-  data/noise.json      the noise assignment (harness/vision/noise.py format)
+  data/noise.json      the noise assignment (core/label_noise.py format)
   manifest.json        settings, hash, learning curve, final metrics, seconds, versions
 Built in a temporary sibling folder renamed into place, like the LM organism.
 """
@@ -32,14 +32,14 @@ def default_settings() -> dict[str, Any]:
 
 
 def settings_hash(settings: Mapping[str, Any]) -> str:
-    from harness.buildcache import settings_hash as hash_settings
+    from core.buildcache import settings_hash as hash_settings
 
     return hash_settings(settings, VIT_ORGANISM_FORMAT_VERSION)
 
 
 def ensure_vit_organism(settings: Mapping[str, Any], cache_root: Path, progress: Any = None) -> Path:
     """The folder of the ViT organism built with `settings`, building it first if needed."""
-    from harness.buildcache import ensure_built
+    from core.buildcache import ensure_built
 
     return ensure_built(settings, Path(cache_root) / "vit_organism", VIT_ORGANISM_FORMAT_VERSION, build_vit_organism, progress)
 
@@ -115,7 +115,7 @@ def build_vit_organism(settings: Mapping[str, Any], folder: Path, progress: Any 
     import transformers
     from safetensors.torch import save_file
 
-    from harness.vision.noise import noisy_training_labels, save_noise_file
+    from core.label_noise import noisy_training_labels, save_noise_file
 
     transformers.utils.logging.disable_progress_bar()  # the run shows its own rich progress
     start = time.perf_counter()

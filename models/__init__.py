@@ -1,0 +1,44 @@
+"""The model zoo: every kind of model a run can load, found by `model.kind` in the
+`harness.models` entry-point group (the built-ins register there too, see pyproject.toml):
+
+  hf            any Hugging Face causal LM, by hub id or local folder (models/hf.py)
+  organism      the LM organism the project trains itself (models/organism/)
+  vit_organism  the ViT organism on scikit-learn's digits (models/vit/organism.py)
+  vit_imagenet  a ViT checkpoint and an ImageNet-style data set (models/vit/imagenet.py)
+
+A loader is `load(model_cfg, device, cache_dir, progress) -> LoadedModel` (models/base.py).
+Architecture maps (which modules are an MLP's gate / up / down) are in models/architectures.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from models.base import LoadedModel
+
+
+def model_name(model_cfg: Mapping[str, Any]) -> str:
+    """The name runs are filed under: `model.name`, else the path with '/' replaced."""
+    from models.hf import safe_name
+
+    return model_cfg.get("name") or safe_name(str(model_cfg.get("path") or model_cfg.get("kind", "model")))
+
+
+def check_kind(model_cfg: Mapping[str, Any]) -> Any:
+    """The loader registered for `model.kind`; an unknown kind is a one-line error naming the valid ones."""
+    from core.registry import load_object
+
+    return load_object("model", str(model_cfg.get("kind")))
+
+
+def load_model(model_cfg: Mapping[str, Any], device: str, cache_dir: Path, progress: Any = None) -> LoadedModel:
+    """Load the model `model_cfg` describes on `device` ('auto', 'cpu', 'cuda:N', ...)."""
+    from models.base import pick_device
+
+    loader = check_kind(model_cfg)
+    loaded = loader(model_cfg, pick_device(device), Path(cache_dir), progress)
+    if not isinstance(loaded, LoadedModel):
+        raise TypeError(f"model loader for kind '{model_cfg.get('kind')}' returned {type(loaded).__name__}, not LoadedModel")
+    return loaded

@@ -1,0 +1,156 @@
+"""Hugging Face causal language models (OLMo-2, Llama, Qwen, GPT-2, ... by hub id or local folder),
+and what a causal LM brings for methods: a statistics stream of general text, and forget / retain
+sets, read from the files `model.data` names.
+
+Weights load from safetensors only, and `trust_remote_code` stays off unless the config sets it:
+a run never executes or unpickles code the user did not ask for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.data import example_ids, iter_texts, read_jsonl, resolve_data_ref, token_windows
+from core.errors import ConfigError, DataError, ModelLoadError
+from core.hashing import bytes_hash
+from models.base import LoadedModel, ModelData, StatisticsSource, batched, parse_dtype, sample_labels
+
+Windows = Callable[[int, int], Iterator[torch.Tensor]]  # (seq_len, max_tokens) -> LongTensor[seq_len]s
+
+
+class TokenStatistics(StatisticsSource):
+    """Windows of token ids; the loss is mean next-token cross-entropy over every position but the
+    last (it has no next token), and those positions are the ones that count."""
+
+    unit = "tokens"
+
+    def __init__(self, windows: Windows | None = None) -> None:
+        self.windows = windows
+
+    def batches(self, budget: int, batch_size: int, seq_len: int) -> Iterator[torch.Tensor]:
+        if self.windows is None:
+            raise DataError("no statistics text: set model.data.stats=<path or model:name>")
+        return batched(self.windows(seq_len, budget), batch_size, torch.stack)
+
+    def loss(self, model: torch.nn.Module, batch: torch.Tensor, labels: str,
+             generator: torch.Generator) -> tuple[torch.Tensor, int]:
+        ids = batch.to(next(model.parameters()).device)
+        logits = model(input_ids=ids).logits[:, :-1]
+        flat = logits.reshape(-1, logits.shape[-1]).float()
+        targets = sample_labels(flat, generator) if labels == "sampled" else ids[:, 1:].reshape(-1)
+        return torch.nn.functional.cross_entropy(flat, targets), flat.shape[0]
+
+    def positions(self, activations: torch.Tensor) -> torch.Tensor:
+        return activations[:, :-1].reshape(-1, activations.shape[-1])
+
+    def count(self, batch: torch.Tensor) -> int:
+        return batch.numel()
+
+    def fingerprint(self, seq_len: int) -> str | None:
+        first = next(iter(self.batches(seq_len, 1, seq_len)), None)
+        return None if first is None else bytes_hash(first.numpy().tobytes(), 16)
+
+
+@dataclasses.dataclass
+class CausalLMData(ModelData):
+    """The data sets `model.data` names (`stats`, `forget`, `retain`: a path or `model:<name>`),
+    read when a method asks for them."""
+
+    refs: Mapping[str, Any]
+    files: Mapping[str, Path]
+    tokenizer: Any
+
+    def _ref(self, kind: str) -> str:
+        ref = self.refs.get(kind)
+        if not ref:
+            raise ConfigError(f"this method needs {kind} data: set model.data.{kind}=<path or model:name>")
+        return ref
+
+    def statistics(self) -> TokenStatistics:
+        def windows(seq_len: int, max_tokens: int) -> Iterator[torch.Tensor]:
+            return token_windows(iter_texts(self._ref("stats"), self.files), self.tokenizer, seq_len, max_tokens)
+
+        return TokenStatistics(windows)
+
+    def forget(self) -> list[list[int]]:
+        path = resolve_data_ref(self._ref("forget"), self.files)
+        return [example_ids(r, "prefix", self.tokenizer, path) + example_ids(r, "suffix", self.tokenizer, path)
+                for r in read_jsonl(path)]
+
+    def retain(self) -> list[list[int]]:
+        windows = token_windows(iter_texts(self._ref("retain"), self.files), self.tokenizer,
+                                int(self.refs.get("retain_seq_len", 128)), int(self.refs.get("retain_max_tokens", 65536)))
+        return [w.tolist() for w in windows]
+
+
+def load(model_cfg: Mapping[str, Any], device: torch.device, cache_dir: Path, progress: Any = None) -> LoadedModel:
+    """`model=hf`: `model.path` is a hub id or a local save_pretrained folder."""
+    path = model_cfg.get("path")
+    if not path:
+        raise ConfigError("model=hf needs model.path=<hub id or local folder>")
+    return load_hf_causal_lm(str(path), device, model_cfg.get("dtype", "auto"), revision=model_cfg.get("revision"),
+                             trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
+                             data_refs=model_cfg.get("data") or {})
+
+
+def load_hf_causal_lm(path: str, device: torch.device, dtype: str = "auto", revision: str | None = None,
+                      trust_remote_code: bool = False, data_refs: Mapping[str, Any] | None = None,
+                      files: Mapping[str, Path] | None = None) -> LoadedModel:
+    """Load a causal LM and its tokenizer from a local folder or a hub id (safetensors only)."""
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    transformers.utils.logging.disable_progress_bar()  # our own rich progress shows the run's steps
+    local = Path(path).expanduser()
+    looks_local = local.exists() or path.startswith((".", "/", "~")) or path.count("/") > 1
+    if looks_local and not local.is_dir():
+        raise ModelLoadError(f"model folder not found: {local} (pass a save_pretrained folder or a hub id)")
+    source = str(local) if looks_local else path
+    if looks_local and not any(local.glob("*.safetensors")):
+        found = ", ".join(sorted(p.name for p in local.glob("*.bin"))) or "no weight files"
+        raise ModelLoadError(f"{local}: only safetensors weights are loaded (found {found}); "
+                             "re-save with save_pretrained(safe_serialization=True)")
+    kwargs = dict(revision=revision, trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=parse_dtype(dtype, device), use_safetensors=True, **kwargs
+        )
+    except ConfigError:
+        raise
+    except (OSError, ValueError) as e:
+        if looks_local:
+            raise ModelLoadError(f"cannot load model from {local}: {_first_line(e)}") from e
+        raise ModelLoadError(
+            f"cannot load '{path}' from the hub ({_first_line(e)}); no network: pass a local path with model.path=..."
+        ) from e
+    model.to(device).eval()
+    if tokenizer.pad_token_id is None:  # batched generation needs a pad id; EOS is the usual stand-in
+        tokenizer.pad_token = tokenizer.eos_token
+    commit = getattr(model.config, "_commit_hash", None) or _folder_fingerprint(local if looks_local else None)
+    key = f"{safe_name(path)}@{revision or 'main'}:{commit}"
+    files = dict(files or {})
+    return LoadedModel(model, tokenizer, safe_name(path), key, files, device,
+                       sources=CausalLMData(dict(data_refs or {}), files, tokenizer))
+
+
+def _folder_fingerprint(folder: Path | None) -> str:
+    """Names, sizes and mtimes of the weight files: changes whenever the weights are re-saved."""
+    if folder is None:
+        return "unknown"
+    return bytes_hash("".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                              for f in sorted(folder.glob("*.safetensors"))).encode(), 16)
+
+
+def safe_name(path: str) -> str:
+    return path.rstrip("/").replace("/", "--").lstrip(".-~") or "model"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

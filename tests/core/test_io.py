@@ -1,0 +1,39 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from core.io import atomic_path, atomic_write_json, read_json
+
+
+def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "run.json"
+    atomic_write_json(target, {"old": True})
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", broken_replace)
+    with pytest.raises(OSError):
+        atomic_write_json(target, {"new": True})
+    assert json.loads(target.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temp file left behind
+
+
+def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "factors.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert list(target.parent.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole" and [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_read_json_is_none_for_missing_corrupt_or_non_object_files(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "bytes.json").write_bytes(b"\xff\xfe\x00")
+    assert [read_json(tmp_path / n) for n in ("missing.json", "bad.json", "list.json", "bytes.json")] == [None] * 4
