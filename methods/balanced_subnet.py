@@ -49,9 +49,9 @@ def straight_through_mask(scores: torch.Tensor, n_masked: int) -> torch.Tensor:
 class BalancedSubnet(Method):
     needs = ("forget", "retain")
 
-    def __init__(self, ratio: float = 0.0015, retain_weight: float = 0.7, lr: float = 0.3,
-                 momentum: float = 0.9, weight_decay: float = 5e-4, epochs: int = 5,
-                 batch_size: int = 64, micro_batch_size: int | None = None,
+    def __init__(self, ratio: float = 0.01, retain_weight: float = 0.3, lr: float = 30.0,
+                 momentum: float = 0.9, weight_decay: float = 5e-4, epochs: int = 50,
+                 batch_size: int = 16, micro_batch_size: int | None = 16,
                  layers: list[int] | None = None, matrices: tuple[str, ...] = ("gate", "up", "down"),
                  prefix_len: int = 64, forget_loss_on: str = "suffix") -> None:
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:

@@ -145,7 +145,7 @@ class NeuronZeroOut(Method):
 
     needs = ("forget",)
 
-    def __init__(self, ratio: float = 0.01, score: str = "zero_out", layers: list[int] | None = None,
+    def __init__(self, ratio: float = 0.01, score: str = "activations", layers: list[int] | None = None,
                  chunk: int = 16, batch_size: int = 16, prefix_len: int = 64) -> None:
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
             raise ConfigError(f"ratio must be a fraction in (0, 1), got {ratio!r}")

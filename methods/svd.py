@@ -25,19 +25,22 @@ def drop_smallest_singular_values(weight: torch.Tensor, k: int) -> tuple[torch.T
     return W - dropped, float((s[-k:] ** 2).sum() / (s ** 2).sum())
 
 
+# The paper's 7B setting (PAPER.md): bottom 0.5 % of up/down, 50 % of gate. Read, never mutated.
+PAPER_FRACTIONS = {"gate": 0.5, "up": 0.005, "down": 0.005}
+
+
 class SVDTruncation(Method):
     """Settings: the keys of conf/method/svd.yaml."""
 
     needs = ()
 
-    def __init__(self, layers: list[int] | None = None,
-                 fractions: dict[str, float] | None = None) -> None:
+    def __init__(self, layers: list[int] | None = (-2,),
+                 fractions: dict[str, float] = PAPER_FRACTIONS) -> None:
         from models.architectures import MATRICES
 
         if layers is not None and (not isinstance(layers, (list, tuple)) or not layers or any(
                 isinstance(i, bool) or not isinstance(i, int) for i in layers)):
             raise ConfigError(f"layers must be null (all layers) or a non-empty list of layer indices, got {layers!r}")
-        fractions = {"gate": 0.5, "up": 0.005, "down": 0.005} if fractions is None else fractions
         if not isinstance(fractions, dict) or not fractions or any(m not in MATRICES for m in fractions):
             raise ConfigError(f"fractions must map matrices {list(MATRICES)} to the share of singular "
                               f"values to drop, got {fractions!r}")

@@ -64,7 +64,7 @@ def test_changes_only_the_top_down_proj_columns_of_the_chosen_layers(method_cont
     before = {k: v.clone() for k, v in model.state_dict().items()}
     down = mlp_linears(model, layers=[1], matrices=("down",))["model.layers.1.mlp.down_proj"]
     scores = zero_out_scores(model, down, method_context.forget_set, PREFIX, CPU)
-    report = NeuronZeroOut(ratio=0.1, layers=[1], prefix_len=PREFIX).apply(model, method_context)
+    report = NeuronZeroOut(ratio=0.1, score="zero_out", layers=[1], prefix_len=PREFIX).apply(model, method_context)
     name = "model.layers.1.mlp.down_proj.weight"
     assert set(report["changed"]) == {name} and report["scorer"] == "zero_out"
     neurons = report["changed"][name]["neurons"]
@@ -90,7 +90,7 @@ def test_dropping_one_neuron_costs_its_score(method_context):
     down = mlp_linears(model, layers=[0], matrices=("down",))["model.layers.0.mlp.down_proj"]
     top = zero_out_scores(model, down, forget, PREFIX, CPU).max().item()
     nll_before = suffix_nll(model, forget)
-    report = NeuronZeroOut(ratio=1 / 64, layers=[0], prefix_len=PREFIX).apply(model, method_context)
+    report = NeuronZeroOut(ratio=1 / 64, score="zero_out", layers=[0], prefix_len=PREFIX).apply(model, method_context)
     assert len(report["changed"]["model.layers.0.mlp.down_proj.weight"]["neurons"]) == 1
     assert report["final_forget_nll"] == pytest.approx(nll_before + top, abs=1e-5)
 
@@ -108,7 +108,7 @@ def test_removes_memorised_suffixes_better_than_random_neurons(method_context):
     for down in mlp_linears(control, matrices=("down",)).values():
         with torch.no_grad():
             down.weight[:, torch.randperm(64, generator=g)[:13]] = 0
-    report = NeuronZeroOut(ratio=0.2, prefix_len=PREFIX).apply(model, method_context)  # 13 of 64
+    report = NeuronZeroOut(ratio=0.2, score="zero_out", prefix_len=PREFIX).apply(model, method_context)  # 13 of 64
     nll_after = suffix_nll(model, forget)
     assert report["final_forget_nll"] == pytest.approx(nll_after, rel=1e-4)
     assert nll_after > 10 * nll_before  # measured ~19x
