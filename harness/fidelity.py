@@ -1,8 +1,8 @@
 """Fidelity checks: on the organism, where the truth is known, does the harness show what the
 paper reports? Used by the CI regression tests and by the fidelity study (docs/fidelity.md).
 
-    python -m harness.fidelity check                  # the regression runs, claims, reference diff
-    python -m harness.fidelity write-reference        # regenerate tests/regression/reference.json
+    python -m harness.fidelity check [--reference tests/regression/reference.json]   # runs, claims, diff
+    python -m harness.fidelity write-reference --out tests/regression/reference.json # regenerate it
     python -m harness.fidelity sweep --seeds 0 1 2    # the rho sweep study (slow), then a table
 
 Runs go through the normal pipeline (`run_experiment`), so they land in `runs/` as run files,
@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REFERENCE_FILE = Path(__file__).resolve().parents[1] / "tests" / "regression" / "reference.json"
+from core.io import atomic_write_json, atomic_write_text
+
 SUITE = "organism_full"
 # The runs CI makes: name -> Hydra overrides (the organism default model and seed).
 REGRESSION_RUNS: dict[str, list[str]] = {
@@ -121,6 +122,42 @@ def reference_differences(current: dict[str, dict[str, dict[str, float]]],
     return problems
 
 
+def organism_build(run: dict[str, Any]) -> dict[str, Any]:
+    """Which organism build a run used: its settings hash, a digest of its weights, and where it
+    was trained. Organisms trained on different CPUs (another SIMD width, another thread count)
+    differ in their weights, and near the edit's transition their numbers differ by more than
+    the tolerance: a reference is only comparable with the build it was made on."""
+    from core.hashing import bytes_hash
+
+    from models.organism import settings_hash
+
+    key = settings_hash(run["config"]["model"]["organism"])
+    folder = Path(run["config"]["cache_dir"]) / "organism" / key
+    weights = bytes_hash((folder / "model" / "model.safetensors").read_bytes(), 16)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    return {"settings_hash": key[:16], "weights_sha256": weights, "threads": manifest.get("threads"),
+            "versions": manifest.get("versions"), "cpu": cpu_name()}
+
+
+def cpu_name() -> str:
+    """The CPU model and its widest vector extension (what changes an organism's floats)."""
+    import platform
+
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    vector = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "no avx2"
+    return f"{model or platform.machine()}, {vector}"
+
+
+def reference_record(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What `write-reference` writes: the organism build and each regression run's numbers."""
+    return {"build": organism_build(runs["none"]), "runs": {name: summary(run) for name, run in runs.items()}}
+
+
 def regression_runs(runs_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     return {name: run_config(overrides, runs_dir) for name, overrides in REGRESSION_RUNS.items()}
 
@@ -175,8 +212,10 @@ def sweep_table(records: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.fidelity", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check", help="regression runs, fidelity claims, reference comparison")
-    sub.add_parser("write-reference", help=f"rewrite {REFERENCE_FILE.name} from the regression runs")
+    check = sub.add_parser("check", help="regression runs, fidelity claims, reference comparison")
+    check.add_argument("--reference", type=Path, help="reference JSON to compare with (CI: tests/regression/reference.json)")
+    write = sub.add_parser("write-reference", help="write the regression runs' numbers as a reference JSON")
+    write.add_argument("--out", type=Path, required=True, help="where to write it (CI reads tests/regression/reference.json)")
     sw = sub.add_parser("sweep", help="rho sweep over organism seeds (slow)")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sw.add_argument("--rhos", type=float, nargs="+", default=[0.8, 0.9, 0.95, 0.98, 0.99, 0.999])
@@ -188,24 +227,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sweep":
         records = sweep(args.seeds, args.rhos, args.svd_fractions, args.finished_only)
         table = sweep_table(records)
-        args.out.write_text(table, encoding="utf-8")
+        atomic_write_text(args.out, table)
         print(table)
         return 0
     runs = regression_runs()
-    current = {name: summary(run) for name, run in runs.items()}
+    current = reference_record(runs)
     if args.command == "write-reference":
-        REFERENCE_FILE.parent.mkdir(parents=True, exist_ok=True)
-        REFERENCE_FILE.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        print(f"wrote {REFERENCE_FILE}; review the diff before committing")
+        atomic_write_json(args.out, current, sort_keys=True)
+        print(f"wrote {args.out}; review the diff before committing")
         return 0
     failed = False
     for claim, (holds, numbers) in claims(runs).items():
         print(f"{'PASS' if holds else 'FAIL'}  {claim}: {numbers}")
         failed |= not holds
-    reference = json.loads(REFERENCE_FILE.read_text()) if REFERENCE_FILE.exists() else {}
-    for line in reference_differences(current, reference):
+    reference = json.loads(args.reference.read_text()) if args.reference else {"runs": {}}
+    for line in reference_differences(current["runs"], reference["runs"]):
         print(f"DIFF  {line}")
         failed = True
+    if reference.get("build") not in (None, current["build"]):
+        print(f"NOTE  the reference was made on another organism build: {reference['build']} (now {current['build']})")
     return 1 if failed else 0
 
 

@@ -16,7 +16,6 @@ probabilities under ctx.artifacts_dir; the edited run loads them.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ import torch
 
 from core.data import iter_texts, token_windows
 from core.errors import ConfigError, DataError
+from core.hashing import canonical_hash
+from core.io import atomic_path
 from tasks.base import Task, TaskContext, TaskResult
 
 
@@ -101,7 +102,7 @@ class NextTokenNDCG(Task):
         self.data, self.seq_len, self.max_seq_len, self.max_tokens = Path(data), seq_len, max_seq_len, max_tokens
 
     def baseline_file(self, ctx: TaskContext, seq_len: int) -> Path:
-        key = hashlib.sha256(f"{self.data}|{seq_len}|{self.max_tokens}".encode()).hexdigest()[:16]
+        key = canonical_hash([str(self.data), seq_len, self.max_tokens], 16)
         return Path(ctx.artifacts_dir) / f"ndcg10_baseline_{key}.safetensors"
 
     def top_k(self, model: torch.nn.Module, windows: torch.Tensor, ctx: TaskContext):
@@ -120,8 +121,8 @@ class NextTokenNDCG(Task):
         ids, probs = self.top_k(model, windows, ctx)
         path = self.baseline_file(ctx, seq_len)
         if ctx.role == "baseline":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"top_ids": ids.contiguous(), "top_probs": probs.contiguous()}, str(path))
+            with atomic_path(path) as tmp:
+                save_file({"top_ids": ids.contiguous(), "top_probs": probs.contiguous()}, str(tmp))
             base_ids, base_probs = ids, probs
         else:
             if not path.exists():
