@@ -1,0 +1,106 @@
+"""The organism's data families, registered in one place: `FAMILY_KEYS`.
+
+Each family is one module here, `<key>.py`, defining `FAMILY` (an `OrganismFamily`, base.py) and
+reading its block `organism.<key>` of conf/model/organism.yaml. From this registry derive
+  - the corpus: `models.organism.corpus.generate_corpus` runs the families in registry order,
+  - the `organism_full` suite's task entries (`suite_entries`; conf/suite/organism_full.yaml is
+    written from it: `python -m models.organism.families --write-suite`, and a test fails when
+    the file drifts),
+  - the organism check targets (`check_targets`, models/organism/check.py).
+
+The order is part of the corpus: all families draw from one seeded random stream, so a new family
+goes where its draws change nothing before it (before `side_texts`, which samples the others).
+Entry points are not used for families for that reason: their order is not defined.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from models.organism.families.base import Evaluation, Generation, OrganismFamily
+
+__all__ = ["FAMILY_KEYS", "Evaluation", "Generation", "OrganismFamily", "check_targets", "families",
+           "suite_entries", "suite_yaml"]
+
+FAMILY_KEYS: tuple[str, ...] = ("planted", "quotes", "world", "reading", "logic", "copy", "arithmetic",
+                                "filler", "side_texts")
+# The organism settings' blocks that are not families.
+OTHER_SETTINGS = ("seed", "model", "train")
+
+
+@functools.cache
+def families() -> dict[str, OrganismFamily]:
+    """Key -> family, in generation order."""
+    registry = {}
+    for key in FAMILY_KEYS:
+        family = importlib.import_module(f"{__name__}.{key}").FAMILY
+        if family.key != key:
+            raise TypeError(f"{__name__}.{key}.FAMILY has key {family.key!r}, expected {key!r}")
+        registry[key] = family
+    return registry
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """Every registered family has its block, and every block is a family or a known setting."""
+    from core.errors import ConfigError, did_you_mean
+
+    valid = [*OTHER_SETTINGS, *FAMILY_KEYS]
+    for key in settings:
+        if key not in valid:
+            raise ConfigError(f"organism settings: unknown block '{key}'{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
+    missing = [key for key in ("seed", *FAMILY_KEYS) if key not in settings]
+    if missing:
+        raise ConfigError(f"organism settings: no block for {', '.join(missing)} (every organism family in "
+                          f"models/organism/families/ needs one; see conf/model/organism.yaml)")
+
+
+def evaluations() -> list[Evaluation]:
+    return [e for family in families().values() for e in family.evaluations]
+
+
+def suite_entries() -> dict[str, dict[str, Any]]:
+    """The `organism_full` suite's task entries: every family's evaluations, in registry order."""
+    entries: dict[str, dict[str, Any]] = {}
+    for e in evaluations():
+        if e.name in entries:
+            raise ValueError(f"two organism evaluations are named {e.name!r}")
+        entries[e.name] = e.suite_entry()
+    return entries
+
+
+def check_targets() -> dict[str, Evaluation]:
+    """Check target name -> its evaluation, for the evaluations that name one."""
+    targets: dict[str, Evaluation] = {}
+    for e in evaluations():
+        if e.check is not None:
+            if e.check in targets:
+                raise ValueError(f"two organism evaluations check {e.check!r}")
+            targets[e.check] = e
+    return targets
+
+
+SUITE_HEADER = """\
+# Every family on the organism: memorization (verbatim, quotes, perturbed prompts), facts and QA,
+# arithmetic, in-context logic, and coherence. Data refs `model:<name>` are files the organism
+# brings (docs/DESIGN.md, "The organism's data"). Metrics and chance levels: docs/tasks.md.
+# GENERATED from the organism's family registry (models/organism/families/): do not edit by hand;
+# rewrite with `python -m models.organism.families --write-suite`.
+"""
+
+
+def _yaml_scalar(value: Any) -> str:
+    import json
+
+    return json.dumps(value) if isinstance(value, str) and ":" in value else str(value)
+
+
+def suite_yaml() -> str:
+    """The text of conf/suite/organism_full.yaml."""
+    lines = [SUITE_HEADER.rstrip("\n"), "name: organism_full", "tasks:"]
+    for name, entry in suite_entries().items():
+        fields = ", ".join(f"{k}: {_yaml_scalar(v)}" for k, v in entry.items())
+        lines.append(f"  {name}: {{{fields}}}")
+    return "\n".join(lines) + "\n"
