@@ -5,7 +5,8 @@ planted memorization and known ground truth, cached under a hash of its settings
   model/          save_pretrained model + tokenizer (safetensors)
   data/           ground truth (docs/DESIGN.md, "The organism's data")
   manifest.json   settings, hash, token shares, learning curve, final checks, seconds, versions
-Design and measured numbers: docs/organism.md.
+The corpus and its ground truth come from the registered data families (families/, corpus.py).
+Design, measured numbers and how to add a family: docs/organism.md.
 """
 
 from __future__ import annotations

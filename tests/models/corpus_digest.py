@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _sha(text: str) -> str:
+def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -27,11 +27,11 @@ def corpus_digest(settings: dict[str, Any]) -> dict[str, Any]:
 
     corpus = generate_corpus(settings)
     digest: dict[str, Any] = {
-        "train": _sha("\n".join(corpus.train)),
-        "components": _sha("\n".join(corpus.components)),
-        "bursts": _sha(json.dumps(corpus.bursts)),
+        "train": sha("\n".join(corpus.train)),
+        "components": sha("\n".join(corpus.components)),
+        "bursts": sha(json.dumps(corpus.bursts)),
         "file_order": list(corpus.files),
-        "rows": {name: _sha(json.dumps(rows)) for name, rows in corpus.files.items()},
+        "rows": {name: sha(json.dumps(rows)) for name, rows in corpus.files.items()},
     }
     with tempfile.TemporaryDirectory() as folder:
         write_data_files(corpus.files, Path(folder))

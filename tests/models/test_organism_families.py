@@ -4,17 +4,14 @@ the organism_full suite, the check targets and the settings all derive from the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core.errors import ConfigError
 from models.organism import default_settings
-from models.organism.corpus import Corpus, generate_corpus
-from models.organism.families import (FAMILY_KEYS, OTHER_SETTINGS, Evaluation, Generation, OrganismFamily,
-                                      check_targets, families, suite_entries, suite_yaml)
+from models.organism.corpus import generate_corpus
+from models.organism.families import OTHER_SETTINGS, check_targets, families, suite_entries, suite_yaml
 from tests.models import corpus_digest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,8 +77,9 @@ def test_every_evaluation_reads_a_generated_file_and_names_a_known_family() -> N
 
 
 def test_settings_blocks_are_the_registered_families() -> None:
-    assert list(families()) == list(FAMILY_KEYS)
-    assert set(default_settings()) == {*OTHER_SETTINGS, *FAMILY_KEYS}
+    assert list(families()) == ["planted", "quotes", "world", "reading", "logic", "copy", "arithmetic", "filler",
+                                "side_texts"]
+    assert set(default_settings()) == {*OTHER_SETTINGS, *families()}
 
 
 def test_bad_settings_fail_in_one_line() -> None:
@@ -94,18 +92,21 @@ def test_bad_settings_fail_in_one_line() -> None:
         generate_corpus(settings)
 
 
-class Echo(OrganismFamily):
-    """A toy family, as a new family file would define it: it invents names, trains on them and
-    brings a ground-truth file with an evaluation."""
+ECHO = '''
+"""A toy family, as a new family file would define it: it invents names, trains on them and
+brings a ground-truth file with an evaluation."""
+from models.organism.families.base import Evaluation, OrganismFamily
 
+
+class Echo(OrganismFamily):
     key = "echo"
     component = "echo"
     evaluations = (Evaluation("echo", "logic", "logic", "echo", check="echo", goal=(">=", 0.5)),)
 
-    def draw_names(self, cfg: Mapping[str, Any], gen: Generation) -> None:
+    def draw_names(self, cfg, gen):
         gen.names["echo_words"] = [f"echo{i}" for i in range(int(cfg["words"]))]
 
-    def generate(self, cfg: Mapping[str, Any], gen: Generation, corpus: Corpus) -> None:
+    def generate(self, cfg, gen, corpus):
         words = gen.names["echo_words"]
         for _ in range(int(cfg["examples"])):
             w = gen.rng.choice(words)
@@ -113,20 +114,37 @@ class Echo(OrganismFamily):
         corpus.files["echo"] = [{"prompt": f"echo : {w} |", "answer": w} for w in words]
 
 
-def test_a_new_family_is_one_class_and_its_settings_block(monkeypatch: pytest.MonkeyPatch) -> None:
+FAMILY = Echo()
+'''
+
+
+@pytest.fixture
+def echo_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The package with one more module, echo.py, as a contributor would add it."""
+    import sys
+
     import models.organism.families as registry
 
-    before = registry.families()
-    with_echo = {k: v for k, v in before.items() if k != "side_texts"} | {"echo": Echo(),
-                                                                          "side_texts": before["side_texts"]}
-    monkeypatch.setattr(registry, "families", lambda: with_echo)
-    monkeypatch.setattr(registry, "FAMILY_KEYS", tuple(with_echo))
-    settings = corpus_digest.variants(default_settings())["tiny"] | {"echo": {"words": 5, "examples": 20}}
-    corpus = generate_corpus(settings)
+    (tmp_path / "echo.py").write_text(ECHO)
+    monkeypatch.setattr(registry, "__path__", [*registry.__path__, str(tmp_path)])
+    registry.families.cache_clear()
+    yield registry
+    registry.families.cache_clear()
+    sys.modules.pop("models.organism.families.echo", None)
+
+
+def test_a_new_family_is_one_module_and_its_settings_block(echo_family) -> None:
+    registry = echo_family
+    assert list(registry.families())[-3:] == ["filler", "echo", "side_texts"]
+    settings = corpus_digest.variants(default_settings())["tiny"]
+    with pytest.raises(ConfigError, match="no block for echo"):
+        generate_corpus(settings)
+    corpus = generate_corpus(settings | {"echo": {"words": 5, "examples": 20}})
     assert corpus.components.count("echo") == 20 and len(corpus.files["echo"]) == 5
     assert any(doc.startswith("echo :") for doc in corpus.files["stats"] + corpus.files["retain"])  # side texts see it
     assert registry.suite_entries()["echo"] == {"task": "logic", "family": "logic", "data": "model:echo"}
     assert registry.check_targets()["echo"].goal == (">=", 0.5)
     # Families before it keep their files exactly (it draws after them).
     recorded = RECORDED["tiny"]["rows"]
-    assert all(corpus_digest._sha(json.dumps(corpus.files[n])) == recorded[n] for n in ("verbatim_forget", "facts", "arithmetic"))
+    for name in ("verbatim_forget", "facts", "logic", "copy", "arithmetic"):
+        assert corpus_digest.sha(json.dumps(corpus.files[name])) == recorded[name]

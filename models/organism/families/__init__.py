@@ -1,15 +1,17 @@
-"""The organism's data families, registered in one place: `FAMILY_KEYS`.
+"""The organism's data families: every module of this package (but `base`) is one, named by its
+block in the `organism:` settings and defining `FAMILY` (an `OrganismFamily`, base.py). Adding a
+family is adding its module and its block in conf/model/organism.yaml.
 
-Each family is one module here, `<key>.py`, defining `FAMILY` (an `OrganismFamily`, base.py) and
-reading its block `organism.<key>` of conf/model/organism.yaml. From this registry derive
+From this registry derive
   - the corpus: `models.organism.corpus.generate_corpus` runs the families in registry order,
   - the `organism_full` suite's task entries (`suite_entries`; conf/suite/organism_full.yaml is
     written from it: `python -m models.organism.families --write-suite`, and a test fails when
     the file drifts),
   - the organism check targets (`check_targets`, models/organism/check.py).
 
-The order is part of the corpus: all families draw from one seeded random stream, so a new family
-goes where its draws change nothing before it (before `side_texts`, which samples the others).
+The order is part of the corpus: all families draw from one seeded random stream. The project's
+families run in `FIRST`'s order, then any other family module by name, then `side_texts` (it
+samples what the others made); so a new family changes nothing the earlier ones generate.
 Entry points are not used for families for that reason: their order is not defined.
 """
 
@@ -17,28 +19,39 @@ from __future__ import annotations
 
 import functools
 import importlib
+import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
 from models.organism.families.base import Evaluation, Generation, OrganismFamily
 
-__all__ = ["FAMILY_KEYS", "Evaluation", "Generation", "OrganismFamily", "check_targets", "families",
+__all__ = ["Evaluation", "Generation", "OrganismFamily", "check_targets", "families", "family_keys",
            "suite_entries", "suite_yaml"]
 
-FAMILY_KEYS: tuple[str, ...] = ("planted", "quotes", "world", "reading", "logic", "copy", "arithmetic",
-                                "filler", "side_texts")
+# Generation order (see above): the order of the generator these families were split from.
+FIRST: tuple[str, ...] = ("planted", "quotes", "world", "reading", "logic", "copy", "arithmetic", "filler")
+LAST: tuple[str, ...] = ("side_texts",)
+NOT_FAMILIES = ("base",)
 # The organism settings' blocks that are not families.
 OTHER_SETTINGS = ("seed", "model", "train")
+
+
+def family_keys() -> tuple[str, ...]:
+    """The family modules of this package, in generation order."""
+    modules = {m.name for m in pkgutil.iter_modules(__path__)
+               if not m.name.startswith("_") and m.name not in NOT_FAMILIES}
+    added = sorted(modules - set(FIRST) - set(LAST))
+    return (*FIRST, *added, *LAST)
 
 
 @functools.cache
 def families() -> dict[str, OrganismFamily]:
     """Key -> family, in generation order."""
     registry = {}
-    for key in FAMILY_KEYS:
-        family = importlib.import_module(f"{__name__}.{key}").FAMILY
-        if family.key != key:
-            raise TypeError(f"{__name__}.{key}.FAMILY has key {family.key!r}, expected {key!r}")
+    for key in family_keys():
+        family = getattr(importlib.import_module(f"{__name__}.{key}"), "FAMILY", None)
+        if not isinstance(family, OrganismFamily) or family.key != key:
+            raise TypeError(f"{__name__}.{key} must define FAMILY, an OrganismFamily with key {key!r}")
         registry[key] = family
     return registry
 
@@ -47,11 +60,12 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     """Every registered family has its block, and every block is a family or a known setting."""
     from core.errors import ConfigError, did_you_mean
 
-    valid = [*OTHER_SETTINGS, *FAMILY_KEYS]
+    keys = list(families())
+    valid = [*OTHER_SETTINGS, *keys]
     for key in settings:
         if key not in valid:
             raise ConfigError(f"organism settings: unknown block '{key}'{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
-    missing = [key for key in ("seed", *FAMILY_KEYS) if key not in settings]
+    missing = [key for key in ("seed", *keys) if key not in settings]
     if missing:
         raise ConfigError(f"organism settings: no block for {', '.join(missing)} (every organism family in "
                           f"models/organism/families/ needs one; see conf/model/organism.yaml)")
