@@ -99,10 +99,12 @@ def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = No
     import torch
     import transformers
 
-    from models.organism.check import measure
+    from models.organism.check import check_names, measure
     from models.organism.corpus import token_shares
     from models.organism.train import build_model, schedule_batches, train_model
 
+    checks = settings["train"].get("quick_check") or {}
+    check_names(checks.get("names"))
     start = time.perf_counter()
     data_dir = folder / "data"
     corpus, tokenizer = prepare_data(settings, data_dir)
@@ -113,7 +115,6 @@ def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = No
     docs = [ids + [tokenizer.eos_token_id] for ids in tokenizer(corpus.train, add_special_tokens=False)["input_ids"]]
     batches = schedule_batches(docs, corpus.bursts, int(settings["train"]["seq_len"]),
                                int(settings["train"]["batch_size"]), int(settings["seed"]))
-    checks = settings["train"].get("quick_check") or {}
 
     def quick_check(m: torch.nn.Module) -> dict[str, float]:
         return measure(m, tokenizer, data_dir, limit=int(checks.get("limit", 32)), names=checks.get("names"))

@@ -19,18 +19,25 @@ from models.organism.families import Evaluation, check_targets
 TARGETS: dict[str, Evaluation] = check_targets()
 
 
+def check_names(names: list[str] | None) -> None:
+    """Every name is a check target (`train.quick_check.names` is checked before training)."""
+    from core.errors import ConfigError, did_you_mean
+
+    for name in names or []:
+        if name not in TARGETS:
+            raise ConfigError(f"unknown organism check '{name}'{did_you_mean(name, list(TARGETS))}; "
+                              f"valid: {', '.join(TARGETS)}")
+
+
 def measure(model: torch.nn.Module, tokenizer: Any, data_dir: Path, limit: int | None = None,
             names: list[str] | None = None, batch_size: int = 64) -> dict[str, float]:
     """Primary metric of each target task (strict recall / exact match), on up to `limit` examples."""
     import tempfile
 
-    from core.errors import ConfigError, did_you_mean
     from core.registry import load_class
     from tasks.base import Task, TaskContext
 
-    for name in names or []:
-        if name not in TARGETS:
-            raise ConfigError(f"unknown organism check '{name}'{did_you_mean(name, list(TARGETS))}; valid: {', '.join(TARGETS)}")
+    check_names(names)
     ctx = TaskContext(device=next(model.parameters()).device, seed=0, batch_size=batch_size,
                       role="baseline", artifacts_dir=Path(tempfile.gettempdir()))
     scores = {}

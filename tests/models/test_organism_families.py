@@ -66,6 +66,16 @@ def test_check_targets_come_from_the_registry() -> None:
     assert set(default_settings()["train"]["quick_check"]["names"]) <= set(TARGETS)
 
 
+def test_an_unknown_quick_check_fails_before_training(tmp_path: Path) -> None:
+    from models.organism import ensure_organism
+
+    settings = corpus_digest.variants(default_settings())["tiny"]
+    settings["train"]["quick_check"] = {"limit": 2, "names": ["bolleans"]}
+    with pytest.raises(ConfigError, match="unknown organism check 'bolleans'.*did you mean 'booleans'"):
+        ensure_organism(settings, tmp_path)
+    assert list((tmp_path / "organism").iterdir()) == []
+
+
 def test_every_evaluation_reads_a_generated_file_and_names_a_known_family() -> None:
     from core.families import FAMILY_ORDER
 
