@@ -11,6 +11,26 @@ from typing import Any
 
 from core.hashing import canonical_hash
 
+# The project's Hydra config folder (the app composes from it; python -m harness).
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def default_build_settings(model_config: str) -> dict[str, Any]:
+    """The `organism:` block of conf/model/<model_config>.yaml, resolved: the default settings of
+    a cached build (`organism` for the LM organism, `vit_organism` for the ViT one)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{model_config}.yaml").organism,
+                                  resolve=True)  # type: ignore[return-value]
+
+
+def default_cache_dir() -> Path:
+    """The cache folder the app uses when not told otherwise: `cache_dir` of conf/config.yaml
+    ($HARNESS_CACHE_DIR, else .cache/harness), resolved here so the fact stays in that file."""
+    from omegaconf import OmegaConf
+
+    return Path(OmegaConf.load(CONF_DIR / "config.yaml").cache_dir)
+
 
 def settings_hash(settings: Mapping[str, Any], format_version: int) -> str:
     """The cache key of a build: its settings and the builder's format version."""

@@ -5,7 +5,8 @@ planted memorization and known ground truth, cached under a hash of its settings
   model/          save_pretrained model + tokenizer (safetensors)
   data/           ground truth (docs/DESIGN.md, "The organism's data")
   manifest.json   settings, hash, token shares, learning curve, final checks, seconds, versions
-Design and measured numbers: docs/organism.md.
+The corpus and its ground truth come from the registered data families (families/, corpus.py).
+Design, measured numbers and how to add a family: docs/organism.md.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ if TYPE_CHECKING:
     import torch
 
     from models.base import LoadedModel
+    from models.organism.corpus import Corpus
 
 # Bump when the generator or training changes in a way the settings do not capture.
 ORGANISM_FORMAT_VERSION = 1
-CONFIG_FILE = Path(__file__).resolve().parents[2] / "conf" / "model" / "organism.yaml"
 
 
 def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, progress: Any = None) -> "LoadedModel":
@@ -46,9 +47,9 @@ def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, 
 
 def default_settings() -> dict[str, Any]:
     """The `organism:` mapping of conf/model/organism.yaml."""
-    from omegaconf import OmegaConf
+    from core.buildcache import default_build_settings
 
-    return OmegaConf.to_container(OmegaConf.load(CONFIG_FILE).organism, resolve=True)  # type: ignore[return-value]
+    return default_build_settings("organism")
 
 
 def settings_hash(settings: Mapping[str, Any]) -> str:
@@ -77,27 +78,36 @@ def write_data_files(files: Mapping[str, Any], data_dir: Path) -> None:
             (data_dir / f"{name}.txt").write_text("".join(f"{line}\n" for line in rows), encoding="utf-8")
 
 
+def prepare_data(settings: Mapping[str, Any], data_dir: Path) -> tuple["Corpus", Any]:
+    """Generate the corpus, build the tokenizer on every word in it, let each family complete its
+    files (planted passages get their token ids) and write them to `data_dir`."""
+    from models.organism.corpus import generate_corpus
+    from models.organism.families import families
+    from models.organism.tokenizer import build_tokenizer
+
+    corpus = generate_corpus(settings)
+    texts = corpus.train + [str(v) for rows in corpus.files.values() for r in rows
+                            for v in (r.values() if isinstance(r, dict) else [r])]
+    tokenizer = build_tokenizer(texts, int(settings["model"]["max_positions"]))
+    for family in families().values():
+        family.prepare_files(corpus.files, tokenizer)
+    write_data_files(corpus.files, data_dir)
+    return corpus, tokenizer
+
+
 def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = None) -> None:
     import torch
     import transformers
 
-    from models.organism.check import measure
-    from models.organism.corpus import generate_corpus, token_shares
-    from models.organism.tokenizer import build_tokenizer
+    from models.organism.check import check_names, measure
+    from models.organism.corpus import token_shares
     from models.organism.train import build_model, schedule_batches, train_model
 
+    checks = settings["train"].get("quick_check") or {}
+    check_names(checks.get("names"))
     start = time.perf_counter()
-    corpus = generate_corpus(settings)
     data_dir = folder / "data"
-    texts = corpus.train + [str(v) for rows in corpus.files.values() for r in rows
-                            for v in (r.values() if isinstance(r, dict) else [r])]
-    tokenizer = build_tokenizer(texts, int(settings["model"]["max_positions"]))
-    # Planted passages are stored with their token ids, as DESIGN.md specifies.
-    for split in ("verbatim_forget", "verbatim_validation", "verbatim_control"):
-        for row in corpus.files[split]:
-            for part in ("prefix", "suffix"):
-                row[f"{part}_ids"] = tokenizer(row[f"{part}_text"], add_special_tokens=False)["input_ids"]
-    write_data_files(corpus.files, data_dir)
+    corpus, tokenizer = prepare_data(settings, data_dir)
 
     torch.manual_seed(int(settings["seed"]))
     special = {"pad": tokenizer.pad_token_id, "bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id}
@@ -105,7 +115,6 @@ def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = No
     docs = [ids + [tokenizer.eos_token_id] for ids in tokenizer(corpus.train, add_special_tokens=False)["input_ids"]]
     batches = schedule_batches(docs, corpus.bursts, int(settings["train"]["seq_len"]),
                                int(settings["train"]["batch_size"]), int(settings["seed"]))
-    checks = settings["train"].get("quick_check") or {}
 
     def quick_check(m: torch.nn.Module) -> dict[str, float]:
         return measure(m, tokenizer, data_dir, limit=int(checks.get("limit", 32)), names=checks.get("names"))

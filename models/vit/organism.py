@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 VIT_ORGANISM_FORMAT_VERSION = 1
-CONFIG_FILE = Path(__file__).resolve().parents[2] / "conf" / "model" / "vit_organism.yaml"
 
 
 def default_settings() -> dict[str, Any]:
     """The `organism:` mapping of conf/model/vit_organism.yaml."""
-    from omegaconf import OmegaConf
+    from core.buildcache import default_build_settings
 
-    return OmegaConf.to_container(OmegaConf.load(CONFIG_FILE).organism, resolve=True)  # type: ignore[return-value]
+    return default_build_settings("vit_organism")
 
 
 def settings_hash(settings: Mapping[str, Any]) -> str:

@@ -3,33 +3,22 @@ targets are checked by the regression tests)."""
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
 import pytest
 
 from models.organism import default_settings, ensure_organism, settings_hash, write_data_files
-from models.organism.corpus import (all_boolean_expressions, boolean_expression, generate_corpus,
-                                     normalize, token_shares)
+from models.organism.corpus import generate_corpus, token_shares
+from models.organism.families.logic import all_boolean_expressions, boolean_expression
+from models.organism.text import normalize
 from models.organism.tokenizer import build_tokenizer
 from models.organism.train import learning_rate, pack_documents
+from tests.models import corpus_digest
 
 
 def tiny_settings(seed: int = 0) -> dict:
-    s = copy.deepcopy(default_settings())
-    s["seed"] = seed
-    s["model"] = {"layers": 2, "hidden": 32, "mlp": 64, "heads": 2, "max_positions": 128}
-    s["planted"].update(forget=4, validation=4, control=4, repeats=3)
-    s["world"].update(entities=8, common_facts=6, common_repeats=6, rare_facts=6, rare_repeats=[2, 4])
-    s["reading"].update(examples=60, fresh_entities=20)
-    s["logic"].update(examples=60, eval=10)
-    s["copy"].update(examples=60, eval=10)
-    s["arithmetic"].update(pairs=20, repeats=6)
-    s["filler"].update(documents=150)
-    s["side_texts"] = {"stats": 300, "retain": 300, "heldout": 300}
-    s["train"].update(batch_size=4, log_every=2, check_every=4, quick_check={"limit": 2, "names": ["booleans"]})
-    return s
+    return corpus_digest.tiny_settings(default_settings(), seed)
 
 
 def corpus_files(settings: dict, folder: Path) -> dict[str, bytes]:

@@ -5,13 +5,10 @@ components wrecks the model. Thresholds sit well below the measured numbers in d
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def evaluate(loaded, tmp_path: Path) -> dict[str, float]:
@@ -31,7 +28,9 @@ def test_vit_organism_memorizes_and_kfac_removes_part_of_it(tmp_path: Path) -> N
     from models.vit.organism import default_settings
     from methods.base import MethodContext
 
-    cache = Path(os.environ.get("HARNESS_CACHE_DIR", REPO / ".cache" / "harness"))
+    from core.buildcache import default_cache_dir
+
+    cache = default_cache_dir()  # the app's: $HARNESS_CACHE_DIR, else .cache/harness
     cfg = {"kind": "vit_organism", "name": "vit_organism", "organism": default_settings()}
 
     def edited(method: dict) -> dict[str, float]:
