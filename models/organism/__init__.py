@@ -99,7 +99,7 @@ def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = No
     import torch
     import transformers
 
-    from models.organism.check import check_names, measure
+    from models.organism.measure import check_names, measure
     from models.organism.corpus import token_shares
     from models.organism.train import build_model, schedule_batches, train_model
 

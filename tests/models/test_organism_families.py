@@ -46,7 +46,7 @@ def test_composed_suite_equals_the_registry_entries() -> None:
 
 
 def test_check_targets_come_from_the_registry() -> None:
-    from models.organism.check import TARGETS
+    from models.organism.measure import TARGETS
 
     assert TARGETS == check_targets()
     # The checks as they were before the registry (name -> task, data, params, goal).

@@ -7,7 +7,7 @@ From this registry derive
   - the `organism_full` suite's task entries (`suite_entries`; conf/suite/organism_full.yaml is
     written from it: `python -m models.organism.families --write-suite`, and a test fails when
     the file drifts),
-  - the organism check targets (`check_targets`, models/organism/check.py).
+  - the organism check targets (`check_targets`, models/organism/measure.py).
 
 The order is part of the corpus: all families draw from one seeded random stream. The project's
 families run in `FIRST`'s order, then any other family module by name, then `side_texts` (it
