@@ -48,10 +48,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         print_run(console, run)
         return run
 
-    from rich.progress import Progress
+    from core.progress import make_progress
 
     timings: dict[str, float] = {}
-    with Progress(console=console, transient=True) as progress:
+    with make_progress(console) as progress:  # live on a terminal, plain lines in a log file
         start = time.perf_counter()
         loaded = load_model(config["model"], config["device"], Path(config["cache_dir"]), progress)
         timings["load_model"] = time.perf_counter() - start
@@ -184,6 +184,6 @@ def build_method_context(method: Method, loaded: LoadedModel, config: dict[str, 
 
 
 def print_run(console: Any, run: dict[str, Any]) -> None:
-    from harness.report import run_table
+    from harness.report import print_table, run_table
 
-    console.print(run_table(run))
+    print_table(console, run_table(run))
