@@ -39,7 +39,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     method = build_method(config["method"])  # validate settings before any slow step
     suite = parse_suite(config["suite"])
-    identity = {"model": config["model"]["name"], "method": config["method"]["name"],
+    identity = {"model": config["model"]["name"], "method": method_label(config),
                 "suite": config["suite"]["name"], "seed": seed, "config_hash": config_hash(config)}
     path = run_path(Path(config["runs_dir"]), identity)
     run = read_json(path)
@@ -93,6 +93,18 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     console.print(f"run file: {path}")
     print_run(console, run)
     return run
+
+
+def method_label(config: dict[str, Any]) -> str:
+    """The name a run is filed and reported under: the method config chosen on the command line
+    (`method=kfac_vit` files as kfac_vit), else the registered method name (config.method.name)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("method")
+        if choice:
+            return str(choice)
+    return config["method"]["name"]
 
 
 def resolve_config(cfg: DictConfig) -> dict[str, Any]:
