@@ -68,6 +68,7 @@ class LMEvalTask(Task):
         self.task_names, self.data, self.include_path = task_names, data, include_path
         self.num_fewshot, self.limit, self.metric = num_fewshot, limit, metric
         self.max_gen_toks, self.fewshot_seed = max_gen_toks, fewshot_seed
+        self.unavailable: dict[str, str] = {}  # task name -> why its dataset could not be loaded
         self.local_datasets = None if local_datasets is None else Path(local_datasets).expanduser()
         if self.local_datasets is not None and not self.local_datasets.is_dir():
             raise ConfigError(f"lm_eval: local_datasets {str(self.local_datasets)!r} is not a folder "
@@ -125,8 +126,10 @@ class LMEvalTask(Task):
             folder = Path(ctx.artifacts_dir) / "lm_eval_local" / canonical_hash(str(self.local_datasets.resolve()), 12)
             if write_local_tasks(self.local_datasets, self.task_names, manager, folder):
                 local = cached_task_manager(str(folder), False)
-        loaded, skipped = [], []
+        loaded = []
         for name in self.task_names:
+            if name in self.unavailable:  # said once; the edited model's pass skips it quietly
+                continue
             source = local if local is not None and name in local.all_tasks else manager
             try:
                 built = source.load([name])
@@ -134,9 +137,9 @@ class LMEvalTask(Task):
                 if not is_data_access_error(e):
                     raise
                 reason = f"{type(e).__name__}: {_first_line(e)}"
-                where = f" and no copy in {self.local_datasets}/{name}" if self.local_datasets else ""
-                log.warning("skipped lm-eval task '%s': cannot load its dataset (%s)%s", name, reason, where)
-                skipped.append(f"{name} ({reason})")
+                where = f"; no copy in {self.local_datasets}/{name}" if self.local_datasets else ""
+                log.warning("skipped lm-eval task '%s': cannot load its dataset (%s%s)", name, reason, where)
+                self.unavailable[name] = reason
                 continue
             if name in built["groups"]:
                 loaded.append(built["groups"][name])
@@ -146,8 +149,8 @@ class LMEvalTask(Task):
                 loaded.extend(built["tasks"].values())
         if not loaded:
             raise TaskSkipped(f"lm_eval {self.task_names}: cannot load the dataset of any of its tasks "
-                              f"({'; '.join(skipped)}); put local copies under local_datasets "
-                              "(tasks/lm_eval/local_copies.py) or run where the hub is reachable")
+                              f"({'; '.join(f'{n}: {r}' for n, r in self.unavailable.items())}); put local "
+                              "copies under local_datasets (tasks/lm_eval/local_copies.py) or run where the hub is reachable")
         return loaded
 
     def to_result(self, output: dict[str, Any]) -> TaskResult:
