@@ -54,6 +54,7 @@ class _Task:
     completed: float = 0.0
     start: float = field(default_factory=time.monotonic)
     last_print: float | None = None
+    printed: float | None = None  # `completed` as of the last line
 
 
 class LogProgress:
@@ -71,7 +72,10 @@ class LogProgress:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        return None
+        now = self.clock()  # where each task ended, if its last line said less
+        for task in self.tasks.values():
+            if task.printed != task.completed:
+                self._print(task, now)
 
     def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
         task_id, self._next_id = self._next_id, self._next_id + 1
@@ -101,7 +105,7 @@ class LogProgress:
         self.tasks.pop(task_id, None)
 
     def _print(self, task: _Task, now: float) -> None:
-        task.last_print = now
+        task.last_print, task.printed = now, task.completed
         stream = self.stream or sys.stdout
         print(progress_line(task.description, task.completed, task.total, now - task.start), file=stream, flush=True)
 

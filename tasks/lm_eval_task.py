@@ -148,9 +148,9 @@ class LMEvalTask(Task):
             else:  # a tag: its tasks
                 loaded.extend(built["tasks"].values())
         if not loaded:
-            raise TaskSkipped(f"lm_eval {self.task_names}: cannot load the dataset of any of its tasks "
-                              f"({'; '.join(f'{n}: {r}' for n, r in self.unavailable.items())}); put local "
-                              "copies under local_datasets (tasks/lm_eval/local_copies.py) or run where the hub is reachable")
+            raise TaskSkipped(f"lm_eval: cannot load the dataset of any of its tasks ({', '.join(self.unavailable)}); "
+                              "put local copies under local_datasets (tasks/lm_eval/local_copies.py) or run where "
+                              "the hub is reachable")
         return loaded
 
     def to_result(self, output: dict[str, Any]) -> TaskResult:

@@ -54,3 +54,14 @@ def test_make_progress_is_plain_lines_without_a_terminal() -> None:
         progress.advance(task)
     assert [line.split(":")[0] for line in out.getvalue().splitlines()] == ["[progress] scoring"] * 2
     assert type(make_progress(Console(file=io.StringIO(), force_terminal=True))).__name__ == "Progress"
+
+
+def test_a_task_that_stops_short_gets_its_last_line_at_exit() -> None:
+    out, clock = io.StringIO(), Clock()
+    with LogProgress(interval=100, stream=out, clock=clock) as progress:
+        task = progress.add_task("K-FAC statistics", total=2000)
+        for _ in range(3):  # the text ran out after 768 of 2000 tokens
+            clock.now += 1
+            progress.advance(task, 256)
+    assert out.getvalue().splitlines() == ["[progress] K-FAC statistics: 256/2,000 (13%) 256/s ETA 7s",
+                                           "[progress] K-FAC statistics: 768/2,000 (38%) 256/s ETA 5s"]

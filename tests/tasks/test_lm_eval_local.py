@@ -69,7 +69,7 @@ def test_local_copy_is_used_and_a_missing_dataset_is_skipped_with_one_line(
     generated = next((tmp_path / "b" / "lm_eval_local").glob("*/toy.yaml")).read_text()
     assert f"include: {(folder / 'toy.yaml').resolve()}" in generated and "dataset_path: json" in generated
 
-    with pytest.raises(TaskSkipped, match=r"cannot load the dataset of any of its tasks \(toy_missing: "):
+    with pytest.raises(TaskSkipped, match=r"cannot load the dataset of any of its tasks \(toy_missing\)"):
         LMEvalTask(task_names=["toy_missing"], include_path=str(folder)).evaluate(
             make_tiny_olmo2(), tiny_tokenizer, ctx)
 
