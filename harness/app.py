@@ -22,15 +22,16 @@ CHECKED_GROUPS = ("method", "model", "suite")
 
 def group_options(group: str) -> list[str]:
     """Config names available in a group: ours and those of installed plugin packages."""
-    import importlib.util
+    from harness.help import group_files
 
-    from core.registry import plugin_config_packages
+    return list(group_files(group, CONF_DIR))
 
-    folders = [CONF_DIR / group]
-    for package in plugin_config_packages():
-        spec = importlib.util.find_spec(package)
-        folders += [Path(p) / "conf" / group for p in (spec.submodule_search_locations or [])]
-    return sorted({f.stem for folder in folders if folder.is_dir() for f in folder.glob("*.yaml")})
+
+def open_task_settings(argv: list[str]) -> list[str]:
+    """`suite.tasks.<task>.<key>=value` works as documented whether or not the suite's YAML lists
+    the key (Hydra wants '+' for a new key): such overrides become '++' (add or override). A
+    misspelt key still fails, in one line naming the task's valid settings (pipeline.instantiate)."""
+    return ["++" + arg if re.match(r"suite\.tasks\.[\w-]+\.[\w.]+=", arg) else arg for arg in argv]
 
 
 def check_group_choices(argv: list[str]) -> None:
@@ -69,6 +70,12 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     argv = sys.argv[1:]
+    if argv and argv[0] in ("--help", "-h"):  # groups and choices, not Hydra's dump of the whole config
+        from harness.help import help_text
+
+        print(help_text(CONF_DIR))
+        return
+    sys.argv[1:] = argv = open_task_settings(argv)
     if not _debug(argv):
         try:
             check_group_choices(argv)

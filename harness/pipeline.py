@@ -24,7 +24,7 @@ from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_
                             run_path)
 from methods.base import Method, MethodContext
 from models import LoadedModel, load_model, model_name
-from tasks.base import Task, TaskContext
+from tasks.base import Task, TaskContext, TaskSkipped
 
 
 def run_experiment(cfg: DictConfig) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     method = build_method(config["method"])  # validate settings before any slow step
     suite = parse_suite(config["suite"])
-    identity = {"model": config["model"]["name"], "method": config["method"]["name"],
+    identity = {"model": config["model"]["name"], "method": method_label(config),
                 "suite": config["suite"]["name"], "seed": seed, "config_hash": config_hash(config)}
     path = run_path(Path(config["runs_dir"]), identity)
     run = read_json(path)
@@ -48,10 +48,10 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         print_run(console, run)
         return run
 
-    from rich.progress import Progress
+    from core.progress import make_progress
 
     timings: dict[str, float] = {}
-    with Progress(console=console, transient=True) as progress:
+    with make_progress(console) as progress:  # live on a terminal, plain lines in a log file
         start = time.perf_counter()
         loaded = load_model(config["model"], config["device"], Path(config["cache_dir"]), progress)
         timings["load_model"] = time.perf_counter() - start
@@ -93,6 +93,18 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     console.print(f"run file: {path}")
     print_run(console, run)
     return run
+
+
+def method_label(config: dict[str, Any]) -> str:
+    """The name a run is filed and reported under: the method config chosen on the command line
+    (`method=kfac_vit` files as kfac_vit), else the registered method name (config.method.name)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("method")
+        if choice:
+            return str(choice)
+    return config["method"]["name"]
 
 
 def resolve_config(cfg: DictConfig) -> dict[str, Any]:
@@ -165,7 +177,11 @@ def evaluate_suite(tasks: dict[str, tuple[Task, str]], loaded: LoadedModel, conf
             continue
         torch.manual_seed(config["seed"])
         start = time.perf_counter()
-        result = task.evaluate(loaded.model, loaded.tokenizer, ctx)
+        try:
+            result = task.evaluate(loaded.model, loaded.tokenizer, ctx)
+        except TaskSkipped as skip:  # e.g. an lm-eval dataset not reachable here: one line, go on
+            print(f"skipped {name} ({role}): {skip}", flush=True)
+            continue
         results[name] = {"task": config["suite"]["tasks"][name]["task"], "family": family,
                          **result.to_json(), "seconds": round(time.perf_counter() - start, 3)}
         save()
@@ -184,6 +200,6 @@ def build_method_context(method: Method, loaded: LoadedModel, config: dict[str, 
 
 
 def print_run(console: Any, run: dict[str, Any]) -> None:
-    from harness.report import run_table
+    from harness.report import print_table, run_table
 
-    console.print(run_table(run))
+    print_table(console, run_table(run))

@@ -19,7 +19,8 @@ def run_table(run: dict[str, Any]) -> "rich.table.Table":
     table = Table(title=f"{ident['model']} · {ident['suite']} · method={ident['method']} · seed={ident['seed']}")
     for col, justify in [("family", "left"), ("task", "left"), ("metric", "left"), ("n", "right"),
                          ("baseline", "right"), ("edited", "right"), ("% of baseline", "right")]:
-        table.add_column(col, justify=justify)
+        # never "verbatim_f…": a cell too narrow for its name folds onto the next line instead
+        table.add_column(col, justify=justify, overflow="fold")
     baseline, edited = run["baseline"]["tasks"], run["edited"]["tasks"]
     names = sorted(baseline, key=lambda t: (family_rank(baseline[t]["family"]), t))
     for name in names:
@@ -37,3 +38,20 @@ def run_table(run: dict[str, Any]) -> "rich.table.Table":
             )
         table.add_section()
     return table
+
+
+def print_table(console: "rich.console.Console", table: "rich.table.Table") -> None:
+    """Print `table` whole. On a terminal rich fits it to the width (cells fold, nothing is cut);
+    in a log file (no terminal, rich assumes 80 columns) it is printed as wide as it needs."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    width = console.width
+    console.width = max(width, needed)  # print(width=...) cannot exceed the console's width
+    try:
+        console.print(table)
+    finally:
+        console.width = width

@@ -1,8 +1,9 @@
 """Plots as PNG bytes (matplotlib, Agg backend) for the HTML page.
 
 - trade-off: x = memorized recall kept (family `memorized_val`, else `memorized`), y = a skill
-  kept (`logic`, `qa_open`: one panel each); one point per run, and for a method swept over `rho`
-  a line through its per-config means sorted by rho.
+  kept (`logic`, `qa_open`: one panel each; a suite with neither, e.g. own_model without lm-eval
+  datasets, gets `coherence`: perplexity / nDCG@10); one point per run, and for a method swept
+  over `rho` a line through its per-config means sorted by rho.
 - family bars: mean % kept per family and method variant, error bars = std over seeds.
 """
 
@@ -15,6 +16,7 @@ from core.families import family_rank
 
 X_FAMILIES = ("memorized_val", "memorized")
 Y_FAMILIES = ("logic", "qa_open")
+Y_FALLBACK = ("coherence",)  # when no Y_FAMILIES family was measured
 
 
 def _png(fig) -> bytes:
@@ -33,6 +35,11 @@ def _colours(methods: list[str]) -> dict[str, tuple]:
     return {m: cmap(i % 10) for i, m in enumerate(sorted(methods))}
 
 
+def tradeoff_y_families(present: set[str]) -> list[str]:
+    """The skill families the trade-off plot shows, one panel each."""
+    return [f for f in Y_FAMILIES if f in present] or [f for f in Y_FALLBACK if f in present]
+
+
 def tradeoff_png(families: "pandas.DataFrame") -> bytes | None:
     """Families of one model × suite (aggregate.family_table rows); None if the x family or
     every y family is missing."""
@@ -43,7 +50,7 @@ def tradeoff_png(families: "pandas.DataFrame") -> bytes | None:
 
     present = set(families.family)
     x_family = next((f for f in X_FAMILIES if f in present), None)
-    y_families = [f for f in Y_FAMILIES if f in present]
+    y_families = tradeoff_y_families(present)
     if x_family is None or not y_families:
         return None
     # One row per run, one column per family (set_index keeps runs whose rho is nan; pivot_table

@@ -27,15 +27,23 @@ def check_layer_settings(layers: Any, matrices: Any) -> None:
         raise ConfigError(f"matrices must be a non-empty subset of {list(valid)}, got {matrices!r}")
 
 
-def selected_linears(model: torch.nn.Module, layers: list[int] | None, matrices: tuple[str, ...]
-                     ) -> dict[str, torch.nn.Module]:
-    """The MLP Linear modules to edit: full module name -> module."""
-    from models.architectures import mlp_linears
+def select_linears(model: torch.nn.Module, layers: list[int] | None, matrices: tuple[str, ...]
+                   ) -> tuple[dict[str, torch.nn.Module], dict[str, list[str]]]:
+    """(full module name -> module of each MLP matrix to edit, report note on requested matrices
+    the architecture lacks: those are skipped, models/architectures.py)."""
+    from models.architectures import absent_note, mlp_linears, resolve_matrices
 
-    found = mlp_linears(model, layers=layers, matrices=tuple(matrices))
+    present, absent = resolve_matrices(model, tuple(matrices))
+    found = mlp_linears(model, layers=layers, matrices=present)
     if not found:
         raise ConfigError(f"no MLP matrices {list(matrices)} found in layers {layers} of this model")
-    return found
+    return found, absent_note(model, present, absent)
+
+
+def selected_linears(model: torch.nn.Module, layers: list[int] | None, matrices: tuple[str, ...]
+                     ) -> dict[str, torch.nn.Module]:
+    """The MLP Linear modules to edit: full module name -> module (missing roles skipped)."""
+    return select_linears(model, layers, matrices)[0]
 
 
 def batches(examples: list[list[int]], batch_size: int, rng: random.Random) -> Iterator[list[list[int]]]:
@@ -99,12 +107,13 @@ def dataset_nll(model: torch.nn.Module, examples: list[list[int]], loss_start: i
 
 
 def trainable_parameters(model: torch.nn.Module, params: str, layers: list[int] | None,
-                         matrices: tuple[str, ...]) -> dict[str, torch.nn.Parameter]:
-    """Parameter name -> parameter for the gradient methods: 'mlp' (selected MLP weights) or 'all'."""
+                         matrices: tuple[str, ...]) -> tuple[dict[str, torch.nn.Parameter], dict[str, list[str]]]:
+    """(parameter name -> parameter for the gradient methods: 'mlp' (selected MLP weights) or
+    'all'; report note on requested matrices the architecture lacks)."""
     if params == "all":
-        return dict(model.named_parameters())
-    linears = selected_linears(model, layers, matrices)
-    return {f"{name}.weight": module.weight for name, module in linears.items()}
+        return dict(model.named_parameters()), {}
+    linears, note = select_linears(model, layers, matrices)
+    return {f"{name}.weight": module.weight for name, module in linears.items()}, note
 
 
 def fraction_changed(before: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, dict[str, float]]:
@@ -141,7 +150,7 @@ def finetune(model: torch.nn.Module, ctx: Any, *, loss_fn: Any, params: str, lay
              max_grad_norm: float | None, description: str) -> dict[str, Any]:
     """AdamW on the chosen parameters (all others frozen), one step per forget batch.
     loss_fn(forget_batch, step) -> scalar loss. Returns the report's `changed` and `steps`."""
-    chosen = trainable_parameters(model, params, layers, matrices)
+    chosen, note = trainable_parameters(model, params, layers, matrices)
     before = {name: p.detach().cpu().clone() for name, p in chosen.items()}
     was_training = model.training
     requires = {name: p.requires_grad for name, p in model.named_parameters()}
@@ -173,4 +182,4 @@ def finetune(model: torch.nn.Module, ctx: Any, *, loss_fn: Any, params: str, lay
         for name, p in model.named_parameters():
             p.requires_grad_(requires[name])
             p.grad = None
-    return {"changed": fraction_changed(before, model), "steps": step}
+    return {"changed": fraction_changed(before, model), "steps": step, **note}

@@ -28,13 +28,14 @@ import torch
 
 from core.errors import ConfigError
 from methods._finetune import (advance, batches, check_layer_settings, check_positive, dataset_nll,
-                               mean_nll, progress_task, selected_linears)
+                               mean_nll, progress_task, select_linears)
 from methods.base import Method, MethodContext
+from models.architectures import weight_as_out_in
 
 
 def lowest_mask(scores: torch.Tensor, n_masked: int) -> torch.Tensor:
     """0/1 mask (scores' dtype) that is 0 at exactly the n_masked lowest scores."""
-    mask = torch.ones_like(scores)
+    mask = torch.ones(scores.shape, dtype=scores.dtype, device=scores.device)  # contiguous, whatever scores' strides
     if n_masked > 0:
         index = torch.topk(scores.flatten().float(), n_masked, largest=False).indices
         mask.view(-1)[index] = 0
@@ -84,13 +85,15 @@ class BalancedSubnet(Method):
 
         start = time.perf_counter()
         forget, retain = ctx.forget(), ctx.retain()
-        linears = selected_linears(model, self.layers, self.matrices)
+        linears, absent = select_linears(model, self.layers, self.matrices)
         torch.manual_seed(ctx.seed)
         rng = random.Random(ctx.seed)
 
         # Scores start at |W|, so the initial mask drops the smallest-magnitude weights (a benign
-        # start); SGD then moves them by how much each weight helps recall vs clean text.
-        scores = {name: m.weight.detach().abs().clone().requires_grad_(True) for name, m in linears.items()}
+        # start); SGD then moves them by how much each weight helps recall vs clean text. Scores and
+        # masks are (out, in) whatever the module stores (GPT-2's Conv1D keeps (in, out)).
+        scores = {name: weight_as_out_in(m).detach().abs().contiguous().requires_grad_(True)
+                  for name, m in linears.items()}
         n_masked = {name: round(self.ratio * m.weight.numel()) for name, m in linears.items()}
         requires = {name: p.requires_grad for name, p in model.named_parameters()}
         for p in model.parameters():
@@ -99,7 +102,7 @@ class BalancedSubnet(Method):
         def masked_forward(module: torch.nn.Module, name: str):
             def forward(x: torch.Tensor) -> torch.Tensor:
                 mask = straight_through_mask(scores[name], n_masked[name])
-                return F.linear(x, module.weight * mask, module.bias)
+                return F.linear(x, weight_as_out_in(module) * mask, module.bias)
             return forward
 
         for name, module in linears.items():
@@ -135,11 +138,11 @@ class BalancedSubnet(Method):
         changed = {}
         with torch.no_grad():  # fold the final mask into the weights
             for name, module in linears.items():
-                module.weight.mul_(lowest_mask(scores[name].detach(), n_masked[name]))
+                weight_as_out_in(module).mul_(lowest_mask(scores[name].detach(), n_masked[name]))
                 changed[f"{name}.weight"] = {"fraction_masked": n_masked[name] / module.weight.numel(),
                                              "masked": n_masked[name]}
         del scores, optimizer
-        return {"changed": changed, "steps": step,
+        return {"changed": changed, "steps": step, **absent,
                 "final_forget_nll": dataset_nll(model, forget, self.loss_start, ctx.device),
                 "final_retain_nll": dataset_nll(model, retain, 0, ctx.device),
                 "seconds": time.perf_counter() - start}

@@ -41,7 +41,7 @@ class MethodContext:
     stats: "StatisticsSource | None" = None
     forget_set: list[list[int]] | None = None  # token ids of memorized examples (prefix + suffix)
     retain_set: list[list[int]] | None = None  # token ids of clean text windows
-    progress: Any = None  # a rich.progress.Progress, or None
+    progress: Any = None  # a rich.progress.Progress or core.progress.LogProgress (same calls), or None
 
     def forget(self) -> list[list[int]]:
         if self.forget_set is None:

@@ -363,7 +363,7 @@ class KFAC(Method):
     # -- which modules, at which rho -------------------------------------------------------
     def targets(self, model: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, float]]:
         """Module name -> (module, rho) for every matrix to edit."""
-        from models.architectures import find_mlp_linears, modules_matching, num_layers
+        from models.architectures import find_mlp_linears, modules_matching, num_layers, resolve_matrices
 
         if self.module_pattern is not None:
             return {name: (m, self.rho) for name, m in modules_matching(model, self.module_pattern).items()}
@@ -373,7 +373,7 @@ class KFAC(Method):
             if not -count <= layer < count:
                 raise ConfigError(f"overrides names layer {layer}: the model has layers 0..{count - 1}")
             overrides[layer % count] = per_matrix
-        found = find_mlp_linears(model, self.layers, self.matrices)
+        found = find_mlp_linears(model, self.layers, resolve_matrices(model, self.matrices)[0])
         for layer, per_matrix in overrides.items():
             for matrix in per_matrix:
                 if not any(f.layer == layer and f.role == matrix for f in found):
@@ -421,9 +421,10 @@ class KFAC(Method):
         return kfac_edit_weight(weight, A_eig, G_eig, rho)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
-        from models.architectures import set_weight_out_in, weight_as_out_in
+        from models.architectures import absent_note, resolve_matrices, set_weight_out_in, weight_as_out_in
 
         targets = self.targets(model)
+        absent = {} if self.module_pattern is not None else absent_note(model, *resolve_matrices(model, self.matrices))
         factors, report = self.factors(model, {name: m for name, (m, _) in targets.items()}, ctx)
         eigen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # shared A: decompose once
         generator = torch.Generator().manual_seed(ctx.seed)  # used by random_ablation only
@@ -443,5 +444,5 @@ class KFAC(Method):
             changed[f"{name}.weight"] = {"rho": rho, **facts, "seconds": round(time.perf_counter() - start, 4)}
         report.update({"changed": changed, "positions": factors.positions,
                        ctx.stats.unit: factors.inputs,
-                       "labels": self.labels})
+                       "labels": self.labels, **absent})
         return report

@@ -51,10 +51,12 @@ class SVDTruncation(Method):
         self.fractions = {m: float(v) for m, v in fractions.items()}
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
-        from models.architectures import find_mlp_linears, set_weight_out_in, weight_as_out_in
+        from models.architectures import (absent_note, find_mlp_linears, resolve_matrices, set_weight_out_in,
+                                          weight_as_out_in)
 
+        present, absent = resolve_matrices(model, tuple(self.fractions))
         changed = {}
-        for found in find_mlp_linears(model, self.layers, tuple(self.fractions)):
+        for found in find_mlp_linears(model, self.layers, present):
             start = time.perf_counter()
             weight = weight_as_out_in(found.module)
             rank = min(weight.shape)
@@ -65,4 +67,4 @@ class SVDTruncation(Method):
                 "fraction": self.fractions[found.role], "singular_values_total": rank,
                 "singular_values_removed": k, "norm_squared_removed": energy,
                 "seconds": round(time.perf_counter() - start, 4)}
-        return {"changed": changed}
+        return {"changed": changed, **absent_note(model, present, absent)}

@@ -20,10 +20,31 @@ from models.base import LoadedModel
 
 
 def model_name(model_cfg: Mapping[str, Any]) -> str:
-    """The name runs are filed under: `model.name`, else the path with '/' replaced."""
+    """The name runs are filed under: `model.name` if set; for a local folder, the hub id its
+    config.json records (`_name_or_path`, when it is one) else the folder's own name (a hub cache
+    snapshot `models--org--name/snapshots/<commit>` gives `org--name`); for a hub id, the id with
+    '/' replaced."""
+    import json
+    import re
+
     from models.hf import safe_name
 
-    return model_cfg.get("name") or safe_name(str(model_cfg.get("path") or model_cfg.get("kind", "model")))
+    if model_cfg.get("name"):
+        return str(model_cfg["name"])
+    path = str(model_cfg.get("path") or model_cfg.get("kind", "model"))
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        return safe_name(path)
+    try:
+        recorded = json.loads((folder / "config.json").read_text()).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if isinstance(recorded, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", recorded) and not Path(recorded).exists():
+        return safe_name(recorded)
+    folder = folder.resolve()
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        return folder.parent.parent.name[len("models--"):]
+    return safe_name(folder.name)
 
 
 def check_kind(model_cfg: Mapping[str, Any]) -> Any:

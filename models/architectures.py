@@ -1,8 +1,25 @@
-"""Find the MLP weight matrices of a model, whatever its architecture.
+"""Find the MLP weight matrices of a model, whatever its architecture: the one map every method uses.
 
 Methods name matrices by role ("gate", "up", "down") and layers by index; this module maps those
-to the modules of OLMo-2 / Llama / Mistral / Qwen, GPT-NeoX, GPT-2 and ViT models (the task heads,
-e.g. *ForCausalLM, and the bare base models, e.g. Olmo2Model).
+to the modules of OLMo-2 / Llama / Mistral / Qwen2 / Gemma, Phi, Phi-3, GPT-NeoX, GPT-2 and ViT
+models (the task heads, e.g. *ForCausalLM, and the bare base models, e.g. Olmo2Model).
+
+Roles per architecture:
+  OLMo-2, Llama, Mistral, Qwen2, Gemma  gate = mlp.gate_proj, up = mlp.up_proj, down = mlp.down_proj
+  Phi-3                                 up = mlp.gate_up_proj (gate and up fused: see below), down = mlp.down_proj
+  Phi (1, 1.5, 2)                       up = mlp.fc1, down = mlp.fc2
+  GPT-NeoX (Pythia)                     up = mlp.dense_h_to_4h, down = mlp.dense_4h_to_h
+  GPT-2                                 up = mlp.c_fc, down = mlp.c_proj (Conv1D: weight stored (in, out))
+  ViT                                   up = mlp.fc1 / intermediate.dense, down = mlp.fc2 / output.dense
+
+Phi-3's fused gate_up_proj (rows [0, inner) are the gate, [inner, 2 inner) the up projection) is
+ONE matrix with role "up": methods edit it as one Linear, as its forward uses it (one input, one
+output), and K-FAC's factors are those of that Linear. Splitting its rows into two roles would
+make every method edit half-matrices; we chose not to.
+
+A method asked for a role the architecture lacks (the default `[gate, up, down]` on GPT-2) edits
+the roles that exist and names the missing ones in its report (`matrices_absent`); asking only
+for missing roles is a one-line ConfigError. See `resolve_matrices`.
 """
 
 from __future__ import annotations
@@ -20,18 +37,21 @@ _LLAMA = {"gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}
 _NEOX = {"up": "mlp.dense_h_to_4h", "down": "mlp.dense_4h_to_h"}
 _GPT2 = {"up": "mlp.c_fc", "down": "mlp.c_proj"}
 _VIT = {"up": "intermediate.dense", "down": "output.dense"}   # transformers 4
-_VIT5 = {"up": "mlp.fc1", "down": "mlp.fc2"}                   # transformers 5
+_VIT5 = {"up": "mlp.fc1", "down": "mlp.fc2"}                   # transformers 5; also Phi (1, 1.5, 2)
+_PHI3 = {"up": "mlp.gate_up_proj", "down": "mlp.down_proj"}    # gate and up fused: one "up" matrix
 
 # (path to the list of blocks, {role: path of the Linear inside a block}). A layout matches when
 # the path is a ModuleList and its first block has every listed Linear: "layers" is both a bare
 # Llama-style model and a bare GPT-NeoX model, told apart by their MLP names.
 _ARCHITECTURES: list[tuple[str, dict[str, str]]] = [
-    ("model.layers", _LLAMA),           # OLMo-2, Llama, Mistral, Qwen (*ForCausalLM)
+    ("model.layers", _LLAMA),           # OLMo-2, Llama, Mistral, Qwen2, Gemma (*ForCausalLM)
+    ("model.layers", _PHI3),            # Phi3ForCausalLM
+    ("model.layers", _VIT5),            # PhiForCausalLM (mlp.fc1 / mlp.fc2)
     ("gpt_neox.layers", _NEOX),         # GPTNeoXForCausalLM (Pythia)
     ("transformer.h", _GPT2),           # GPT2LMHeadModel (Conv1D, weight stored transposed)
     ("vit.layers", _VIT5),              # ViTForImageClassification (transformers 5)
     ("vit.encoder.layer", _VIT),        # ViTForImageClassification (transformers 4)
-    ("layers", _LLAMA), ("layers", _NEOX), ("h", _GPT2), ("layers", _VIT5),  # base models
+    ("layers", _LLAMA), ("layers", _PHI3), ("layers", _NEOX), ("h", _GPT2), ("layers", _VIT5),  # base models
     ("encoder.layer", _VIT),
 ]
 
@@ -62,7 +82,7 @@ def _blocks_and_roles(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList,
     known = ", ".join(sorted({path for path, _ in _ARCHITECTURES}))
     raise ConfigError(
         f"cannot find the MLP layers of {type(model).__name__}: known layouts are "
-        f"OLMo-2/Llama/Mistral/Qwen, GPT-NeoX, GPT-2, ViT (block lists {known}); "
+        f"OLMo-2/Llama/Mistral/Qwen2/Gemma, Phi, Phi-3, GPT-NeoX, GPT-2, ViT (block lists {known}); "
         "set method.module_pattern to a regex over module names instead"
     )
 
@@ -70,6 +90,39 @@ def _blocks_and_roles(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList,
 def num_layers(model: torch.nn.Module) -> int:
     """Number of transformer blocks."""
     return len(_blocks_and_roles(model)[1])
+
+
+def available_matrices(model: torch.nn.Module) -> tuple[str, ...]:
+    """The roles this architecture has, in MATRICES order (e.g. ('up', 'down') for GPT-2)."""
+    roles = _blocks_and_roles(model)[2]
+    return tuple(m for m in MATRICES if m in roles)
+
+
+def resolve_matrices(model: torch.nn.Module, matrices: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(requested roles the model has, requested roles it lacks), requested order kept. The
+    methods' rule for a missing role: edit what exists, report the rest; none present is an error."""
+    unknown = [m for m in matrices if m not in MATRICES]
+    if unknown:
+        raise ConfigError(f"unknown MLP matrix {', '.join(map(repr, unknown))}; valid: {', '.join(MATRICES)}")
+    have = available_matrices(model)
+    present = tuple(m for m in matrices if m in have)
+    absent = tuple(m for m in matrices if m not in have)
+    if not present:
+        raise ConfigError(f"{type(model).__name__} has none of the MLP matrices {list(matrices)}; "
+                          f"it has: {', '.join(have)}")
+    return present, absent
+
+
+def absent_note(model: torch.nn.Module, present: Sequence[str], absent: Sequence[str]) -> dict[str, list[str]]:
+    """What a method puts in its report about roles it was asked for but the model lacks (and
+    one log line saying so); {} when nothing is missing."""
+    if not absent:
+        return {}
+    import logging
+
+    logging.getLogger("harness").warning("%s has no MLP matrix %s: editing %s only", type(model).__name__,
+                                         ", ".join(map(repr, absent)), ", ".join(present))
+    return {"matrices_absent": list(absent)}
 
 
 def find_mlp_linears(model: torch.nn.Module, layers: Sequence[int] | None = None,

@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from core.errors import DataError
+
 if TYPE_CHECKING:  # the interface imports cheaply: torch loads when a task runs
     import torch
 
@@ -45,6 +47,11 @@ class TaskContext:
     # compare against the baseline's outputs (e.g. nDCG@10 of next-token rankings).
     artifacts_dir: Path
     progress: Any = None
+
+
+class TaskSkipped(DataError):
+    """A task whose data cannot be had here (an lm-eval dataset off the hub, offline): the suite
+    prints its one-line message and goes on with the other tasks; nothing is recorded for it."""
 
 
 class Task(ABC):

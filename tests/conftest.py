@@ -92,6 +92,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def method_config(name: str) -> dict:
+    """conf/method/<name>.yaml as the app composes it (a variant merged over its base)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        return OmegaConf.to_container(compose(config_name="config", overrides=[f"method={name}"]).method)
+
+
 def harness_args(folder: Path, runs: Path, *extra: str) -> list[str]:
     """Command-line overrides that run the harness on the tiny saved model."""
     return [

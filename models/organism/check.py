@@ -15,14 +15,14 @@ from models.organism.measure import TARGETS, measure, meets
 
 def main() -> None:
     from rich.console import Console
-    from rich.progress import Progress
     from rich.table import Table
 
     from core.buildcache import default_cache_dir
+    from core.progress import make_progress
     from models.hf import load_hf_causal_lm
     from models.organism import default_settings, ensure_organism
 
-    with Progress(transient=True) as progress:
+    with make_progress() as progress:
         folder = ensure_organism(default_settings(), default_cache_dir(), progress)
     loaded = load_hf_causal_lm(str(folder / "model"), torch.device("cpu"), "float32")
     scores = measure(loaded.model, loaded.tokenizer, folder / "data")

@@ -84,3 +84,38 @@ def test_unreachable_hub_says_pass_a_local_path(tmp_path: Path) -> None:
 def test_debug_switch_shows_the_traceback(tiny_model_dir: Path, tmp_path: Path) -> None:
     proc = run_harness(*harness_args(tiny_model_dir, tmp_path, "seed=abc", "debug=true"))
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_help_is_one_line_per_choice_and_says_how_to_see_settings() -> None:
+    proc = run_harness("--help")
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) < 60  # not the organism's whole config
+    lines = proc.stdout.splitlines()
+    kfac = [line for line in lines if line.split()[:1] == ["kfac"]]
+    assert len(kfac) == 1 and "K-FAC curvature edit (Merullo et al. 2025)" in kfac[0]
+    assert any(line.split()[:1] == ["own_model"] for line in lines)
+    assert "--cfg job --package method" in proc.stdout
+
+
+def test_help_first_sentence_keeps_abbreviations() -> None:
+    from harness.help import first_sentence
+
+    assert first_sentence("NPO (Zhang et al. 2024): a loss. More text.") == "NPO (Zhang et al. 2024): a loss."
+    assert first_sentence("x" * 200, limit=10) == "x" * 9 + "…"
+
+
+def test_documented_task_key_without_plus_named_method_choice_and_log_progress(tiny_model_dir: Path,
+                                                                             tmp_path: Path) -> None:
+    """A run under `> log.txt`: progress lines appear, `suite.tasks.verbatim.limit` works without
+    '+', the model is named after its folder, and `method=svd_vit` is filed as svd_vit."""
+    import json
+
+    proc = run_harness(*harness_args(tiny_model_dir, tmp_path / "runs", "method=svd_vit",
+                                     "suite.tasks.verbatim.limit=2"),
+                       env={"HARNESS_PROGRESS_INTERVAL": "0"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[progress] verbatim verbatim: 2/2 (100%)" in proc.stdout
+    (run_file,) = (tmp_path / "runs" / "model" / "verbatim_files" / "svd_vit").glob("seed0-*.json")
+    run = json.loads(run_file.read_text())
+    assert run["identity"]["method"] == "svd_vit" and run["config"]["method"]["name"] == "svd"
+    assert run["baseline"]["tasks"]["verbatim"]["n"] == 2
+    assert "method=svd_vit" in proc.stdout

@@ -34,9 +34,12 @@ def test_method_yaml_names_are_registered() -> None:
     """A method YAML must name a registered method, or `method=<it>` would fail at run time."""
     from core.registry import names
 
+    from hydra import compose, initialize_config_dir
+
     registered = set(names("method"))
-    for path in CONF.glob("method/*.yaml"):
-        assert yaml.safe_load(path.read_text())["name"] in registered, path
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        for path in CONF.glob("method/*.yaml"):  # composed: a variant inherits its base's name
+            assert compose(config_name="config", overrides=[f"method={path.stem}"]).method.name in registered, path
 
 
 def test_suite_tasks_are_registered() -> None:

@@ -380,14 +380,12 @@ def test_module_pattern_edits_the_matching_linears(method_context):
 
 
 def test_shipped_configs_build():
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from tests.conftest import method_config
 
-    with initialize_config_dir(config_dir=str(Path(__file__).parents[2] / "conf"), version_base=None):
-        for name in ("kfac", "kfac_olmo2_7b", "kfac_olmo2_1b", "kfac_vit"):
-            cfg = OmegaConf.to_container(compose(config_name="config", overrides=[f"method={name}"]).method)
-            assert cfg.pop("name") == "kfac"
-            KFAC(**cfg)
+    for name in ("kfac", "kfac_olmo2_7b", "kfac_olmo2_1b", "kfac_vit"):
+        cfg = method_config(name)
+        assert cfg.pop("name") == "kfac"
+        KFAC(**cfg)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from conftest import make_tiny_olmo2
 from core.errors import ConfigError, ModelLoadError
 from models import load_model, model_name
 from models.base import parse_dtype, pick_device
+from models.hf import safe_name
 
 
 def test_local_folder_loads_the_same_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -17,7 +18,25 @@ def test_local_folder_loads_the_same_weights(tiny_model_dir: Path, tmp_path: Pat
     with torch.no_grad():
         assert torch.equal(loaded.model(ids).logits, make_tiny_olmo2()(ids).logits)
     assert loaded.tokenizer.pad_token_id is not None and loaded.kind == "causal_lm"
-    assert loaded.key.startswith(model_name({"path": str(tiny_model_dir / "model")}))
+    assert loaded.key.startswith(safe_name(str(tiny_model_dir / "model")))  # the full path: a cache key
+
+
+def test_run_name_is_the_folder_or_the_recorded_hub_id(tmp_path: Path) -> None:
+    import json
+
+    folder = tmp_path / "x" / "models" / "llama"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    assert model_name({"path": str(folder)}) == "llama"  # not tmp--x--models--llama
+    (folder / "config.json").write_text(json.dumps({"_name_or_path": "meta-llama/Llama-3.2-1B"}))
+    assert model_name({"path": str(folder)}) == "meta-llama--Llama-3.2-1B"
+    (folder / "config.json").write_text(json.dumps({"_name_or_path": str(tmp_path / "elsewhere")}))
+    assert model_name({"path": str(folder)}) == "llama"  # a recorded local path is not a name
+    snapshot = tmp_path / "hub" / "models--allenai--OLMo-2-0425-1B" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    assert model_name({"path": str(snapshot)}) == "allenai--OLMo-2-0425-1B"
+    assert model_name({"path": "allenai/OLMo-2-0425-1B"}) == "allenai--OLMo-2-0425-1B"  # a hub id
+    assert model_name({"path": str(folder), "name": "mine"}) == "mine"
 
 
 def test_key_changes_when_the_weights_are_resaved(tiny_model_dir: Path, tmp_path: Path) -> None:
