@@ -119,3 +119,14 @@ def test_documented_task_key_without_plus_named_method_choice_and_log_progress(t
     assert run["identity"]["method"] == "svd_vit" and run["config"]["method"]["name"] == "svd"
     assert run["baseline"]["tasks"]["verbatim"]["n"] == 2
     assert "method=svd_vit" in proc.stdout
+
+
+def test_runs_from_a_folder_with_its_own_models_folder(tmp_path: Path) -> None:
+    """Checkpoints often live in ./models: a user's folder of that name (or tasks/, core/) must not
+    shadow the project's packages when `python -m harness` runs from there."""
+    for name in ("models", "tasks", "core", "methods"):
+        (tmp_path / name).mkdir()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
