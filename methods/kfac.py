@@ -381,6 +381,9 @@ class KFAC(Method):
                                       f"edited layers/matrices ({self.layers or 'all'} x {list(self.matrices)})")
         return {f.name: (f.module, overrides.get(f.layer, {}).get(f.role, self.rho)) for f in found}
 
+    def check(self, model: torch.nn.Module) -> None:
+        self.targets(model)  # raises ConfigError for layers / overrides / patterns the model lacks
+
     # -- statistics, cached ------------------------------------------------------------------
     def factors(self, model: torch.nn.Module, modules: dict[str, torch.nn.Module],
                 ctx: MethodContext) -> tuple[Factors, dict[str, Any]]:

@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from core.data import read_jsonl
+from core.data import check_token_ids, read_jsonl_lines
 from core.errors import ConfigError, DataError
 from tasks.base import Task, TaskContext, TaskResult
-from tasks.generation import greedy_generate
+from tasks.generation import greedy_generate, model_limits
 from tasks.verbatim import score_continuations
 
 
@@ -28,15 +28,28 @@ class QuoteRecall(Task):
         self.tail, self.add_bos = tail, add_bos
         self.loose_threshold, self.limit = loose_threshold, limit
 
-    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
-        rows = read_jsonl(self.data)[: self.limit]
-        if rows and "full_quote" not in rows[0]:
-            raise DataError(f"{self.data}: rows need a 'full_quote' field")
+    def quotes(self, tokenizer: Any, model: torch.nn.Module | None = None) -> list[list[int]]:
+        """Token ids of the quotes long enough to score; with `model`, each checked against its
+        positions. A bad row is a DataError naming the file and line."""
+        vocab, positions = model_limits(model) if model is not None else (None, None)
         bos = [tokenizer.bos_token_id] if self.add_bos and tokenizer.bos_token_id is not None else []
-        quotes = [bos + tokenizer(r["full_quote"], add_special_tokens=False)["input_ids"] for r in rows]
-        quotes = [q for q in quotes if len(q) - len(bos) > self.tail]  # need a prompt of >= 1 token
+        quotes = []
+        for lineno, row in read_jsonl_lines(self.data)[: self.limit]:
+            if not isinstance(row.get("full_quote"), str):
+                raise DataError(f"{self.data}:{lineno}: rows need a 'full_quote' string field")
+            quote = bos + tokenizer(row["full_quote"], add_special_tokens=False)["input_ids"]
+            check_token_ids(f"{self.data}:{lineno}", quote, vocab, positions, what="the quote")
+            if len(quote) - len(bos) > self.tail:  # need a prompt of >= 1 token
+                quotes.append(quote)
         if not quotes:
             raise DataError(f"{self.data}: no quote longer than {self.tail} tokens")
+        return quotes
+
+    def check(self, model: torch.nn.Module, tokenizer: Any) -> None:
+        self.quotes(tokenizer, model)
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        quotes = self.quotes(tokenizer, model)
         generated = greedy_generate(
             model, [q[: -self.tail] for q in quotes], self.tail, ctx.batch_size,
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0, ctx.device,
