@@ -70,9 +70,11 @@ def iter_texts(ref: str, model_data: Mapping[str, Path], text_field: str = "text
         raise DataError(f"no .txt or .jsonl files under {path}")
     for file in files:
         if file.suffix == ".jsonl":
-            for row in read_jsonl(file):
-                if text_field not in row:
-                    raise DataError(f"{file}: rows have no '{text_field}' field (set the text field)")
+            for lineno, row in read_jsonl_lines(file):
+                if not isinstance(row.get(text_field), str):
+                    fields = ", ".join(map(str, row)) or "none"
+                    raise DataError(f"{file}:{lineno}: no '{text_field}' text field (its fields: {fields}); "
+                                    "name the field that holds the text with text_field=<field>")
                 yield row[text_field]
         else:
             with open(file, encoding="utf-8") as f:

@@ -19,7 +19,7 @@ from core.hashing import canonical_hash
 
 SCHEMA_VERSION = 1
 IDENTITY_KEYS = ("model", "method", "suite", "seed", "config_hash")
-RUNTIME_ONLY_KEYS = ("runs_dir", "cache_dir", "debug", "hydra")
+RUNTIME_ONLY_KEYS = ("runs_dir", "cache_dir", "debug", "hub", "hydra")
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -65,7 +65,10 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, suite: 
         start = time.perf_counter()
         loaded = load_model(config["model"], config["device"], Path(config["cache_dir"]), progress)
         timings["load_model"] = time.perf_counter() - start
-        method.check(loaded.model)  # e.g. layers the model does not have: before the baseline
+        try:  # e.g. layers the model does not have: before the baseline, not after it
+            method.check(loaded.model)
+        except ConfigError as e:
+            raise ConfigError(f"method {config['method']['name']}: {e}") from None
         tasks = build_tasks(suite, loaded)
         for task, _family in tasks.values():  # data files against the model, before any evaluation
             task.check(loaded.model, loaded.tokenizer)
