@@ -273,3 +273,20 @@ def test_mine_help_lists_only_what_mine_uses(monkeypatch, capsys) -> None:
     text = capsys.readouterr().out
     assert "model=" in text and "organism" in text and "corpus:" in text and "text_field:" in text
     assert "method" not in text and "suite" not in text
+
+
+def test_override_parsing_and_sweep_combinations() -> None:
+    """The pieces a sweep check reuses: which overrides are group choices, which are keys."""
+    from harness.overrides import check_override_keys, parse_overrides, sweep_combinations
+
+    choices, keys = parse_overrides(["-m", "method=kfac,npo", "suite=memorization", "method.lr=1e-3",
+                                     "+method.extra=1", "hydra.verbose=true", "seed=1,2"])
+    assert choices == {"method": ["kfac", "npo"], "suite": ["memorization"]} and keys == ["method.lr", "seed"]
+    assert sweep_combinations(choices) == [{"method": "kfac", "suite": "memorization"},
+                                           {"method": "npo", "suite": "memorization"}]
+    check_override_keys({"method": "npo"}, ["method.lr"])  # npo has lr
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="method kfac has no setting 'lr'"):
+        check_override_keys({"method": "kfac"}, ["method.lr"])
+    check_override_keys({"model": "hf"}, ["model.path", "model.data.stats"])  # ??? and nested keys exist
