@@ -57,7 +57,7 @@ def task_entry_problem(where: str, entry: Any) -> str | None:
             return f"{where}.{key} missing or not {typ.__name__}"
     for name, value in entry["metrics"].items():
         if not _is_number(value):
-            return f"{where}.metrics.{name} is not a number"
+            return f"{where}.metrics.{name} is non-numeric"
         if math.isnan(value):
             return f"{where}.metrics.{name} is NaN"
     if entry["primary"] not in entry["metrics"]:
