@@ -32,15 +32,28 @@ def resolve_data_ref(ref: str, model_data: Mapping[str, Path]) -> Path:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL file; a malformed line is a one-line DataError naming the file and line."""
+    return [row for _, row in read_jsonl_lines(path)]
+
+
+def read_jsonl_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, row) of each non-blank line, for errors that point at the line."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
+                rows.append((lineno, row))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text (a JSONL file is one JSON object a line)") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder; pass a .jsonl file") from None
     return rows
 
 
@@ -57,9 +70,11 @@ def iter_texts(ref: str, model_data: Mapping[str, Path], text_field: str = "text
         raise DataError(f"no .txt or .jsonl files under {path}")
     for file in files:
         if file.suffix == ".jsonl":
-            for row in read_jsonl(file):
-                if text_field not in row:
-                    raise DataError(f"{file}: rows have no '{text_field}' field (set the text field)")
+            for lineno, row in read_jsonl_lines(file):
+                if not isinstance(row.get(text_field), str):
+                    fields = ", ".join(map(str, row)) or "none"
+                    raise DataError(f"{file}:{lineno}: no '{text_field}' text field (its fields: {fields}); "
+                                    "name the field that holds the text with text_field=<field>")
                 yield row[text_field]
         else:
             with open(file, encoding="utf-8") as f:
@@ -99,11 +114,33 @@ def token_windows(texts: Iterator[str], tokenizer: Any, seq_len: int, max_tokens
             produced += seq_len
 
 
-def example_ids(row: dict[str, Any], key: str, tokenizer: Any, path: Path) -> list[int]:
+def example_ids(row: dict[str, Any], key: str, tokenizer: Any, path: Path, lineno: int | None = None) -> list[int]:
     """Token ids of a row's `key` part ('prefix' or 'suffix'), from `<key>_ids` or by tokenizing
-    `<key>_text`."""
+    `<key>_text`; ids that are not integers, or an empty part, are a DataError naming the line."""
+    where = f"{path}:{lineno}" if lineno is not None else str(path)
     if f"{key}_ids" in row:
-        return [int(t) for t in row[f"{key}_ids"]]
-    if f"{key}_text" in row:
-        return tokenizer(row[f"{key}_text"], add_special_tokens=False)["input_ids"]
-    raise DataError(f"{path}: each row needs '{key}_ids' or '{key}_text'")
+        ids = row[f"{key}_ids"]
+        if not isinstance(ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in ids):
+            raise DataError(f"{where}: {key}_ids must be a list of integer token ids, got {str(ids)[:60]}")
+    elif f"{key}_text" in row:
+        if not isinstance(row[f"{key}_text"], str):
+            raise DataError(f"{where}: {key}_text must be a string")
+        ids = tokenizer(row[f"{key}_text"], add_special_tokens=False)["input_ids"]
+    else:
+        raise DataError(f"{where}: each row needs '{key}_ids' or '{key}_text'")
+    if not ids:
+        raise DataError(f"{where}: empty {key} (a {key} needs at least one token)")
+    return ids
+
+
+def check_token_ids(where: str, ids: list[int], vocab_size: int | None, max_positions: int | None,
+                    what: str = "prefix + suffix") -> None:
+    """One example's ids fit the model: each in [0, vocab_size), and no longer than the model's
+    positions (a longer one is silently scored on garbage positions by some models)."""
+    if vocab_size is not None:
+        bad = next((t for t in ids if not 0 <= t < vocab_size), None)
+        if bad is not None:
+            raise DataError(f"{where}: token id {bad} is outside the model's vocabulary (valid: 0..{vocab_size - 1})")
+    if max_positions is not None and len(ids) > max_positions:
+        raise DataError(f"{where}: {what} is {len(ids)} tokens, longer than the model's "
+                        f"{max_positions} positions")

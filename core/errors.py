@@ -23,3 +23,11 @@ def did_you_mean(name: str, valid: list[str]) -> str:
 
     close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr: something was wrong but the run recovers (e.g. a bad cache file
+    is recomputed)."""
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)

@@ -49,3 +49,39 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` + '.lock' for the block: jobs that share a cached file (a
+    baseline, a factor file, a run file) take it around "check the cache, else compute and write",
+    so the second job waits and then reads the first one's finished file instead of computing and
+    writing it again. The lock is released when the block ends or the process dies (even by
+    SIGKILL), so a killed job never leaves a stale lock behind."""
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        yield
+
+
+def check_writable_dir(path: Path, what: str) -> Path:
+    """Make sure `path` is (or can be created as) a folder we can write into, before any slow work
+    whose result would go there. Raises ConfigError naming `what` (e.g. 'runs_dir')."""
+    from core.errors import ConfigError
+
+    path = Path(path).expanduser()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise ConfigError(f"{what}={path} is not a folder{where}; pass a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"{what}={path} is not writable ({e.strerror or type(e).__name__}); "
+                          "pass a folder you can write to") from None
+    return path

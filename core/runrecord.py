@@ -9,6 +9,7 @@ invalidate finished work.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import platform
 import subprocess
 from pathlib import Path
@@ -18,7 +19,7 @@ from core.hashing import canonical_hash
 
 SCHEMA_VERSION = 1
 IDENTITY_KEYS = ("model", "method", "suite", "seed", "config_hash")
-RUNTIME_ONLY_KEYS = ("runs_dir", "cache_dir", "debug", "hydra")
+RUNTIME_ONLY_KEYS = ("runs_dir", "cache_dir", "debug", "hub", "hydra")
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -39,6 +40,33 @@ def run_path(runs_dir: Path, identity: dict[str, Any]) -> Path:
 def baseline_path(runs_dir: Path, config: dict[str, Any]) -> Path:
     model, suite = config["model"].get("name", "model"), config["suite"].get("name", "suite")
     return Path(runs_dir) / "baselines" / f"{model}-{suite}-seed{config.get('seed')}-{baseline_key(config)[:12]}.json"
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def task_entry_problem(where: str, entry: Any) -> str | None:
+    """Why `entry` is not a valid task result of a run or baseline file (None if it is). A NaN
+    metric is a problem: it means the evaluation failed, and it would poison every mean over it."""
+    if not isinstance(entry, dict):
+        return f"{where} is not an object"
+    for key, typ in (("family", str), ("metrics", dict), ("n", int), ("primary", str),
+                     ("kinds", dict), ("higher_is_better", dict)):
+        if not isinstance(entry.get(key), typ) or isinstance(entry.get(key), bool):
+            return f"{where}.{key} missing or not {typ.__name__}"
+    for name, value in entry["metrics"].items():
+        if not _is_number(value):
+            return f"{where}.metrics.{name} is non-numeric"
+        if math.isnan(value):
+            return f"{where}.metrics.{name} is NaN"
+    if entry["primary"] not in entry["metrics"]:
+        return f"{where}.primary '{entry['primary']}' is not one of its metrics"
+    samples = entry.get("samples", {})
+    if not isinstance(samples, dict) or not all(isinstance(v, list) and all(map(_is_number, v))
+                                                 for v in samples.values()):
+        return f"{where}.samples must map metric names to lists of numbers"
+    return None
 
 
 def now() -> str:

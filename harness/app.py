@@ -56,8 +56,34 @@ def _fail(error: BaseException) -> None:
     sys.exit(2)
 
 
+def offline_unless_hub(cfg: DictConfig) -> None:
+    """Offline-first: without `hub=true` (or HF_HUB_OFFLINE=0 in the environment) the Hugging Face
+    hub is not contacted, so a hub id that is not cached fails in one line at once instead of after
+    a minute of retries. Must run before transformers is imported."""
+    if not cfg.get("hub", False):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def interrupted(where: str) -> None:
+    """Ctrl-C: one line saying what is kept and how to go on; exit code 130 as shells expect."""
+    print(f"interrupted: every finished task is saved {where}; run the same command again to resume",
+          file=sys.stderr)
+    sys.exit(130)
+
+
+def check_command_line(argv: list[str]) -> None:
+    """Group choices and override keys, checked before Hydra so that a typo is one line."""
+    from harness.overrides import check_override_keys, parse_overrides
+
+    check_group_choices(argv)
+    choices, keys = parse_overrides(argv)
+    if all(len(options) == 1 for options in choices.values()):  # a sweep is checked per combination
+        check_override_keys({g: options[0] for g, options in choices.items()}, keys)
+
+
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
+    offline_unless_hub(cfg)
     from harness.pipeline import run_experiment
 
     try:
@@ -66,6 +92,10 @@ def _hydra_main(cfg: DictConfig) -> None:
         if cfg.get("debug"):
             raise
         _fail(e)
+    except KeyboardInterrupt:
+        if cfg.get("debug"):
+            raise
+        interrupted(f"under {cfg.get('runs_dir')}")
 
 
 def main() -> None:
@@ -76,13 +106,18 @@ def main() -> None:
         print(help_text(CONF_DIR))
         return
     sys.argv[1:] = argv = open_task_settings(argv)
-    if not _debug(argv):
-        try:
-            check_group_choices(argv)
-        except HarnessError as e:
-            _fail(e)
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1" if _debug(argv) else "0")
-    _hydra_main()
+    try:
+        if not _debug(argv):
+            try:
+                check_command_line(argv)
+            except HarnessError as e:
+                _fail(e)
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1" if _debug(argv) else "0")
+        _hydra_main()
+    except KeyboardInterrupt:
+        if _debug(argv):
+            raise
+        interrupted("in the run file")
 
 
 if __name__ == "__main__":

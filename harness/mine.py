@@ -23,21 +23,29 @@ import torch
 from omegaconf import DictConfig
 
 from core.errors import ConfigError, DataError, HarnessError
+from core.io import check_writable_dir
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def document_windows(texts: Iterable[str], tokenizer: Any, length: int, stride: int,
-                     max_windows: int | None = None) -> Iterator[list[int]]:
-    """Token windows of `length` starting every `stride` tokens within each document."""
+                     max_windows: int | None = None, counts: dict[str, int] | None = None) -> Iterator[list[int]]:
+    """Token windows of `length` starting every `stride` tokens within each document. `counts`, if
+    given, receives counts ('windows', 'longest' document in tokens) for messages about why
+    nothing was found."""
     produced = 0
+    counts = {} if counts is None else counts
+    counts.setdefault("windows", 0)
+    counts.setdefault("longest", 0)
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        counts["longest"] = max(counts["longest"], len(ids))
         for start in range(0, len(ids) - length + 1, stride):
             if max_windows is not None and produced >= max_windows:
                 return
             yield ids[start : start + length]
             produced += 1
+            counts["windows"] += 1
 
 
 @torch.no_grad()
@@ -53,7 +61,7 @@ def suffix_fully_predicted(model: torch.nn.Module, windows: list[list[int]], pre
 
 def mine(model: torch.nn.Module, tokenizer: Any, texts: Iterable[str], prefix_len: int = 64,
          suffix_len: int = 48, stride: int = 16, batch_size: int = 32, device: torch.device | str = "cpu",
-         max_windows: int | None = None) -> list[list[int]]:
+         max_windows: int | None = None, counts: dict[str, int] | None = None) -> list[list[int]]:
     """Memorized windows (prefix + suffix ids), deduplicated on the suffix, in corpus order."""
     model.eval()
     found: list[list[int]] = []
@@ -68,7 +76,7 @@ def mine(model: torch.nn.Module, tokenizer: Any, texts: Iterable[str], prefix_le
                 found.append(window)
         batch.clear()
 
-    for window in document_windows(texts, tokenizer, prefix_len + suffix_len, stride, max_windows):
+    for window in document_windows(texts, tokenizer, prefix_len + suffix_len, stride, max_windows, counts):
         batch.append(window)
         if len(batch) == batch_size:
             flush()
@@ -110,16 +118,30 @@ def run_mining(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"mine: {key} must be >= 1, got {config[key]}")
     if not 0 <= float(config["forget_fraction"]) <= 1:
         raise ConfigError(f"mine: forget_fraction must be in [0, 1], got {config['forget_fraction']}")
+    out = check_writable_dir(Path(config["out_dir"]), "out_dir")  # before the model and the corpus
     loaded = load_model(config["model"], config["device"], Path(config["cache_dir"]))
-    texts = iter_texts(str(config["corpus"]), loaded.data, config["text_field"], config["split"])
+    seen = {"documents": 0}
+
+    def counted(texts: Iterable[str]) -> Iterator[str]:
+        for text in texts:
+            seen["documents"] += 1
+            yield text
+
+    texts = counted(iter_texts(str(config["corpus"]), loaded.data, config["text_field"], config["split"]))
     windows = mine(loaded.model, loaded.tokenizer, texts, config["prefix_len"], config["suffix_len"],
-                   config["stride"], config["batch_size"], loaded.device, config["max_windows"])
+                   config["stride"], config["batch_size"], loaded.device, config["max_windows"], seen)
+    length = config["prefix_len"] + config["suffix_len"]
+    if seen["documents"] == 0:
+        raise DataError(f"mine: the corpus {config['corpus']} is empty (no documents); pass a corpus with text")
+    if seen["windows"] == 0:
+        raise DataError(f"mine: no document of {config['corpus']} is {length} tokens long (prefix_len + "
+                        f"suffix_len); the longest has {seen['longest']}: lower prefix_len/suffix_len")
     if not windows:
-        raise DataError(f"mine: no window of {config['corpus']} has all {config['suffix_len']} suffix "
-                        "tokens predicted; nothing memorized at this length (try a smaller stride)")
+        raise DataError(f"mine: none of the {seen['windows']} windows of {config['corpus']} has all "
+                        f"{config['suffix_len']} suffix tokens predicted; nothing memorized at this length "
+                        "(try a smaller stride or a shorter suffix_len)")
     forget, validation = split_rows(windows, loaded.tokenizer, config["prefix_len"],
                                     config["forget_fraction"], config["seed"])
-    out = Path(config["out_dir"])
     write_jsonl(out / "verbatim_forget.jsonl", forget)
     write_jsonl(out / "verbatim_validation.jsonl", validation)
     return {"found": len(windows), "forget": len(forget), "validation": len(validation), "out_dir": str(out)}
@@ -127,6 +149,9 @@ def run_mining(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="mine")
 def _hydra_main(cfg: DictConfig) -> None:
+    from harness.app import offline_unless_hub
+
+    offline_unless_hub(cfg)
     try:
         summary = run_mining(cfg)
     except HarnessError as e:
@@ -134,9 +159,48 @@ def _hydra_main(cfg: DictConfig) -> None:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        if cfg.get("debug"):
+            raise
+        print("interrupted: nothing was written (mining writes its files at the end)", file=sys.stderr)
+        sys.exit(130)
     print(f"mined {summary['found']} memorized windows: {summary['forget']} forget, "
           f"{summary['validation']} validation -> {summary['out_dir']}")
 
 
-if __name__ == "__main__":
+def help_text() -> str:
+    """`--help`: mine's own settings and the one group it uses (model), not the harness's groups."""
+    from omegaconf import OmegaConf
+
+    from harness.app import group_options
+
+    settings = OmegaConf.load(CONF_DIR / "mine.yaml")
+    for key in ("defaults", "hydra"):
+        settings.pop(key, None)
+    first = (__doc__ or "").strip().splitlines()[0]
+    return (f"{first}\n\nmodel: choose with model=<name>, one of: {', '.join(group_options('model'))}\n\n"
+            f"Settings (key=value; see conf/mine.yaml):\n{OmegaConf.to_yaml(settings)}")
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if "--help" in argv or "-h" in argv:
+        print(help_text())
+        return
+    from harness.app import check_group_choices
+    from harness.overrides import check_override_keys, parse_overrides
+
+    if "debug=true" not in argv:
+        try:
+            check_group_choices(argv)
+            choices, keys = parse_overrides(argv, groups=("model",))
+            if all(len(options) == 1 for options in choices.values()):
+                check_override_keys({g: o[0] for g, o in choices.items()}, keys, config_name="mine")
+        except HarnessError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
     _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -18,10 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from core import registry
-from core.errors import ConfigError
-from core.io import atomic_write_json, read_json
+from core.errors import ConfigError, warn
+from core.io import atomic_write_json, check_writable_dir, file_lock, read_json
 from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_hash, new_run_record, now,
-                            run_path)
+                            run_path, task_entry_problem)
 from methods.base import Method, MethodContext
 from models import LoadedModel, load_model, model_name
 from tasks.base import Task, TaskContext, TaskSkipped
@@ -37,11 +37,21 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     seed = config["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
+    check_eval_settings(config.get("eval") or {})
     method = build_method(config["method"])  # validate settings before any slow step
     suite = parse_suite(config["suite"])
+    for key in ("runs_dir", "cache_dir"):  # a bad output place fails now, not after the work
+        check_writable_dir(Path(config[key]), key)
     identity = {"model": config["model"]["name"], "method": method_label(config),
                 "suite": config["suite"]["name"], "seed": seed, "config_hash": config_hash(config)}
     path = run_path(Path(config["runs_dir"]), identity)
+    with file_lock(path):  # the same run started twice: the second waits, then reuses the first's
+        return _run_or_resume(config, console, method, suite, identity, path)
+
+
+def _run_or_resume(config: dict[str, Any], console: Any, method: Method, suite: dict[str, dict[str, Any]],
+                   identity: dict[str, Any], path: Path) -> dict[str, Any]:
+    seed = config["seed"]
     run = read_json(path)
     if run is not None and run.get("status") == "complete":
         console.print(f"[green]reusing finished run[/] {path}")
@@ -55,15 +65,21 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         start = time.perf_counter()
         loaded = load_model(config["model"], config["device"], Path(config["cache_dir"]), progress)
         timings["load_model"] = time.perf_counter() - start
+        try:  # e.g. layers the model does not have: before the baseline, not after it
+            method.check(loaded.model)
+        except ConfigError as e:
+            raise ConfigError(f"method {config['method']['name']}: {e}") from None
         tasks = build_tasks(suite, loaded)
+        for task, _family in tasks.values():  # data files against the model, before any evaluation
+            task.check(loaded.model, loaded.tokenizer)
         artifacts = Path(config["cache_dir"]) / "artifacts" / baseline_key(config)[:16]
 
         start = time.perf_counter()
         baseline_file = baseline_path(Path(config["runs_dir"]), config)
-        cached = read_json(baseline_file) or {}
-        baseline = {"key": baseline_key(config), "tasks": cached.get("tasks", {})}
-        evaluate_suite(tasks, loaded, config, "baseline", artifacts, baseline["tasks"], progress,
-                       save=lambda: atomic_write_json(baseline_file, baseline))
+        with file_lock(baseline_file):  # methods sharing this baseline: computed and written once
+            baseline = {"key": baseline_key(config), "tasks": valid_cached_tasks(baseline_file, suite)}
+            evaluate_suite(tasks, loaded, config, "baseline", artifacts, baseline["tasks"], progress,
+                           save=lambda: atomic_write_json(baseline_file, baseline))
         timings["baseline"] = time.perf_counter() - start
 
         if run is None or run.get("schema_version") != SCHEMA_VERSION:
@@ -105,6 +121,34 @@ def method_label(config: dict[str, Any]) -> str:
         if choice:
             return str(choice)
     return config["method"]["name"]
+
+
+def check_eval_settings(eval_cfg: dict[str, Any]) -> None:
+    batch_size = eval_cfg.get("batch_size")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"eval.batch_size must be a positive integer, got {batch_size!r}")
+
+
+def valid_cached_tasks(baseline_file: Path, suite: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The cached baseline's task results that are valid for this suite; a bad entry (valid JSON
+    whose content is not a result, or a NaN metric) is dropped with a warning and recomputed."""
+    if not baseline_file.exists():
+        return {}
+    cached = read_json(baseline_file)
+    tasks = cached.get("tasks") if cached is not None else None
+    if not isinstance(tasks, dict):
+        warn(f"cached baseline {baseline_file} is unreadable or has no 'tasks'; recomputing it")
+        return {}
+    valid = {}
+    for name, entry in tasks.items():
+        problem = task_entry_problem(f"tasks.{name}", entry)
+        if problem is None and name in suite and entry.get("task") != suite[name]["task"]:
+            problem = f"tasks.{name} is a '{entry.get('task')}' result, the suite runs '{suite[name]['task']}'"
+        if problem:
+            warn(f"cached baseline {baseline_file}: {problem}; recomputing that task")
+        else:
+            valid[name] = entry
+    return valid
 
 
 def resolve_config(cfg: DictConfig) -> dict[str, Any]:

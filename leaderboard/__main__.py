@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-parquet", action="store_true", help="skip runs.parquet (written when pyarrow is importable)")
     args = parser.parse_args(argv)
     try:
+        from core.io import check_writable_dir
+
+        check_writable_dir(args.out, "--out")  # before reading every run file
         result = build(args.run_dirs, args.out, html_page=not args.no_html, parquet=not args.no_parquet)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)

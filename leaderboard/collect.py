@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from core.runrecord import IDENTITY_KEYS, SCHEMA_VERSION
+from core.runrecord import IDENTITY_KEYS, SCHEMA_VERSION, task_entry_problem
 
 
 
@@ -30,28 +30,6 @@ def find_run_files(run_dirs: Iterable[Path]) -> list[Path]:
             if "baselines" not in path.relative_to(run_dir).parts[:-1] and path.is_file():
                 files.add(path)
     return sorted(files)
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _check_task_entry(where: str, entry: Any) -> str | None:
-    if not isinstance(entry, dict):
-        return f"{where} is not an object"
-    for key, typ in (("family", str), ("metrics", dict), ("n", int), ("primary", str),
-                     ("kinds", dict), ("higher_is_better", dict)):
-        if not isinstance(entry.get(key), typ) or isinstance(entry.get(key), bool):
-            return f"{where}.{key} missing or not {typ.__name__}"
-    if not all(_is_number(v) for v in entry["metrics"].values()):
-        return f"{where}.metrics has a non-numeric value"
-    if entry["primary"] not in entry["metrics"]:
-        return f"{where}.primary '{entry['primary']}' is not one of its metrics"
-    samples = entry.get("samples", {})
-    if not isinstance(samples, dict) or not all(isinstance(v, list) and all(map(_is_number, v))
-                                                 for v in samples.values()):
-        return f"{where}.samples must map metric names to lists of numbers"
-    return None
 
 
 def problem(run: Any) -> str | None:
@@ -86,7 +64,7 @@ def problem(run: Any) -> str | None:
         if not isinstance(tasks, dict) or not tasks:
             return f"{part}.tasks missing or empty"
         for name, entry in tasks.items():
-            bad = _check_task_entry(f"{part}.tasks.{name}", entry)
+            bad = task_entry_problem(f"{part}.tasks.{name}", entry)
             if bad:
                 return bad
     missing = set(run["edited"]["tasks"]) - set(run["baseline"]["tasks"])

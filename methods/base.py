@@ -62,6 +62,11 @@ class Method(ABC):
     # Data the method needs besides the statistics stream: a subset of DATA_KINDS.
     needs: ClassVar[tuple[str, ...]] = ()
 
+    def check(self, model: "torch.nn.Module") -> None:
+        """Check the settings against the loaded model (e.g. that the layers named exist); the
+        pipeline calls this right after loading, before the baseline evaluation. Raise
+        `core.errors.ConfigError`. Default: nothing to check."""
+
     @abstractmethod
     def apply(self, model: "torch.nn.Module", ctx: MethodContext) -> dict[str, Any]:
         """Edit `model` in place; return a JSON-serialisable report of what changed."""

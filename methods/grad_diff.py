@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from core.errors import ConfigError
-from methods._finetune import check_finetune_settings, dataset_nll, finetune, mean_nll
+from methods._finetune import check_finetune_settings, dataset_nll, finetune, mean_nll, trainable_parameters
 from methods.base import Method, MethodContext
 
 
@@ -33,6 +33,9 @@ class GradDiff(Method):
         self.lr, self.epochs, self.batch_size, self.retain_weight = lr, epochs, batch_size, retain_weight
         self.max_grad_norm, self.params, self.layers, self.matrices = max_grad_norm, params, layers, matrices
         self.loss_start = prefix_len if forget_loss_on == "suffix" else 0
+
+    def check(self, model: torch.nn.Module) -> None:
+        trainable_parameters(model, self.params, self.layers, self.matrices)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from methods._finetune import check_finetune_settings, dataset_nll, finetune, mean_nll
+from methods._finetune import check_finetune_settings, dataset_nll, finetune, mean_nll, trainable_parameters
 from methods.base import Method, MethodContext
 
 
@@ -32,6 +32,9 @@ class GradientAscent(Method):
         self.lr, self.epochs, self.batch_size = lr, epochs, batch_size
         self.max_grad_norm, self.params, self.layers, self.matrices = max_grad_norm, params, layers, matrices
         self.loss_start = prefix_len if forget_loss_on == "suffix" else 0
+
+    def check(self, model: torch.nn.Module) -> None:
+        trainable_parameters(model, self.params, self.layers, self.matrices)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()

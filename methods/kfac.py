@@ -37,9 +37,9 @@ from typing import Any
 
 import torch
 
-from core.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError, warn
 from core.hashing import canonical_hash
-from core.io import atomic_path
+from core.io import atomic_path, file_lock
 from methods.base import Method, MethodContext
 from models.base import StatisticsSource
 
@@ -158,12 +158,16 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
                    positions=positions, inputs=inputs)
 
 
-def check_finite(factors: Factors) -> None:
+def check_finite(factors: Factors, dtype: str | None = None) -> None:
+    """Freshly collected factors must be finite; reduced-precision autocast (`dtype`) is the
+    usual cause of overflow, otherwise the model itself produces NaN on the statistics text."""
     for kind, table in (("A", factors.A), ("G", factors.G)):
         for name, matrix in table.items():
             if not torch.isfinite(matrix).all():
-                raise DataError(f"K-FAC factor {kind} of {name} has NaN/inf entries: the statistics "
-                                "pass overflowed or the model produced NaN (try method.dtype=float32)")
+                cause = (f"the {dtype} statistics pass overflowed (try method.dtype=float32)"
+                         if dtype in ("bfloat16", "float16") else
+                         "the model produces NaN/inf on the statistics text (check its weights)")
+                raise DataError(f"K-FAC factor {kind} of {name} has NaN/inf entries: {cause}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,24 +188,57 @@ def save_factors(path: Path, factors: Factors, settings: dict[str, Any]) -> None
         save_file(tensors, str(temp), metadata=metadata)
 
 
-def load_factors(path: Path, settings: dict[str, Any]) -> Factors | None:
-    """The cached factors, or None when the file is absent, unreadable or for other settings."""
-    from safetensors import safe_open
-
+def load_factors(path: Path, settings: dict[str, Any],
+                 modules: dict[str, torch.nn.Module] | None = None) -> Factors | None:
+    """The cached factors, or None when the file is absent. A file that fails validation
+    (unreadable or truncated, other settings, a shape that does not fit `modules`, NaN/inf
+    entries) is reported in one warning line naming it, and None is returned so that the
+    factors are recomputed and the file overwritten."""
     if not path.is_file():
         return None
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            if json.loads(metadata["settings"]) != json.loads(json.dumps(settings, sort_keys=True)):
-                return None
-            a_owner = json.loads(metadata["a_owner"])
-            shared = {owner: f.get_tensor(f"A:{owner}") for owner in set(a_owner.values())}
-            return Factors(A={name: shared[owner] for name, owner in a_owner.items()},
-                           G={name: f.get_tensor(f"G:{name}") for name in a_owner},
-                           positions=int(metadata["positions"]), inputs=int(metadata["inputs"]))
-    except Exception:  # truncated, corrupted or foreign file: recompute and overwrite it
+        factors, problem = _read_factors(path, settings)
+    except Exception as e:  # truncated, corrupted or foreign file: safetensors raises several types
+        factors, problem = None, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''})"
+    if factors is not None and problem is None:
+        problem = factors_problem(factors, modules)
+    if problem is not None:
+        warn(f"discarding cached K-FAC factors {path}: {problem}; recomputing them")
         return None
+    return factors
+
+
+def _read_factors(path: Path, settings: dict[str, Any]) -> tuple[Factors | None, str | None]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+        if json.loads(metadata["settings"]) != json.loads(json.dumps(settings, sort_keys=True)):
+            return None, "its settings differ from the ones its name hashes"
+        a_owner = json.loads(metadata["a_owner"])
+        shared = {owner: f.get_tensor(f"A:{owner}") for owner in set(a_owner.values())}
+        return Factors(A={name: shared[owner] for name, owner in a_owner.items()},
+                       G={name: f.get_tensor(f"G:{name}") for name in a_owner},
+                       positions=int(metadata["positions"]), inputs=int(metadata["inputs"])), None
+
+
+def factors_problem(factors: Factors, modules: dict[str, torch.nn.Module] | None = None) -> str | None:
+    """Why cached factors cannot be used (None if they can): NaN/inf entries, or, given the
+    modules they are for, a missing module or a shape other than (in, in) and (out, out)."""
+    from models.architectures import weight_as_out_in
+
+    for kind, table in (("A", factors.A), ("G", factors.G)):
+        for name, matrix in table.items():
+            if not torch.isfinite(matrix).all():
+                return f"factor {kind} of {name} has NaN/inf entries"
+    for name, module in (modules or {}).items():
+        if name not in factors.A or name not in factors.G:
+            return f"no factors for {name}"
+        out_features, in_features = weight_as_out_in(module).shape
+        if tuple(factors.A[name].shape) != (in_features, in_features) or tuple(factors.G[name].shape) != (out_features, out_features):
+            return (f"factors of {name} have shapes {tuple(factors.A[name].shape)}, {tuple(factors.G[name].shape)}; "
+                    f"the module needs ({in_features}, {in_features}), ({out_features}, {out_features})")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,6 +418,9 @@ class KFAC(Method):
                                       f"edited layers/matrices ({self.layers or 'all'} x {list(self.matrices)})")
         return {f.name: (f.module, overrides.get(f.layer, {}).get(f.role, self.rho)) for f in found}
 
+    def check(self, model: torch.nn.Module) -> None:
+        self.targets(model)  # raises ConfigError for layers / overrides / patterns the model lacks
+
     # -- statistics, cached ------------------------------------------------------------------
     def factors(self, model: torch.nn.Module, modules: dict[str, torch.nn.Module],
                 ctx: MethodContext) -> tuple[Factors, dict[str, Any]]:
@@ -396,9 +436,14 @@ class KFAC(Method):
                     "labels": self.labels, "seed": ctx.seed if self.labels == "sampled" else None,
                     "dtype": self.dtype, "modules": sorted(modules)}
         path = Path(ctx.cache_dir) / "kfac" / f"{canonical_hash(settings, 24)}.safetensors"
-        cached = load_factors(path, settings)
+        with file_lock(path):  # jobs sharing this factor file: collected and written once
+            return self._cached_or_collected(model, modules, ctx, source, budget, settings, path)
+
+    def _cached_or_collected(self, model: torch.nn.Module, modules: dict[str, torch.nn.Module],
+                             ctx: MethodContext, source: Any, budget: int, settings: dict[str, Any],
+                             path: Path) -> tuple[Factors, dict[str, Any]]:
+        cached = load_factors(path, settings, modules)
         if cached is not None:
-            check_finite(cached)
             return cached, {"factor_cache": "hit", "factor_file": str(path), "collection_seconds": 0.0}
         start = time.perf_counter()
         step = None
@@ -408,7 +453,7 @@ class KFAC(Method):
         factors = collect_kfac_factors(model, modules, source.batches(budget, self.batch_size, self.seq_len),
                                        labels=self.labels, source=source, autocast_dtype=DTYPES[self.dtype],
                                        seed=ctx.seed, on_batch=step)
-        check_finite(factors)
+        check_finite(factors, self.dtype)
         save_factors(path, factors, settings)
         return factors, {"factor_cache": "miss", "factor_file": str(path),
                          "collection_seconds": round(time.perf_counter() - start, 3)}

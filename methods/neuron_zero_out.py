@@ -159,6 +159,9 @@ class NeuronZeroOut(Method):
         self.ratio, self.score, self.layers = float(ratio), score, None if layers is None else list(layers)
         self.chunk, self.batch_size, self.prefix_len = chunk, batch_size, prefix_len
 
+    def check(self, model: torch.nn.Module) -> None:
+        selected_linears(model, self.layers, ("down",))
+
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()
         forget = ctx.forget()

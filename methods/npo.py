@@ -18,7 +18,7 @@ import torch
 
 from core.errors import ConfigError
 from methods._finetune import (check_finetune_settings, check_positive, dataset_nll, finetune,
-                               mean_nll, sequence_logprobs)
+                               mean_nll, sequence_logprobs, trainable_parameters)
 from methods.base import Method, MethodContext
 
 
@@ -44,6 +44,9 @@ class NPO(Method):
         self.loss_start = prefix_len if forget_loss_on == "suffix" else 0
         # The pipeline hands over only what `needs` names: the retain set only when it is used.
         self.needs = ("forget", "retain") if self.retain_weight > 0 else ("forget",)
+
+    def check(self, model: torch.nn.Module) -> None:
+        trainable_parameters(model, self.params, self.layers, self.matrices)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()

@@ -50,6 +50,11 @@ class SVDTruncation(Method):
         self.layers = None if layers is None else list(layers)
         self.fractions = {m: float(v) for m, v in fractions.items()}
 
+    def check(self, model: torch.nn.Module) -> None:
+        from models.architectures import find_mlp_linears
+
+        find_mlp_linears(model, self.layers, tuple(self.fractions))
+
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         from models.architectures import (absent_note, find_mlp_linears, resolve_matrices, set_weight_out_in,
                                           weight_as_out_in)

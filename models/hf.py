@@ -9,6 +9,7 @@ a run never executes or unpickles code the user did not ask for.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ def load_hf_causal_lm(path: str, device: torch.device, dtype: str = "auto", revi
                       files: Mapping[str, Path] | None = None) -> LoadedModel:
     """Load a causal LM and its tokenizer from a local folder or a hub id (safetensors only)."""
     import transformers
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     transformers.utils.logging.disable_progress_bar()  # our own rich progress shows the run's steps
@@ -123,11 +125,17 @@ def load_hf_causal_lm(path: str, device: torch.device, dtype: str = "auto", revi
         )
     except ConfigError:
         raise
+    except SafetensorError as e:  # truncated or corrupt weight file
+        raise ModelLoadError(f"cannot read the weights in {source}: the safetensors file is truncated or "
+                             f"corrupt ({_first_line(e)}); re-save or re-download it") from e
     except (OSError, ValueError) as e:
         if looks_local:
             raise ModelLoadError(f"cannot load model from {local}: {_first_line(e)}") from e
+        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+        hint = " (the hub is off by default: hub=true allows downloads)" if offline else ""
         raise ModelLoadError(
-            f"cannot load '{path}' from the hub ({_first_line(e)}); no network: pass a local path with model.path=..."
+            f"cannot load '{path}' from the hub ({_first_line(e)[:160]}){hint}; no network: pass a local "
+            "path with model.path=..."
         ) from e
     model.to(device).eval()
     if tokenizer.pad_token_id is None:  # batched generation needs a pad id; EOS is the usual stand-in

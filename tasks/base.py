@@ -61,6 +61,11 @@ class Task(ABC):
     # Default family for reports; a suite entry may override it.
     family: ClassVar[str] = "other"
 
+    def check(self, model: "torch.nn.Module", tokenizer: Any) -> None:
+        """Check the task's data against the loaded model (token ids inside the vocabulary, lengths
+        within its positions); the pipeline calls this before any evaluation, so bad data fails
+        before the slow work. Raise `core.errors.DataError`. Default: nothing to check."""
+
     @abstractmethod
     def evaluate(self, model: "torch.nn.Module", tokenizer: Any, ctx: TaskContext) -> TaskResult:
         ...

@@ -7,9 +7,24 @@ mask so padding does not shift positions (the result equals decoding each prompt
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
+
+
+def model_limits(model: torch.nn.Module) -> tuple[int | None, int | None]:
+    """(vocabulary size, maximum positions) of a model, None where it does not say."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    vocab = getattr(embeddings, "num_embeddings", None) or getattr(getattr(model, "config", None), "vocab_size", None)
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return vocab, positions
+
+
+def _cache_keyword(model: torch.nn.Module) -> str:
+    """transformers 5 renamed the KV cache argument and output `past_key_values` -> `cache` (the
+    old name warns); older versions and plain modules only know `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 @torch.no_grad()
@@ -26,6 +41,7 @@ def greedy_generate(
     """Return exactly `max_new_tokens` greedily chosen token ids for each prompt (no early stop at
     end-of-sequence: a memorized continuation either matches or it does not)."""
     model.eval()
+    cache_keyword = _cache_keyword(model)
     results: list[list[int]] = []
     task = progress.add_task(description, total=len(prompts)) if progress is not None else None
     for start in range(0, len(prompts), batch_size):
@@ -47,7 +63,7 @@ def greedy_generate(
             positions = positions[:, -1:] + 1
             out = model(
                 input_ids=next_ids[:, None], attention_mask=attention, position_ids=positions,
-                past_key_values=out.past_key_values, use_cache=True,
+                use_cache=True, **{cache_keyword: getattr(out, cache_keyword)},
             )
             next_ids = out.logits[:, -1].argmax(-1)
             generated.append(next_ids)

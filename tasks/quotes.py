@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from core.data import read_jsonl
+from core.data import check_token_ids, read_jsonl_lines
 from core.errors import ConfigError, DataError
 from tasks.base import Task, TaskContext, TaskResult
-from tasks.generation import greedy_generate
+from tasks.generation import greedy_generate, model_limits
 from tasks.verbatim import score_continuations
 
 
@@ -34,28 +34,38 @@ class QuoteRecall(Task):
         self.tail, self.add_bos = tail, add_bos
         self.loose_threshold, self.limit = loose_threshold, limit
 
-    def split(self, row: dict[str, Any], tokenizer: Any, bos: list[int]) -> tuple[list[int], list[int]] | None:
-        """(prompt ids, target ids) of one row, or None when the quote is too short to split."""
-        encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-        if "prefix" in row and "target_suffix" in row:  # the authors' given split
-            prompt, target = encode(row["prefix"]), encode(row["target_suffix"])
-            return (bos + prompt, target) if prompt and target else None
-        ids = encode(row["full_quote"])
-        if len(ids) <= self.tail:  # need a prompt of >= 1 token
-            return None
-        return bos + ids[: -self.tail], ids[-self.tail:]
-
-    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
-        rows = read_jsonl(self.data)[: self.limit]
-        for i, row in enumerate(rows):
-            if "full_quote" not in row and not ("prefix" in row and "target_suffix" in row):
-                raise DataError(f"{self.data}: row {i + 1} needs 'full_quote' or both 'prefix' and "
-                                f"'target_suffix'; it has {sorted(row)}")
+    def pairs(self, tokenizer: Any, model: torch.nn.Module | None = None) -> list[tuple[list[int], list[int]]]:
+        """(prompt ids, target ids) of each quote long enough to score; with `model`, each checked
+        against its vocabulary and positions. A bad row is a DataError naming the file and line."""
+        vocab, positions = model_limits(model) if model is not None else (None, None)
         bos = [tokenizer.bos_token_id] if self.add_bos and tokenizer.bos_token_id is not None else []
-        pairs = [p for p in (self.split(r, tokenizer, bos) for r in rows) if p is not None]
+        encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        pairs = []
+        for lineno, row in read_jsonl_lines(self.data)[: self.limit]:
+            if isinstance(row.get("prefix"), str) and isinstance(row.get("target_suffix"), str):
+                prompt, target = encode(row["prefix"]), encode(row["target_suffix"])  # the authors' split
+                if not (prompt and target):
+                    continue
+            elif isinstance(row.get("full_quote"), str):
+                ids = encode(row["full_quote"])
+                if len(ids) <= self.tail:  # need a prompt of >= 1 token
+                    continue
+                prompt, target = ids[: -self.tail], ids[-self.tail:]
+            else:
+                raise DataError(f"{self.data}:{lineno}: rows need a 'full_quote' string, or 'prefix' and "
+                                f"'target_suffix' strings; this one has {sorted(row)}")
+            check_token_ids(f"{self.data}:{lineno}", bos + prompt + target, vocab, positions, what="the quote")
+            pairs.append((bos + prompt, target))
         if not pairs:
             raise DataError(f"{self.data}: no quote longer than {self.tail} tokens (or with a non-empty "
                             "prefix and target_suffix)")
+        return pairs
+
+    def check(self, model: torch.nn.Module, tokenizer: Any) -> None:
+        self.pairs(tokenizer, model)
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        pairs = self.pairs(tokenizer, model)
         prompts, targets = [p for p, _ in pairs], [t for _, t in pairs]
         generated = greedy_generate(
             model, prompts, max(len(t) for t in targets), ctx.batch_size,

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from rapidfuzz.distance import Levenshtein
 
-from core.data import example_ids, read_jsonl
+from core.data import check_token_ids, example_ids, read_jsonl_lines
 from core.errors import ConfigError, DataError
 from tasks.base import Task, TaskContext, TaskResult
-from tasks.generation import greedy_generate
+from tasks.generation import greedy_generate, model_limits
 
 
 def score_continuations(generated: list[list[int]], targets: list[list[int]],
@@ -53,12 +53,25 @@ class VerbatimRecall(Task):
         self.loose_threshold = loose_threshold
         self.limit = limit
 
-    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
-        rows = read_jsonl(self.data)[: self.limit]
+    def examples(self, tokenizer: Any, model: torch.nn.Module | None = None) -> tuple[list[list[int]], list[list[int]]]:
+        """(prefixes, suffixes) of the data file; with `model`, each checked against its vocabulary
+        and positions. A bad row is a DataError naming the file and line."""
+        rows = read_jsonl_lines(self.data)[: self.limit]
         if not rows:
             raise DataError(f"{self.data}: no examples")
-        prefixes = [example_ids(r, "prefix", tokenizer, self.data) for r in rows]
-        suffixes = [example_ids(r, "suffix", tokenizer, self.data) for r in rows]
+        vocab, positions = model_limits(model) if model is not None else (None, None)
+        prefixes, suffixes = [], []
+        for lineno, row in rows:
+            prefixes.append(example_ids(row, "prefix", tokenizer, self.data, lineno))
+            suffixes.append(example_ids(row, "suffix", tokenizer, self.data, lineno))
+            check_token_ids(f"{self.data}:{lineno}", prefixes[-1] + suffixes[-1], vocab, positions)
+        return prefixes, suffixes
+
+    def check(self, model: torch.nn.Module, tokenizer: Any) -> None:
+        self.examples(tokenizer, model)
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        prefixes, suffixes = self.examples(tokenizer, model)
         generated = greedy_generate(
             model, prefixes, max(len(s) for s in suffixes), ctx.batch_size,
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0, ctx.device,

@@ -90,11 +90,13 @@ def load_checkpoint(source: str, revision: str | None = None):
     from transformers import AutoImageProcessor, ViTForImageClassification
     from transformers.utils import logging
 
+    from safetensors import SafetensorError
+
     logging.disable_progress_bar()
     try:
         model = ViTForImageClassification.from_pretrained(source, revision=revision, use_safetensors=True)
         processor = AutoImageProcessor.from_pretrained(source, revision=revision)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, SafetensorError) as e:  # SafetensorError: truncated or corrupt weights
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ModelLoadError(f"cannot load the ViT checkpoint '{source}': {first}") from None
     return model, processor

@@ -37,3 +37,42 @@ def test_read_json_is_none_for_missing_corrupt_or_non_object_files(tmp_path: Pat
     (tmp_path / "list.json").write_text("[1, 2]")
     (tmp_path / "bytes.json").write_bytes(b"\xff\xfe\x00")
     assert [read_json(tmp_path / n) for n in ("missing.json", "bad.json", "list.json", "bytes.json")] == [None] * 4
+
+
+def test_file_lock_makes_the_second_holder_wait(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from core.io import file_lock
+
+    target = tmp_path / "sub" / "factors.safetensors"
+    events: list[str] = []
+
+    def second() -> None:
+        with file_lock(target):
+            events.append("second acquired")
+
+    with file_lock(target):
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.3)
+        events.append("first released")
+    thread.join(timeout=10)
+    assert events == ["first released", "second acquired"]
+    with file_lock(target):  # released: can be taken again at once
+        pass
+
+
+def test_check_writable_dir(tmp_path: Path) -> None:
+    from core.errors import ConfigError
+    from core.io import check_writable_dir
+
+    assert check_writable_dir(tmp_path / "new" / "runs", "runs_dir").is_dir()  # created
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match=r"runs_dir=.*afile is not a folder"):
+        check_writable_dir(tmp_path / "afile", "runs_dir")
+    with pytest.raises(ConfigError, match=r"afile is a file"):
+        check_writable_dir(tmp_path / "afile" / "below", "runs_dir")
+    with pytest.raises(ConfigError, match="is not writable"):
+        check_writable_dir(Path("/proc/harness-check"), "runs_dir")
+    assert [p.name for p in (tmp_path / "new" / "runs").iterdir()] == []  # the probe is removed

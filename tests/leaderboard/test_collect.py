@@ -53,6 +53,7 @@ def test_newest_run_of_an_identity_wins():
     (lambda r: r["method"].__setitem__("data_needed", "forget"), "data_needed"),
     (lambda r: r["edited"]["tasks"]["quotes"].__setitem__("primary", "nope"), "primary"),
     (lambda r: r["edited"]["tasks"]["quotes"]["metrics"].__setitem__("strict", "high"), "non-numeric"),
+    (lambda r: r["edited"]["tasks"]["quotes"]["metrics"].__setitem__("loose", float("nan")), "metrics.loose is NaN"),
     (lambda r: r["baseline"]["tasks"].pop("quotes"), "without a baseline"),
     (lambda r: r["edited"]["tasks"]["quotes"]["samples"]["strict"].append("x"), "lists of numbers"),
     (lambda r: r["config"].__setitem__("method", "kfac"), "config.method"),

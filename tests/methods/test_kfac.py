@@ -3,7 +3,9 @@ selection against a full sort, the edit, the factor cache, and config errors."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -326,7 +328,7 @@ def test_killed_collection_or_write_leaves_no_readable_file(method_context, monk
     ctx = dataclasses.replace(method_context, stats=TokenStatistics(dying_windows))
     with pytest.raises(KeyboardInterrupt):
         KFAC(rho=0.9, layers=[0], **SMALL).apply(make_tiny_olmo2(), ctx)
-    assert not list(folder.glob("*")) if folder.exists() else True
+    assert [p.name for p in folder.glob("*") if p.suffix != ".lock"] == [] if folder.exists() else True
 
     import safetensors.torch
 
@@ -337,7 +339,8 @@ def test_killed_collection_or_write_leaves_no_readable_file(method_context, monk
     monkeypatch.setattr(safetensors.torch, "save_file", dying_save)
     with pytest.raises(KeyboardInterrupt):
         KFAC(rho=0.9, layers=[0], **SMALL).apply(make_tiny_olmo2(), method_context)
-    assert list(folder.glob("*")) == []  # neither the final file nor the temp file
+    # neither the final file nor the temp file (only the lock file, which holds no data)
+    assert [p.name for p in folder.glob("*") if p.suffix != ".lock"] == []
 
 
 def test_nan_factors_are_a_clear_error(method_context, tmp_path):
@@ -350,11 +353,48 @@ def test_nan_factors_are_a_clear_error(method_context, tmp_path):
     assert not (Path(method_context.cache_dir) / "kfac").exists() or not list(
         (Path(method_context.cache_dir) / "kfac").glob("*.safetensors"))  # nothing cached
     bad = Factors(A={"m": torch.eye(2)}, G={"m": torch.tensor([[float("inf"), 0], [0, 1.0]])}, positions=1, inputs=2)
-    save_factors(tmp_path / "f.safetensors", bad, {"x": 1})
-    loaded = load_factors(tmp_path / "f.safetensors", {"x": 1})
-    assert loaded is not None and load_factors(tmp_path / "f.safetensors", {"x": 2}) is None
-    with pytest.raises(DataError, match="factor G of m has NaN/inf"):
-        check_finite(loaded)
+    with pytest.raises(DataError, match="factor G of m has NaN/inf.*check its weights"):
+        check_finite(bad)
+    with pytest.raises(DataError, match="bfloat16 statistics pass overflowed"):
+        check_finite(bad, "bfloat16")
+
+
+def test_poisoned_factor_cache_is_discarded_with_a_warning_and_recomputed(method_context, capsys):
+    """A cached factor file with NaN, the wrong shapes or other settings is not an error that
+    repeats on every rerun: it is named in one warning line and recomputed."""
+    model = make_tiny_olmo2()
+    method = KFAC(rho=0.9, layers=[0], **SMALL)
+    first = method.apply(copy.deepcopy(model), method_context)
+    path = Path(first["factor_file"])
+    good = load_factors(path, json.loads(safe_metadata(path)["settings"]))
+    assert good is not None
+    settings = json.loads(safe_metadata(path)["settings"])
+    poisons = {
+        "NaN": Factors(A={n: a.clone().fill_(float("nan")) for n, a in good.A.items()}, G=good.G,
+                       positions=good.positions, inputs=good.inputs),
+        "shapes": Factors(A={n: torch.eye(3) for n in good.A}, G={n: torch.eye(3) for n in good.G},
+                          positions=good.positions, inputs=good.inputs),
+    }
+    for problem, poison in poisons.items():
+        save_factors(path, poison, settings)
+        capsys.readouterr()
+        report = method.apply(copy.deepcopy(model), method_context)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("warning: discarding cached K-FAC factors") and str(path) in err[0]
+        assert ("NaN" in err[0]) if problem == "NaN" else ("shapes" in err[0])
+        assert report["factor_cache"] == "miss" and report["changed"].keys() == first["changed"].keys()
+        assert load_factors(path, settings) is not None  # overwritten with good factors
+    save_factors(path, good, {**settings, "budget": -1})  # a file whose settings are not its name's
+    assert load_factors(path, settings) is None and "settings differ" in capsys.readouterr().err
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    assert load_factors(path, settings) is None and "unreadable" in capsys.readouterr().err
+
+
+def safe_metadata(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()
 
 
 def test_unknown_architecture_and_bad_settings_are_config_errors(method_context):

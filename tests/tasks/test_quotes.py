@@ -45,5 +45,5 @@ def test_prefix_and_target_suffix_split_is_honoured(tmp_path: Path, tiny_tokeniz
 
 
 def test_a_row_without_a_quote_is_one_line(tmp_path: Path, tiny_tokenizer) -> None:
-    with pytest.raises(DataError, match="row 1 needs 'full_quote' or both 'prefix' and 'target_suffix'"):
+    with pytest.raises(DataError, match="quotes.jsonl:1: rows need a 'full_quote' string, or 'prefix' and 'target_suffix' strings"):
         run(tmp_path, tiny_tokenizer, [{"prefix": words(1)}])

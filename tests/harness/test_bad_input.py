@@ -1,0 +1,292 @@
+"""Issue 14: every bad input ends in ONE clear stderr line (what was wrong, where, what is valid)
+with exit code != 0, before the expensive work, and no finished work is lost.
+
+The table runs the real entry points in-process (harness.app.main, harness.mine.main,
+leaderboard.__main__.main with sys.argv patched) on the tiny saved model of conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import WORDS, harness_args
+
+Setup = Callable[[Path, Path], list[str]]  # (tiny model folder, tmp folder) -> extra argv
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def verbatim_file(rows: list[dict]) -> Setup:
+    """Replace the verbatim data with `rows` (a good row first, so the bad one is on line 2)."""
+    def setup(folder: Path, tmp: Path) -> list[str]:
+        good = {"prefix_ids": [5, 6, 7], "suffix_ids": [8, 9]}
+        return [f"suite.tasks.verbatim.data={write_jsonl(tmp / 'bad.jsonl', [good, *rows])}"]
+    return setup
+
+
+def args(*extra: str) -> Setup:
+    return lambda folder, tmp: list(extra)
+
+
+def corrupt_weights(folder: Path, tmp: Path) -> list[str]:
+    model = tmp / "corrupt_model"
+    shutil.copytree(folder / "model", model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return [f"model.path={model}"]
+
+
+def a_file(name: str) -> Setup:
+    def setup(folder: Path, tmp: Path) -> list[str]:
+        (tmp / "afile").write_text("x")
+        return [f"{name}={tmp / 'afile'}"]
+    return setup
+
+
+# (id, setup, substrings the one error line must contain)
+HARNESS_CASES = [
+    # 1. data files: checked against the model when read, before any generation
+    ("id-outside-vocab", verbatim_file([{"prefix_ids": [5, 9999], "suffix_ids": [5]}]),
+     ["bad.jsonl:2:", "token id 9999 is outside the model's vocabulary", "valid: 0..123"]),
+    ("negative-id", verbatim_file([{"prefix_ids": [5, -1], "suffix_ids": [5]}]),
+     ["bad.jsonl:2:", "token id -1"]),
+    ("empty-prefix", verbatim_file([{"prefix_ids": [], "suffix_ids": [5]}]), ["bad.jsonl:2:", "empty prefix"]),
+    ("empty-suffix", verbatim_file([{"prefix_text": "w1 w2", "suffix_text": ""}]), ["bad.jsonl:2:", "empty suffix"]),
+    ("non-integer-ids", verbatim_file([{"prefix_ids": [5, "w3"], "suffix_ids": [5]}]),
+     ["bad.jsonl:2:", "prefix_ids must be a list of integer token ids"]),
+    ("float-ids", verbatim_file([{"prefix_ids": [5, 6.5], "suffix_ids": [5]}]), ["bad.jsonl:2:", "integer"]),
+    ("longer-than-positions", verbatim_file([{"prefix_ids": [5] * 100, "suffix_ids": [6] * 40}]),
+     ["bad.jsonl:2:", "140 tokens, longer than the model's 128 positions"]),
+    ("not-json", lambda f, t: [f"suite.tasks.verbatim.data={t / 'x.jsonl'}"] if (t / "x.jsonl").write_text(
+        "{oops\n") else [], ["x.jsonl:1: not valid JSON"]),
+    ("quote-without-text", lambda f, t: [f"suite.tasks.quotes.data={write_jsonl(t / 'q.jsonl', [{'full_quote': 'w1 ' * 12}, {'quote': 'w2'}])}"],
+     ["q.jsonl:2:", "'full_quote'"]),
+    # 2. output places, checked before the model loads
+    ("runs-dir-is-a-file", a_file("runs_dir"), ["runs_dir=", "is not a folder"]),
+    ("cache-dir-is-a-file", a_file("cache_dir"), ["cache_dir=", "is not a folder"]),
+    ("runs-dir-unwritable", args("runs_dir=/proc/harness-runs"), ["runs_dir=/proc/harness-runs is not writable"]),
+    # 3. weights
+    ("truncated-safetensors", corrupt_weights, ["safetensors file is truncated or corrupt", "corrupt_model"]),
+    # 5. config values
+    ("batch-size-zero", args("eval.batch_size=0"), ["eval.batch_size must be a positive integer, got 0"]),
+    ("batch-size-negative", args("eval.batch_size=-3"), ["eval.batch_size must be a positive integer, got -3"]),
+    ("method-key-typo", args("method=kfac", "method.rhoo=0.9"),
+     ["method kfac has no setting 'rhoo'", "did you mean 'rho'", "its settings:", "layers"]),
+    ("eval-key-typo", args("eval.batch_sise=4"), ["unknown config key 'eval.batch_sise'", "did you mean 'batch_size'"]),
+    ("top-level-typo", args("sead=1"), ["unknown config key 'sead'", "did you mean 'seed'"]),
+    ("layer-out-of-range", args("method=kfac", "method.layers=[99]"),
+     ["method kfac:", "layer 99 does not exist", "layers 0..1"]),
+    ("finetune-layer-out-of-range", args("method=gradient_ascent", "method.layers=[5]"),
+     ["method gradient_ascent:", "layer 5 does not exist"]),
+]
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run an entry point in-process; returns (exit code, stderr lines)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def run(main: Callable[[], object], prog: str, argv: list[str]) -> tuple[int, list[str]]:
+        monkeypatch.setattr(sys, "argv", [prog, *argv])
+        capsys.readouterr()
+        try:
+            code = main()
+            code = 0 if code is None else code
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        return code, err
+
+    return run
+
+
+def run_harness(cli, argv: list[str]) -> tuple[int, list[str]]:
+    from harness.app import main
+
+    return cli(main, "harness", argv)
+
+
+def assert_one_line(code: int, err: list[str], needles: list[str], prefix: str = "error: ") -> None:
+    assert code != 0, err
+    assert len(err) == 1, "\n".join(err)
+    assert err[0].startswith(prefix), err[0]
+    for needle in needles:
+        assert needle in err[0], err[0]
+
+
+@pytest.mark.parametrize("setup,needles", [c[1:] for c in HARNESS_CASES], ids=[c[0] for c in HARNESS_CASES])
+def test_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, setup: Setup, needles: list[str]) -> None:
+    runs = tmp_path / "runs"
+    code, err = run_harness(cli, harness_args(tiny_model_dir, runs, *setup(tiny_model_dir, tmp_path)))
+    assert_one_line(code, err, needles)
+    # Caught before the expensive work: no baseline was evaluated, no run file written.
+    assert not list(runs.rglob("*.json")) if runs.is_dir() else True
+
+
+def test_ctrl_c_is_one_line_exit_130_and_resumes(cli, tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from tasks.quotes import QuoteRecall
+
+    original = QuoteRecall.evaluate
+
+    def pressed_ctrl_c(self, model, tokenizer, ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(QuoteRecall, "evaluate", pressed_ctrl_c)
+    code, err = run_harness(cli, harness_args(tiny_model_dir, tmp_path))
+    assert code == 130 and len(err) == 1, err
+    assert err[0].startswith("interrupted:") and "run the same command again to resume" in err[0]
+    baseline = json.loads(next((tmp_path / "baselines").glob("*.json")).read_text())
+    assert set(baseline["tasks"]) == {"verbatim"}  # the finished task was kept
+    monkeypatch.setattr(QuoteRecall, "evaluate", original)
+    code, err = run_harness(cli, harness_args(tiny_model_dir, tmp_path))
+    assert code == 0 and err == []
+
+
+def test_poisoned_baseline_cache_is_recomputed_with_a_warning(cli, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A cached baseline whose JSON is valid but whose entries are not (a NaN metric, a missing
+    field) is named in one warning line per bad entry and those entries are recomputed."""
+    code, err = run_harness(cli, harness_args(tiny_model_dir, tmp_path))
+    assert code == 0 and err == []
+    path = next((tmp_path / "baselines").glob("*.json"))
+    good = json.loads(path.read_text())
+    poisoned = json.loads(path.read_text())
+    poisoned["tasks"]["verbatim"]["metrics"]["strict"] = math.nan
+    del poisoned["tasks"]["quotes"]["n"]
+    path.write_text(json.dumps(poisoned))
+    for run_file in tmp_path.rglob("seed0-*.json"):
+        run_file.unlink()  # force a new run that reads the cached baseline
+    code, err = run_harness(cli, harness_args(tiny_model_dir, tmp_path))
+    assert code == 0 and len(err) == 2, err
+    assert all(line.startswith(f"warning: cached baseline {path}") for line in err)
+    assert "metrics.strict is NaN" in err[0] and "quotes.n missing" in err[1]
+    recomputed = json.loads(path.read_text())
+    for name in ("verbatim", "quotes"):
+        assert recomputed["tasks"][name]["metrics"] == good["tasks"][name]["metrics"]
+
+
+def test_unreachable_hub_id_is_one_line_at_once_offline_first(tmp_path: Path) -> None:
+    """Without hub=true the hub is not contacted: one line, at once, naming the switch."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(OMP_NUM_THREADS="1", HF_HOME=str(tmp_path / "hf"))
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "harness", "model=hf", "model.path=allenai/no-such-model-here",
+                           "suite=verbatim_files", "suite.tasks.verbatim.data=x", "suite.tasks.quotes.data=x",
+                           f"runs_dir={tmp_path}", f"cache_dir={tmp_path / 'cache'}"],
+                          capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    seconds = time.perf_counter() - start
+    err = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert_one_line(proc.returncode, err, ["allenai/no-such-model-here", "hub=true", "model.path="])
+    assert seconds < 30  # no minute of retries (the bare start-up takes a few seconds on 2 cores)
+
+
+def test_generation_passes_the_cache_by_its_current_name(tiny_olmo2) -> None:
+    """transformers 5 renamed `past_key_values` to `cache` (the old name warns on every run):
+    greedy_generate must use the name the model's forward takes."""
+    import inspect
+
+    import torch
+
+    from tasks.generation import greedy_generate
+
+    seen: list[set[str]] = []
+    original = tiny_olmo2.forward
+
+    def recording_forward(*a, **kw):
+        seen.append(set(kw))
+        return original(*a, **kw)
+
+    recording_forward.__signature__ = inspect.signature(original)  # type: ignore[attr-defined]
+    tiny_olmo2.forward = recording_forward
+    out = greedy_generate(tiny_olmo2, [[5, 6, 7], [8, 9]], 4, 2, 0, torch.device("cpu"))
+    assert len(out) == 2 and all(len(o) == 4 for o in out)
+    takes_cache = "cache" in inspect.signature(original).parameters
+    later = seen[1:]
+    assert later and all(("cache" in kw) == takes_cache and ("past_key_values" in kw) != takes_cache for kw in later)
+
+
+# 7. leaderboard and mining
+
+
+def test_leaderboard_out_that_is_a_file_is_one_line(cli, tmp_path: Path) -> None:
+    from leaderboard.__main__ import main
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "out").write_text("x")
+    code, err = cli(lambda: main(sys.argv[1:]), "leaderboard", [str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    assert_one_line(code, err, ["--out=", "is not a folder"])
+
+
+def test_leaderboard_skips_a_run_with_a_nan_metric(cli, tiny_model_dir: Path, tmp_path: Path) -> None:
+    from leaderboard.__main__ import main
+
+    assert run_harness(cli, harness_args(tiny_model_dir, tmp_path / "runs")) == (0, [])
+    run_file = next(p for p in (tmp_path / "runs").rglob("seed0-*.json"))
+    run = json.loads(run_file.read_text())
+    run["edited"]["tasks"]["quotes"]["metrics"]["loose"] = math.nan
+    run_file.write_text(json.dumps(run))
+    code, err = cli(lambda: main(sys.argv[1:]), "leaderboard",
+                    [str(tmp_path / "runs"), "--out", str(tmp_path / "board"), "--no-html", "--no-parquet"])
+    assert code == 0 and len(err) == 1, err
+    assert err[0].startswith(f"warning: skipped {run_file}") and "metrics.loose is NaN" in err[0]
+
+
+def mine_args(folder: Path, tmp: Path, *extra: str) -> list[str]:
+    return ["model=hf", f"model.path={folder / 'model'}", "device=cpu", f"cache_dir={tmp / 'cache'}",
+            f"out_dir={tmp / 'mined'}", "prefix_len=4", "suffix_len=2", *extra]
+
+
+@pytest.mark.parametrize("corpus,extra,needles", [
+    ("", [], ["the corpus", "is empty"]),
+    ('{"body": "w1 w2 w3 w4 w5 w6 w7"}\n', [], [":1: no 'text' text field", "its fields: body", "text_field="]),
+    ("w1 w2\n", [], ["is 6 tokens long", "the longest has 2"]),
+    ("w1 w2 w3 w4 w5 w6 w7\n", ["out_dir=/proc/mined"], ["out_dir=/proc/mined is not writable"]),
+])
+def test_mining_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, corpus: str, extra: list[str],
+                                      needles: list[str]) -> None:
+    from harness.mine import main
+
+    path = tmp_path / ("corpus.jsonl" if corpus.startswith("{") else "corpus.txt")
+    path.write_text(corpus)
+    code, err = cli(main, "harness.mine", mine_args(tiny_model_dir, tmp_path, f"corpus={path}", *extra))
+    assert_one_line(code, err, needles)
+
+
+def test_mine_help_lists_only_what_mine_uses(monkeypatch, capsys) -> None:
+    from harness.mine import main
+
+    monkeypatch.setattr(sys, "argv", ["harness.mine", "--help"])
+    main()
+    text = capsys.readouterr().out
+    assert "model=" in text and "organism" in text and "corpus:" in text and "text_field:" in text
+    assert "method" not in text and "suite" not in text
+
+
+def test_override_parsing_and_sweep_combinations() -> None:
+    """The pieces a sweep check reuses: which overrides are group choices, which are keys."""
+    from harness.overrides import check_override_keys, parse_overrides, sweep_combinations
+
+    choices, keys = parse_overrides(["-m", "method=kfac,npo", "suite=memorization", "method.lr=1e-3",
+                                     "+method.extra=1", "hydra.verbose=true", "seed=1,2"])
+    assert choices == {"method": ["kfac", "npo"], "suite": ["memorization"]} and keys == ["method.lr", "seed"]
+    assert sweep_combinations(choices) == [{"method": "kfac", "suite": "memorization"},
+                                           {"method": "npo", "suite": "memorization"}]
+    check_override_keys({"method": "npo"}, ["method.lr"])  # npo has lr
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="method kfac has no setting 'lr'"):
+        check_override_keys({"method": "kfac"}, ["method.lr"])
+    check_override_keys({"model": "hf"}, ["model.path", "model.data.stats"])  # ??? and nested keys exist
