@@ -19,12 +19,10 @@ def check_positive(name: str, value: Any, integer: bool = False) -> None:
 
 
 def check_layer_settings(layers: Any, matrices: Any) -> None:
-    if layers is not None and (not isinstance(layers, (list, tuple)) or
-                               not all(isinstance(i, int) and i >= 0 for i in layers)):
-        raise ConfigError(f"layers must be null (all layers) or a list of layer indices >= 0, got {layers!r}")
-    valid = ("gate", "up", "down")
-    if not matrices or any(m not in valid for m in matrices):
-        raise ConfigError(f"matrices must be a non-empty subset of {list(valid)}, got {matrices!r}")
+    from models.architectures import check_layers_setting, check_matrices_setting
+
+    check_layers_setting(layers)
+    check_matrices_setting(matrices)
 
 
 def select_linears(model: torch.nn.Module, layers: list[int] | None, matrices: tuple[str, ...]
@@ -38,12 +36,6 @@ def select_linears(model: torch.nn.Module, layers: list[int] | None, matrices: t
     if not found:
         raise ConfigError(f"no MLP matrices {list(matrices)} found in layers {layers} of this model")
     return found, absent_note(model, present, absent)
-
-
-def selected_linears(model: torch.nn.Module, layers: list[int] | None, matrices: tuple[str, ...]
-                     ) -> dict[str, torch.nn.Module]:
-    """The MLP Linear modules to edit: full module name -> module (missing roles skipped)."""
-    return select_linears(model, layers, matrices)[0]
 
 
 def batches(examples: list[list[int]], batch_size: int, rng: random.Random) -> Iterator[list[list[int]]]:

@@ -351,16 +351,11 @@ class KFAC(Method):
                  labels: str = "sampled", tokens: int = 200_000, seq_len: int = 128,
                  batch_size: int = 8, dtype: str | None = None, module_pattern: str | None = None,
                  images: int = 10_000) -> None:
-        from models.architectures import MATRICES
+        from models.architectures import check_layers_setting, check_matrices_setting
 
         self.rho = _check_fraction("rho", rho)
-        if layers is not None and (not isinstance(layers, (list, tuple)) or not layers or any(
-                isinstance(i, bool) or not isinstance(i, int) for i in layers)):
-            raise ConfigError(f"layers must be null (all layers) or a non-empty list of layer indices, got {layers!r}")
-        self.layers = None if layers is None else list(layers)
-        if isinstance(matrices, str) or not matrices or any(m not in MATRICES for m in matrices):
-            raise ConfigError(f"matrices must be a non-empty list drawn from {list(MATRICES)}, got {matrices!r}")
-        self.matrices = tuple(matrices)
+        self.layers = check_layers_setting(layers)
+        self.matrices = check_matrices_setting(matrices)
         self.overrides = self._check_overrides(overrides or {})
         if labels not in LABELS:
             raise ConfigError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")

@@ -32,7 +32,7 @@ import torch
 
 from core.errors import ConfigError
 from methods._finetune import (advance, check_layer_settings, check_positive, dataset_nll,
-                               per_sequence_nll, progress_task, right_padded, selected_linears)
+                               per_sequence_nll, progress_task, right_padded, select_linears)
 from methods.base import Method, MethodContext
 from models.architectures import weight_as_out_in
 
@@ -160,12 +160,12 @@ class NeuronZeroOut(Method):
         self.chunk, self.batch_size, self.prefix_len = chunk, batch_size, prefix_len
 
     def check(self, model: torch.nn.Module) -> None:
-        selected_linears(model, self.layers, ("down",))
+        select_linears(model, self.layers, ("down",))[0]
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()
         forget = ctx.forget()
-        downs = selected_linears(model, self.layers, ("down",))
+        downs = select_linears(model, self.layers, ("down",))[0]
         n_batches = -(-len(forget) // self.batch_size)
         was_training = model.training
         model.eval()

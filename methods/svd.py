@@ -36,18 +36,16 @@ class SVDTruncation(Method):
 
     def __init__(self, layers: list[int] | None = (-2,),
                  fractions: dict[str, float] = PAPER_FRACTIONS) -> None:
-        from models.architectures import MATRICES
+        from models.architectures import MATRICES, check_layers_setting
 
-        if layers is not None and (not isinstance(layers, (list, tuple)) or not layers or any(
-                isinstance(i, bool) or not isinstance(i, int) for i in layers)):
-            raise ConfigError(f"layers must be null (all layers) or a non-empty list of layer indices, got {layers!r}")
+        layers = check_layers_setting(layers)
         if not isinstance(fractions, dict) or not fractions or any(m not in MATRICES for m in fractions):
             raise ConfigError(f"fractions must map matrices {list(MATRICES)} to the share of singular "
                               f"values to drop, got {fractions!r}")
         for matrix, value in fractions.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ConfigError(f"fractions[{matrix!r}] must be a number in [0, 1), got {value!r}")
-        self.layers = None if layers is None else list(layers)
+        self.layers = layers
         self.fractions = {m: float(v) for m, v in fractions.items()}
 
     def check(self, model: torch.nn.Module) -> None:

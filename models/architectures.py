@@ -25,7 +25,7 @@ for missing roles is a one-line ConfigError. See `resolve_matrices`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -90,6 +90,22 @@ def _blocks_and_roles(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList,
 def num_layers(model: torch.nn.Module) -> int:
     """Number of transformer blocks."""
     return len(_blocks_and_roles(model)[1])
+
+
+def check_layers_setting(layers: Any) -> list[int] | None:
+    """A method's `layers` setting: null (every layer) or a non-empty list of layer indices
+    (negative ones count from the end). Checked against the model's depth when it is loaded."""
+    if layers is not None and (not isinstance(layers, (list, tuple)) or not layers or any(
+            isinstance(i, bool) or not isinstance(i, int) for i in layers)):
+        raise ConfigError(f"layers must be null (all layers) or a non-empty list of layer indices, got {layers!r}")
+    return None if layers is None else list(layers)
+
+
+def check_matrices_setting(matrices: Any) -> tuple[str, ...]:
+    """A method's `matrices` setting: a non-empty list drawn from MATRICES."""
+    if isinstance(matrices, str) or not matrices or any(m not in MATRICES for m in matrices):
+        raise ConfigError(f"matrices must be a non-empty list drawn from {list(MATRICES)}, got {matrices!r}")
+    return tuple(matrices)
 
 
 def available_matrices(model: torch.nn.Module) -> tuple[str, ...]:

@@ -42,7 +42,7 @@ BAD_SETTINGS = [
     pytest.param({"batch_size": 0}, id="batch_size=0"),
     pytest.param({"params": "attn"}, id="params=attn"),
     pytest.param({"matrices": ["q"]}, id="matrices=q"),
-    pytest.param({"layers": [-1]}, id="layers=-1"),
+    pytest.param({"layers": []}, id="layers=[]"),
     pytest.param({"max_grad_norm": -1}, id="max_grad_norm=-1"),
     pytest.param({"prefix_len": -2}, id="prefix_len=-2"),
     pytest.param({"forget_loss_on": "prefix"}, id="forget_loss_on=prefix"),

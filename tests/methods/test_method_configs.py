@@ -44,3 +44,15 @@ def test_the_check_sees_a_disagreement() -> None:
 
     defaults = class_defaults(Example)
     assert {k: v for k, v in defaults.items() if {"rho": 0.95, "tokens": 20_000_000}[k] != v} == {"rho": 0.6}
+
+
+@pytest.mark.parametrize("config", sorted(p.stem for p in CONF.glob("*.yaml") if "vit" not in p.stem))
+def test_every_method_config_checks_against_a_loaded_model(config: str) -> None:
+    """The pipeline calls `check(model)` right after loading: it must work for every shipped
+    method config (it once named a helper that no longer existed)."""
+    from tests.conftest import make_tiny_olmo2, method_config
+
+    settings = method_config(config)
+    name = settings.pop("name")
+    settings.pop("layers", None)  # shipped layer choices are for their own models' depths
+    load_object("method", name)(**settings).check(make_tiny_olmo2())

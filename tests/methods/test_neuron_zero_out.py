@@ -151,7 +151,7 @@ def test_needs_forget_only():
 
 
 @pytest.mark.parametrize("bad", [{"ratio": 0}, {"ratio": 1}, {"ratio": True}, {"score": "gradient"},
-                                 {"layers": "all"}, {"layers": [-1]}, {"chunk": 0}, {"chunk": 2.5},
+                                 {"layers": "all"}, {"layers": []}, {"chunk": 0}, {"chunk": 2.5},
                                  {"batch_size": 0}, {"prefix_len": -1}])
 def test_bad_settings_raise_config_error(bad):
     from core.errors import ConfigError
