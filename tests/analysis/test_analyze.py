@@ -81,3 +81,46 @@ def test_bad_input_is_one_line(tiny_model_dir: Path, tmp_path: Path, capsys) -> 
     assert main(["spectrum", *args(tiny_model_dir, runs, "analyze.groups={memorized: [nope]}")]) == 2
     assert "nope" in capsys.readouterr().err
     assert main(["bogus"]) == 2
+
+
+@pytest.fixture(scope="module")
+def fake_vit(tmp_path_factory) -> Path:
+    """A tiny ViT checkpoint and a fake ImageFolder (as tests/models/vit/test_imagenet.py)."""
+    import torch
+    from PIL import Image
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    root = tmp_path_factory.mktemp("fake_vit")
+    rng = torch.Generator().manual_seed(0)
+    for split, per_class in (("train", 8), ("val", 2)):
+        for c, name in enumerate(("ant", "bee", "cat")):
+            folder = root / "imagenet" / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = (torch.rand(16, 16, 3, generator=rng) * 80 + 80 * c).to(torch.uint8).numpy()
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    torch.manual_seed(0)
+    config = ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=2,
+                       num_attention_heads=2, intermediate_size=32, num_labels=3)
+    ViTForImageClassification(config).save_pretrained(root / "ckpt")
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(root / "ckpt")
+    return root
+
+
+def test_spectrum_on_a_vit_compares_mislabeled_and_clean_images(fake_vit: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    overrides = ["model=vit_base_imagenet", f"model.path={fake_vit / 'ckpt'}",
+                 f"model.dataset.data_dir={fake_vit / 'imagenet'}", "model.noise.fraction=0.25",
+                 "suite=mislabeled", "method=kfac_vit", "method.images=24", "method.batch_size=8",
+                 f"runs_dir={runs}", f"cache_dir={runs / 'cache'}", "device=cpu", "analyze.resamples=100"]
+    assert main(["spectrum", *overrides]) == 0
+    (result_file,) = (runs / "analysis" / "vit_base_imagenet" / "mislabeled").glob("spectrum-*.json")
+    result = json.loads(result_file.read_text())
+    assert result["groups"] == {"memorized": ["memorized"], "clean_train": ["clean_train"],
+                                "heldout_images": ["accuracy"]}
+    # 24 training images, a quarter noised; 6 held-out images; one CLS position each.
+    assert result["examples"] == {"memorized": 6, "gt_recovery": 6, "clean_train": 18, "accuracy": 6}
+    assert sorted(m["role"] for m in result["matrices"].values()) == ["down", "down", "up", "up"]
+    for m in result["matrices"].values():
+        r = m["ratios"]["memorized/clean_train"]["bottom half"]
+        assert r["lo"] <= r["ratio"] <= r["hi"]
