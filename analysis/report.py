@@ -67,7 +67,9 @@ def predict_markdown(result: dict[str, Any]) -> str:
     for run in result["runs"]:
         s = run["spearman"]
         lines += [f"## rho {run['rho']} ({_pct(run['components_removed_share'])} % of components removed)", "",
-                  f"Run file: `{run['run_file']}`. Spearman across families: {s['rho']:.3f} (p = {s['p']:.3g}, n = {s['n']}).", "",
+                  f"Run file: `{run['run_file']}`. Spearman across families: {s['rho']:.3f} (p = {s['p']:.3g}, n = {s['n']}); "
+                  f"across skill families only (goal 'keep'): {run['spearman_skills']['rho']:.3f} "
+                  f"(p = {run['spearman_skills']['p']:.3g}, n = {run['spearman_skills']['n']}).", "",
                   "| family | removed share % | drop % |", "|---|---|---|"]
         for family, v in sorted(run["families"].items(), key=lambda kv: -kv[1]["removed_share"]):
             lines.append(f"| {family} | {_pct(v['removed_share'])} | {_pct(v['drop'])} |")

@@ -59,15 +59,16 @@ def spectrum_table(found: list[dict[str, Any]]) -> str:
 
 
 def predict_table(found: list[dict[str, Any]]) -> str:
-    lines = ["| model | rho | components removed % | Spearman (removed share vs drop) | p | families | order by removed share (high to low) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | rho | components removed % | Spearman, all families (p, n) | Spearman, skill families (p, n) | order by removed share (high to low) |",
+             "|---|---|---|---|---|---|"]
     for result in found:
         for run in result["runs"]:
             s = run["spearman"]
             order = ", ".join(f"{f} {100 * v['removed_share']:.1f}/{100 * v['drop']:.0f}" for f, v in
                               sorted(run["families"].items(), key=lambda kv: -kv[1]["removed_share"]))
+            k = run["spearman_skills"]
             lines.append(f"| {label(result)} | {run['rho']} | {100 * run['components_removed_share']:.2f} | "
-                         f"{s['rho']:.3f} | {s['p']:.3g} | {s['n']} | {order} |")
+                         f"{s['rho']:.3f} ({s['p']:.2g}, {s['n']}) | {k['rho']:.3f} ({k['p']:.2g}, {k['n']}) | {order} |")
     return "\n".join(lines)
 
 

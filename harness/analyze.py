@@ -271,6 +271,7 @@ def finished_runs(config: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
 def predict(config: dict[str, Any]) -> dict[str, Any]:
     from analysis.collect import spectrum_masks
     from analysis.predict import family_drops, removed_share, spearman
+    from core.families import family_goal
     from core.runrecord import now
     from harness.pipeline import build_method
 
@@ -305,13 +306,16 @@ def predict(config: dict[str, Any]) -> dict[str, Any]:
             shares[family] = sum(per_matrix) / len(per_matrix)
         ordered = sorted(drops)
         rho_s, p, n = spearman([shares[f] for f in ordered], [drops[f] for f in ordered])
+        skills = [f for f in ordered if family_goal(f) == "keep"]  # the paper's downstream tasks
+        rho_k, p_k, n_k = spearman([shares[f] for f in skills], [drops[f] for f in skills])
         removed = sum(int(b.removed.sum()) for b in bases.values())
         total = sum(int(b.removed.numel()) for b in bases.values())
         result["runs"].append({
             "run_file": str(path), "method": run["config"]["method"], "rho": run["config"]["method"].get("rho"),
             "components_removed_share": removed / total if total else 0.0,
             "families": {f: {"removed_share": shares[f], "drop": drops[f]} for f in ordered},
-            "spearman": {"rho": rho_s, "p": p, "n": n}})
+            "spearman": {"rho": rho_s, "p": p, "n": n},
+            "spearman_skills": {"rho": rho_k, "p": p_k, "n": n_k, "families": skills}})
     xs = [fam["removed_share"] for r in result["runs"] for fam in r["families"].values()]
     ys = [fam["drop"] for r in result["runs"] for fam in r["families"].values()]
     rho_s, p, n = spearman(xs, ys)

@@ -33,3 +33,13 @@ def test_table_has_a_row_per_result_and_the_mean(tmp_path: Path, capsys) -> None
     assert main([str(tmp_path)]) == 0
     assert "+20.0 %" in capsys.readouterr().out
     assert main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_predict_table_orders_families_by_removed_share() -> None:
+    from analysis.summary import predict_table
+
+    run = {"rho": 0.95, "components_removed_share": 0.975,
+           "families": {"logic": {"removed_share": 0.1, "drop": 0.0}, "math": {"removed_share": 0.3, "drop": 0.5}},
+           "spearman": {"rho": 1.0, "p": 0.0, "n": 2}, "spearman_skills": {"rho": 1.0, "p": 0.0, "n": 2}}
+    table = predict_table([{"config": fake_result(2, 1, 1)["config"], "runs": [run]}])
+    assert "| organism seed 2 (run seed 0) | 0.95 | 97.50 | 1.000 (0, 2) | 1.000 (0, 2) | math 30.0/50, logic 10.0/0 |" in table
