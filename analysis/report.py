@@ -100,11 +100,11 @@ def spectrum_pngs(result: dict[str, Any]) -> dict[str, bytes]:
     out = {}
     for comparison, summary in result["summary"].items():
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        cmap = matplotlib.colormaps["tab10"]
+        cmap = matplotlib.colormaps["tab20"]
         for i, (name, m) in enumerate(result["matrices"].items()):
             r = m["ratios"][comparison]
             label = f"L{m['layer']} {m['role']}" if m["layer"] is not None else name
-            ax.plot(x, [r[d]["ratio"] for d in deciles], color=cmap(i % 10), alpha=0.6, lw=1, label=label)
+            ax.plot(x, [r[d]["ratio"] for d in deciles], color=cmap(i % 20), alpha=0.7, lw=1, label=label)
         ax.plot(x, [summary[d]["ratio"] for d in deciles], color="black", lw=2.5, label="mean")
         ax.fill_between(x, [summary[d]["lo"] for d in deciles], [summary[d]["hi"] for d in deciles],
                         color="black", alpha=0.15, lw=0)

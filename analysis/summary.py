@@ -37,8 +37,8 @@ def more_on(entry: dict[str, float], invert: bool = False) -> str:
 
 
 def spectrum_table(found: list[dict[str, Any]]) -> str:
-    lines = ["| model | comparison | bottom half: more on memorized | top 10 %: more on the other set | matrices with bottom-half interval above 1 | matrices with top-10 % interval below 1 |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| model | comparison | bottom half: more on memorized | top 10 %: more on the other set | whole matrix: more on memorized | matrices with bottom-half interval above 1 | matrices with top-10 % interval below 1 |",
+             "|---|---|---|---|---|---|---|"]
     pooled: dict[str, dict[str, list[float]]] = {}
     for result in found:
         for comparison, summary in result["summary"].items():
@@ -46,7 +46,7 @@ def spectrum_table(found: list[dict[str, Any]]) -> str:
             above = sum(r[BOTTOM_HALF[0]]["lo"] > 1 for r in per_matrix)
             below = sum(r[TOP_10[0]]["hi"] < 1 for r in per_matrix)
             lines.append(f"| {label(result)} | {comparison} | {more_on(summary[BOTTOM_HALF[0]])} | "
-                         f"{more_on(summary[TOP_10[0]], invert=True)} | {above}/{len(per_matrix)} | {below}/{len(per_matrix)} |")
+                         f"{more_on(summary[TOP_10[0]], invert=True)} | {more_on(summary['all'])} | {above}/{len(per_matrix)} | {below}/{len(per_matrix)} |")
             p = pooled.setdefault(comparison, {"bottom": [], "top": []})
             p["bottom"].append(100 * (summary[BOTTOM_HALF[0]]["ratio"] - 1))
             p["top"].append(100 * (1 / summary[TOP_10[0]]["ratio"] - 1))
@@ -54,7 +54,7 @@ def spectrum_table(found: list[dict[str, Any]]) -> str:
         if len(p["bottom"]) > 1:
             lines.append(f"| mean ± std over {len(p['bottom'])} results | {comparison} | "
                          f"{statistics.fmean(p['bottom']):+.1f} ± {statistics.stdev(p['bottom']):.1f} % | "
-                         f"{statistics.fmean(p['top']):+.1f} ± {statistics.stdev(p['top']):.1f} % | | |")
+                         f"{statistics.fmean(p['top']):+.1f} ± {statistics.stdev(p['top']):.1f} % | | | |")
     return "\n".join(lines)
 
 

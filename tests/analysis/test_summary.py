@@ -10,7 +10,8 @@ from analysis.summary import main, more_on, spectrum_table
 
 def fake_result(seed: int, bottom: float, top: float) -> dict:
     ratios = {"bottom half": {"ratio": bottom, "lo": bottom - 0.05, "hi": bottom + 0.05},
-              "top 10%": {"ratio": top, "lo": top - 0.05, "hi": top + 0.05}}
+              "top 10%": {"ratio": top, "lo": top - 0.05, "hi": top + 0.05},
+              "all": {"ratio": 1.0, "lo": 0.9, "hi": 1.1}}
     return {"config": {"model": {"name": "organism", "organism": {"seed": seed}}, "seed": 0},
             "summary": {"memorized/control": ratios},
             "matrices": {"m": {"ratios": {"memorized/control": ratios}}}}
@@ -25,8 +26,8 @@ def test_more_on_reads_ratios_as_percent_more() -> None:
 def test_table_has_a_row_per_result_and_the_mean(tmp_path: Path, capsys) -> None:
     table = spectrum_table([fake_result(0, 1.2, 0.8), fake_result(1, 1.3, 0.8)])
     assert "organism seed 0 (run seed 0) | memorized/control | +20.0 %" in table
-    assert "| mean ± std over 2 results | memorized/control | +25.0 ± 7.1 % | +25.0 ± 0.0 % |" in table
-    assert "| 1/1 | 1/1 |" in table
+    assert "| mean ± std over 2 results | memorized/control | +25.0 ± 7.1 % | +25.0 ± 0.0 % | | | |" in table
+    assert "| +0.0 % [-10.0, +10.0] | 1/1 | 1/1 |" in table
     folder = tmp_path / "analysis" / "organism" / "organism_full"
     folder.mkdir(parents=True)
     (folder / "spectrum-seed0-x.json").write_text(json.dumps(fake_result(0, 1.2, 0.8)))
