@@ -17,7 +17,6 @@ and findings: docs/analysis.md.
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -184,7 +183,7 @@ def pool(per_instance: dict[str, dict[str, Any]], names: list[str], module: str)
 def spectrum(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from analysis.bands import BANDS, band_masses, bootstrap_ratios, percentile_interval
+    from analysis.bands import band_masses, bootstrap_ratios, percentile_interval
     from analysis.collect import spectrum_masks
     from core.runrecord import now
 
