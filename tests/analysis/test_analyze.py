@@ -124,3 +124,13 @@ def test_spectrum_on_a_vit_compares_mislabeled_and_clean_images(fake_vit: Path, 
     for m in result["matrices"].values():
         r = m["ratios"]["memorized/clean_train"]["bottom half"]
         assert r["lo"] <= r["ratio"] <= r["hi"]
+
+
+def test_groups_can_be_chosen_on_the_command_line(tiny_model_dir: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert main(["spectrum", *args(tiny_model_dir, runs, "analyze.layers=[0]",
+                                   "analyze.groups={memorized: [verbatim], quotes: [quotes]}")]) == 0
+    (result_file,) = (runs / "analysis").glob("*/verbatim_files/spectrum-*.json")
+    result = json.loads(result_file.read_text())
+    assert result["groups"] == {"memorized": ["verbatim"], "quotes": ["quotes"]}
+    assert list(result["summary"]) == ["memorized/quotes"]
