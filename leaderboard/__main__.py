@@ -37,6 +37,8 @@ def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool
                                    ("% kept per family", plots.family_bars_png(g))):
                     if png is not None:
                         images.setdefault((model, suite), []).append((title, png))
+        for key, extra in render.analysis_images(run_dirs).items():
+            images.setdefault(key, []).extend(extra)
         (out / "index.html").write_text(render.html_page(sections, images, len(runs)), encoding="utf-8")
         written.append(out / "index.html")
     return {"runs": len(runs), "skipped": skipped, "written": written}

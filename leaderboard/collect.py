@@ -21,13 +21,14 @@ from core.runrecord import IDENTITY_KEYS, SCHEMA_VERSION, task_entry_problem
 
 
 def find_run_files(run_dirs: Iterable[Path]) -> list[Path]:
-    """Every `*.json` under the run folders (recursively), sorted, less `baselines/` caches."""
+    """Every `*.json` under the run folders (recursively), sorted, less `baselines/` caches and
+    `analysis/` outputs (python -m harness.analyze)."""
     files: set[Path] = set()
     for run_dir in map(Path, run_dirs):
         if not run_dir.is_dir():
             raise ConfigError(f"run folder '{run_dir}' does not exist; pass folders that hold run files (default: runs)")
         for path in run_dir.rglob("*.json"):
-            if "baselines" not in path.relative_to(run_dir).parts[:-1] and path.is_file():
+            if not {"baselines", "analysis"} & set(path.relative_to(run_dir).parts[:-1]) and path.is_file():
                 files.add(path)
     return sorted(files)
 

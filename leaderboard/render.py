@@ -201,6 +201,17 @@ img { max-width: 100%; }
 </style>"""
 
 
+def analysis_images(run_dirs: list[Path]) -> dict[tuple[str, str], list[tuple[str, bytes]]]:
+    """PNG plots `python -m harness.analyze` wrote under <run dir>/analysis/<model>/<suite>/, if
+    any, for the page's model × suite sections (optional: none is fine)."""
+    images: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
+    for run_dir in map(Path, run_dirs):
+        for png in sorted((run_dir / "analysis").glob("*/*/*.png")):
+            model, suite = png.parent.parent.name, png.parent.name
+            images.setdefault((model, suite), []).append((f"Curvature analysis: {png.stem}", png.read_bytes()))
+    return images
+
+
 def html_page(sections: list[Section], images: dict[tuple[str, str], list[tuple[str, bytes]]], n_runs: int) -> str:
     parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
              "<title>Leaderboard</title>", STYLE, PAGE_CHECK, "</head><body>",
