@@ -9,8 +9,8 @@ from typing import Any
 
 from core.errors import HarnessError, did_you_mean
 
-GROUPS = {"method": "harness.methods", "task": "harness.tasks", "model": "harness.models"}
-WHAT = {"method": "method", "task": "task", "model": "model.kind"}  # how errors name each
+GROUPS = {"method": "harness.methods", "task": "harness.tasks", "model": "harness.models", "attack": "harness.attacks"}
+WHAT = {"method": "method", "task": "task", "model": "model.kind", "attack": "attack"}  # how errors name each
 
 
 class RegistryError(HarnessError):
@@ -61,7 +61,7 @@ def plugin_config_packages() -> list[str]:
     import importlib.util
     from pathlib import Path
 
-    ours = {"methods", "tasks", "models"}
+    ours = {"methods", "tasks", "models", "attacks"}
     packages = set()
     for kind in GROUPS:
         for ep in entry_points(kind).values():

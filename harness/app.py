@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from core.errors import ConfigError, HarnessError, did_you_mean
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-CHECKED_GROUPS = ("method", "model", "suite")
+CHECKED_GROUPS = ("method", "model", "suite", "attack")
 
 
 def group_options(group: str) -> list[str]:

@@ -22,6 +22,7 @@ from core.errors import ConfigError
 from core.io import atomic_write_json, read_json
 from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_hash, new_run_record, now,
                             run_path)
+from harness.attack_runner import attack_table, build_attacks, run_attacks
 from methods.base import Method, MethodContext
 from models import LoadedModel, load_model, model_name
 from tasks.base import Task, TaskContext
@@ -38,6 +39,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     method = build_method(config["method"])  # validate settings before any slow step
+    attacks = build_attacks(config)  # attack settings too (issue 16; harness/attack_runner.py)
     suite = parse_suite(config["suite"])
     identity = {"model": config["model"]["name"], "method": config["method"]["name"],
                 "suite": config["suite"]["name"], "seed": seed, "config_hash": config_hash(config)}
@@ -88,6 +90,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
             run["edited"]["tasks"] = {k: dict(v) for k, v in baseline["tasks"].items()}
         evaluate_suite(tasks, loaded, config, "edited", artifacts, run["edited"]["tasks"], progress, save)
         timings["evaluate"] = time.perf_counter() - start
+        run_attacks(attacks, config, loaded, tasks, run, baseline_file, bool(report.get("changed")), progress, save)
         run["status"] = "complete"
         save()
     console.print(f"run file: {path}")
@@ -187,3 +190,5 @@ def print_run(console: Any, run: dict[str, Any]) -> None:
     from harness.report import run_table
 
     console.print(run_table(run))
+    if attack_table(run) is not None:
+        console.print(attack_table(run))

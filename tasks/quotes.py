@@ -28,7 +28,8 @@ class QuoteRecall(Task):
         self.tail, self.add_bos = tail, add_bos
         self.loose_threshold, self.limit = loose_threshold, limit
 
-    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+    def prompts_and_targets(self, tokenizer: Any) -> tuple[list[list[int]], list[list[int]]]:
+        """(all but the last `tail` tokens, the last `tail` tokens) of every usable quote."""
         rows = read_jsonl(self.data)[: self.limit]
         if rows and "full_quote" not in rows[0]:
             raise DataError(f"{self.data}: rows need a 'full_quote' field")
@@ -37,9 +38,13 @@ class QuoteRecall(Task):
         quotes = [q for q in quotes if len(q) - len(bos) > self.tail]  # need a prompt of >= 1 token
         if not quotes:
             raise DataError(f"{self.data}: no quote longer than {self.tail} tokens")
+        return [q[: -self.tail] for q in quotes], [q[-self.tail :] for q in quotes]
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        prompts, targets = self.prompts_and_targets(tokenizer)
         generated = greedy_generate(
-            model, [q[: -self.tail] for q in quotes], self.tail, ctx.batch_size,
+            model, prompts, self.tail, ctx.batch_size,
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0, ctx.device,
             ctx.progress, "quotes",
         )
-        return score_continuations(generated, [q[-self.tail :] for q in quotes], self.loose_threshold)
+        return score_continuations(generated, targets, self.loose_threshold)

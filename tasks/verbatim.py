@@ -53,12 +53,16 @@ class VerbatimRecall(Task):
         self.loose_threshold = loose_threshold
         self.limit = limit
 
-    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+    def prompts_and_targets(self, tokenizer: Any) -> tuple[list[list[int]], list[list[int]]]:
+        """(prefix token ids, suffix token ids) of every example, in file order."""
         rows = read_jsonl(self.data)[: self.limit]
         if not rows:
             raise DataError(f"{self.data}: no examples")
-        prefixes = [example_ids(r, "prefix", tokenizer, self.data) for r in rows]
-        suffixes = [example_ids(r, "suffix", tokenizer, self.data) for r in rows]
+        return ([example_ids(r, "prefix", tokenizer, self.data) for r in rows],
+                [example_ids(r, "suffix", tokenizer, self.data) for r in rows])
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        prefixes, suffixes = self.prompts_and_targets(tokenizer)
         generated = greedy_generate(
             model, prefixes, max(len(s) for s in suffixes), ctx.batch_size,
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0, ctx.device,
