@@ -17,12 +17,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from attacks.report import attack_table
 from core import registry
 from core.errors import ConfigError
 from core.io import atomic_write_json, read_json
 from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_hash, new_run_record, now,
                             run_path)
-from harness.attack_runner import attack_table, build_attacks, run_attacks
+from harness.attack_runner import build_attacks, run_attacks
 from methods.base import Method, MethodContext
 from models import LoadedModel, load_model, model_name
 from tasks.base import Task, TaskContext
