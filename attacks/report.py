@@ -45,6 +45,7 @@ def unit_label(row: dict[str, Any]) -> str:
 
 def attack_table(run: dict[str, Any]) -> Any:
     """The printed attack table (rich), or None when the run has no attack results."""
+    from rich.markup import escape
     from rich.table import Table
 
     rows = attack_rows(run)
@@ -53,7 +54,7 @@ def attack_table(run: dict[str, Any]) -> Any:
     ident = run["identity"]
     table = Table(title=f"attacks · method={ident['method']} · seed={ident['seed']}",
                   caption="no attack = greedy decoding (strict recall); sampling: share of prompts with "
-                          "any exact sample; [trained]/[heldout]: halves of a task the relearning saw / did not")
+                          "any exact sample; " + escape("[trained]/[heldout]") + ": halves of a task the relearning saw / did not")
     for col, justify in [("attack", "left"), ("task", "left"), ("metric", "left"), ("n", "right"),
                          ("unedited", "right"), ("unedited attacked", "right"), ("edited", "right"),
                          ("edited attacked", "right")]:
@@ -64,7 +65,7 @@ def attack_table(run: dict[str, Any]) -> Any:
         if last is not None and unit_label(r) != last:
             table.add_section()
         last = unit_label(r)
-        table.add_row(last, r["task"], r["metric"], str(r["n"]), fmt(r["unedited_no_attack"]),
+        table.add_row(last, escape(r["task"]), r["metric"], str(r["n"]), fmt(r["unedited_no_attack"]),
                       fmt(r["unedited_attacked"]), fmt(r["edited_no_attack"]), fmt(r["edited_attacked"]),
                       style="bold" if r["family"] in HEADLINE_FAMILIES else None)
     return table
