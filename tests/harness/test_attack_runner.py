@@ -134,3 +134,11 @@ def test_bad_attack_settings_fail_before_the_model_loads(tiny_model_dir, tmp_pat
     monkeypatch.setattr(harness.pipeline, "load_model", lambda *a, **k: pytest.fail("model loaded"))
     with pytest.raises(HarnessError, match=message):
         run(tiny_model_dir, tmp_path, "attack=standard", override)
+
+
+def test_a_misspelt_attack_config_is_one_line_with_a_suggestion() -> None:
+    from harness.app import check_group_choices
+
+    with pytest.raises(HarnessError, match=r"unknown attack 'standrd' \(did you mean 'standard'\?\); valid: none, standard"):
+        check_group_choices(["attack=standrd"])
+    check_group_choices(["attack=none", "attack=standard"])
