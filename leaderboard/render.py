@@ -239,6 +239,11 @@ def _attack_column(row) -> tuple[tuple, str]:
     """(sort key, header) of an attack unit's column."""
     order = {"relearn": 1, "quantize": 2, "sample": 3}.get(row.attack, 4)
     setting_rank = {"forget_half": 0, "retain": 1, "related": 2}.get(row.setting, 3)
+    if row.attack == "quantize":  # int8 before int4, per channel before grouped
+        from attacks.quantize import parse_scheme
+
+        bits, group = parse_scheme(row.setting)
+        setting_rank = -1000 * bits - (group or 10 ** 6) // 10 ** 3
     steps = row.steps if _finite(row.steps) else 0
     if row.attack == "relearn":
         header = f"after relearn {row.setting} k={int(steps)}"
