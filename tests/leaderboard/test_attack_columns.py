@@ -32,6 +32,13 @@ def test_attack_columns_come_from_the_run_files(tiny_model_dir: Path, tmp_path: 
     png = plots.relearn_png(aggregate.attack_summary(table))
     assert png is not None and png.startswith(b"\x89PNG")
     assert "Recovered recall vs relearning steps" in (tmp_path / "out" / "index.html").read_text()
+    from attacks.tables import tables
+
+    text = tables(str(tmp_path / "out" / "attacks.csv"), ("verbatim", "quotes"))
+    header = next(line for line in text.splitlines() if line.startswith("| model"))
+    assert header.split(" | ")[2:5] == ["retain k=1", "retain k=2", "related k=1"]  # forget_half split verbatim
+    none_row = next(line for line in text.splitlines() if line.startswith("| none (1)"))
+    assert none_row.split(" | ")[header.split(" | ").index("int8")] == f"{row.edited:.2f}"
 
 
 def test_runs_without_attacks_add_no_attack_section(tiny_model_dir: Path, tmp_path: Path) -> None:
