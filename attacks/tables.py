@@ -19,6 +19,9 @@ def tables(path: str, tasks: tuple[str, ...] = TASKS) -> str:
     import pandas as pd
 
     df = pd.read_csv(path)
+    # Runs that differ only in the model's seed (model.organism.seed) are one method here; the
+    # leaderboard labels them `<method> #<config>`.
+    df["variant"] = [v.split(" #")[0] for v in df.variant]
     df["col"] = [column(a, s, k) for a, s, k in zip(df.attack, df.setting, df.steps)]
     df["_order"] = [(ATTACK_RANK.get(a, 3), SETTING_RANK.get(s, 3), 0 if pd.isna(k) else k)
                     for a, s, k in zip(df.attack, df.setting, df.steps)]
@@ -29,12 +32,15 @@ def tables(path: str, tasks: tuple[str, ...] = TASKS) -> str:
         if d.empty:
             continue
         stats = d.groupby(["variant", "col"]).edited.agg(["mean", "count"])
-        base = d.groupby("col").baseline.mean()
+        # The unedited model once per baseline (model + seed), however many methods ran on it.
+        base_runs = d.drop_duplicates(["baseline_key", "col"])
+        base = base_runs.groupby("col").baseline.mean()
         plain = d.groupby("variant").edited_no_attack.mean()
         cols = [c for c in order if c in set(d.col)]
         out += [f"**{task}** (strict recall, or any-exact for sampling; mean over seeds, seeds in brackets)", "",
                 "| model | no attack | " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) + 1),
-                f"| unedited | {d.baseline_no_attack.mean():.2f} | " + " | ".join(f"{base[c]:.2f}" for c in cols) + " |"]
+                f"| unedited ({base_runs.baseline_key.nunique()}) | {base_runs.drop_duplicates('baseline_key').baseline_no_attack.mean():.2f} | "
+                + " | ".join(f"{base[c]:.2f}" for c in cols) + " |"]
         for v in dict.fromkeys(d.variant):
             cells = [f"{stats.loc[(v, c), 'mean']:.2f}" if (v, c) in stats.index else "" for c in cols]
             out.append(f"| {v} ({int(stats.loc[v]['count'].max())}) | {plain[v]:.2f} | " + " | ".join(cells) + " |")

@@ -175,7 +175,7 @@ def family_table(long: "pandas.DataFrame") -> "pandas.DataFrame":
 
 # --- Attacks (issue 16, docs/attacks.md) -------------------------------------------------------
 
-ATTACK_COLUMNS = ["model", "suite", "method", "variant", "config_key", "data_needed", "seed", "unit", "attack", "setting", "steps",
+ATTACK_COLUMNS = ["model", "suite", "method", "variant", "config_key", "data_needed", "seed", "baseline_key", "unit", "attack", "setting", "steps",
                   "family", "task", "metric", "kind", "n", "edited", "edited_ci_low", "edited_ci_high",
                   "baseline", "baseline_ci_low", "baseline_ci_high", "edited_no_attack", "baseline_no_attack"]
 
@@ -206,6 +206,7 @@ def attack_long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFr
             rows.append({"model": ident["model"], "suite": ident["suite"], "method": ident["method"],
                          "variant": labels[(ident["model"], ident["suite"])][key][0], "config_key": key,
                          "data_needed": data_needed_label(run["method"]["data_needed"]),
+                         "baseline_key": str(run["baseline"].get("key", ""))[:12],
                          "seed": ident["seed"], "unit": r["unit"], "attack": r["attack"], "setting": r["setting"],
                          "steps": r["steps"], "family": r["family"], "task": r["task"], "metric": r["metric"],
                          "kind": r["kind"], "n": r["n"], "edited": r["edited_attacked"], "edited_ci_low": e_lo,
