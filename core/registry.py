@@ -5,12 +5,13 @@ imported when a run asks for it, so `import harness` stays fast."""
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 from typing import Any
 
-from core.errors import HarnessError, did_you_mean
+from core.errors import ConfigError, HarnessError, did_you_mean
 
-GROUPS = {"method": "harness.methods", "task": "harness.tasks", "model": "harness.models"}
-WHAT = {"method": "method", "task": "task", "model": "model.kind"}  # how errors name each
+GROUPS = {"method": "harness.methods", "task": "harness.tasks", "model": "harness.models", "attack": "harness.attacks"}
+WHAT = {"method": "method", "task": "task", "model": "model.kind", "attack": "attack"}  # how errors name each
 
 
 class RegistryError(HarnessError):
@@ -55,13 +56,30 @@ def load_class(kind: str, name: str, base: type) -> type[Any]:
     return cls
 
 
+def instantiate(cls: type, params: dict[str, Any], what: str) -> Any:
+    """cls(**params), with unknown or missing settings reported as one line naming the valid ones."""
+    if cls.__init__ is object.__init__:  # a class without settings
+        accepted, takes_any = [], False
+    else:
+        signature = inspect.signature(cls.__init__)
+        accepted = [p for p in signature.parameters if p != "self"]
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = [k for k in params if k not in accepted]
+    if unknown and not takes_any:
+        raise ConfigError(f"{what}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(accepted) or 'none'}")
+    try:
+        return cls(**params)
+    except TypeError as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
 def plugin_config_packages() -> list[str]:
     """Top-level packages of third-party methods/tasks that ship a `conf/` folder; the Hydra
     search-path plugin adds `pkg://<package>/conf` for each, so their YAML composes like ours."""
     import importlib.util
     from pathlib import Path
 
-    ours = {"methods", "tasks", "models"}
+    ours = {"methods", "tasks", "models", "attacks"}
     packages = set()
     for kind in GROUPS:
         for ep in entry_points(kind).values():

@@ -23,7 +23,10 @@ RUNTIME_ONLY_KEYS = ("runs_dir", "cache_dir", "debug", "hub", "hydra")
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    return canonical_hash({k: v for k, v in config.items() if k not in RUNTIME_ONLY_KEYS})
+    """A config without attacks (`attack=none`) hashes as it did before the `attack` group
+    existed, so finished runs keep their identity."""
+    return canonical_hash({k: v for k, v in config.items() if k not in RUNTIME_ONLY_KEYS
+                           and not (k == "attack" and not (v or {}).get("attacks"))})
 
 
 def baseline_key(config: dict[str, Any]) -> str:

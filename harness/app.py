@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from core.errors import ConfigError, HarnessError, did_you_mean
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-CHECKED_GROUPS = ("method", "model", "suite")
+CHECKED_GROUPS = ("method", "model", "suite", "attack")
 
 
 def group_options(group: str) -> list[str]:
@@ -30,7 +30,7 @@ def group_options(group: str) -> list[str]:
 def open_task_settings(argv: list[str]) -> list[str]:
     """`suite.tasks.<task>.<key>=value` works as documented whether or not the suite's YAML lists
     the key (Hydra wants '+' for a new key): such overrides become '++' (add or override). A
-    misspelt key still fails, in one line naming the task's valid settings (pipeline.instantiate)."""
+    misspelt key still fails, in one line naming the task's valid settings (core.registry.instantiate)."""
     return ["++" + arg if re.match(r"suite\.tasks\.[\w-]+\.[\w.]+=", arg) else arg for arg in argv]
 
 

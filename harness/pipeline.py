@@ -8,7 +8,6 @@ run again, and a finished run is reused instead of recomputed.
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from attacks.report import attack_table
 from core import registry
+from core.registry import instantiate
 from core.errors import ConfigError, warn
 from core.io import atomic_write_json, check_writable_dir, file_lock, read_json
 from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_hash, new_run_record, now,
                             run_path, task_entry_problem)
+from harness.attack_runner import build_attacks, run_attacks
 from methods.base import Method, MethodContext
 from models import LoadedModel, load_model, model_name
 from tasks.base import Task, TaskContext, TaskSkipped
@@ -39,6 +41,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     check_eval_settings(config.get("eval") or {})
     method = build_method(config["method"])  # validate settings before any slow step
+    attacks = build_attacks(config)  # attack settings too (issue 16; harness/attack_runner.py)
     suite = parse_suite(config["suite"])
     for key in ("runs_dir", "cache_dir"):  # a bad output place fails now, not after the work
         check_writable_dir(Path(config[key]), key)
@@ -46,11 +49,11 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
                 "suite": config["suite"]["name"], "seed": seed, "config_hash": config_hash(config)}
     path = run_path(Path(config["runs_dir"]), identity)
     with file_lock(path):  # the same run started twice: the second waits, then reuses the first's
-        return _run_or_resume(config, console, method, suite, identity, path)
+        return _run_or_resume(config, console, method, attacks, suite, identity, path)
 
 
-def _run_or_resume(config: dict[str, Any], console: Any, method: Method, suite: dict[str, dict[str, Any]],
-                   identity: dict[str, Any], path: Path) -> dict[str, Any]:
+def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks: Any,
+                   suite: dict[str, dict[str, Any]], identity: dict[str, Any], path: Path) -> dict[str, Any]:
     seed = config["seed"]
     run = read_json(path)
     if run is not None and run.get("status") == "complete":
@@ -104,6 +107,7 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, suite: 
             run["edited"]["tasks"] = {k: dict(v) for k, v in baseline["tasks"].items()}
         evaluate_suite(tasks, loaded, config, "edited", artifacts, run["edited"]["tasks"], progress, save)
         timings["evaluate"] = time.perf_counter() - start
+        run_attacks(attacks, config, loaded, tasks, run, baseline_file, bool(report.get("changed")), progress, save)
         run["status"] = "complete"
         save()
     console.print(f"run file: {path}")
@@ -158,23 +162,6 @@ def resolve_config(cfg: DictConfig) -> dict[str, Any]:
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
         raise ConfigError(f"config value '{key}' is required or invalid: {str(e).splitlines()[0]}") from None
-
-
-def instantiate(cls: type, params: dict[str, Any], what: str) -> Any:
-    """cls(**params), with unknown or missing settings reported as one line naming the valid ones."""
-    if cls.__init__ is object.__init__:  # a class without settings
-        accepted, takes_any = [], False
-    else:
-        signature = inspect.signature(cls.__init__)
-        accepted = [p for p in signature.parameters if p != "self"]
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    unknown = [k for k in params if k not in accepted]
-    if unknown and not takes_any:
-        raise ConfigError(f"{what}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(accepted) or 'none'}")
-    try:
-        return cls(**params)
-    except TypeError as e:
-        raise ConfigError(f"{what}: {e}") from None
 
 
 def build_method(method_cfg: dict[str, Any]) -> Method:
@@ -247,3 +234,5 @@ def print_run(console: Any, run: dict[str, Any]) -> None:
     from harness.report import print_table, run_table
 
     print_table(console, run_table(run))
+    if attack_table(run) is not None:
+        print_table(console, attack_table(run))

@@ -22,10 +22,17 @@ def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool
     sections = render.build_sections(summary, long) if not long.empty else []
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    (out / "leaderboard.md").write_text(render.markdown(sections, len(runs)), encoding="utf-8")
+    attacks = aggregate.attack_long_table(runs)  # issue 16: attack columns, when runs have them
+    attack_summary = aggregate.attack_summary(attacks) if not attacks.empty else attacks
+    attack_sections = render.build_attack_sections(attack_summary)
+    (out / "leaderboard.md").write_text(render.markdown(sections, len(runs)) + render.attack_markdown(attack_sections),
+                                        encoding="utf-8")
     render.write_csv(long, out / "runs.csv")
     render.write_csv(summary, out / "summary.csv")
     written += [out / "leaderboard.md", out / "runs.csv", out / "summary.csv"]
+    if not attacks.empty:
+        render.write_csv(attacks, out / "attacks.csv")
+        written.append(out / "attacks.csv")
     if parquet and render.write_parquet(long, out / "runs.parquet"):
         written.append(out / "runs.parquet")
     if html_page:
@@ -39,7 +46,14 @@ def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool
                         images.setdefault((model, suite), []).append((title, png))
         for key, extra in render.analysis_images(run_dirs).items():
             images.setdefault(key, []).extend(extra)
-        (out / "index.html").write_text(render.html_page(sections, images, len(runs)), encoding="utf-8")
+        attack_images: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
+        for (model, suite), g in (attack_summary.groupby(["model", "suite"], sort=False) if not attacks.empty else []):
+            png = plots.relearn_png(g)
+            if png is not None:
+                attack_images[(model, suite)] = [("Recovered recall vs relearning steps", png)]
+        (out / "index.html").write_text(render.html_page(sections, images, len(runs),
+                                                         render.attack_html(attack_sections, attack_images)),
+                                        encoding="utf-8")
         written.append(out / "index.html")
     return {"runs": len(runs), "skipped": skipped, "written": written}
 

@@ -171,3 +171,71 @@ def family_table(long: "pandas.DataFrame") -> "pandas.DataFrame":
     keys = ["model", "suite", "method", "variant", "rho", "config_key", "seed", "family"]
     out = prim.groupby(keys, sort=False, as_index=False, dropna=False).agg(pct_kept=("pct_kept", "mean"))
     return out
+
+
+# --- Attacks (issue 16, docs/attacks.md) -------------------------------------------------------
+
+ATTACK_COLUMNS = ["model", "suite", "method", "variant", "config_key", "data_needed", "seed", "baseline_key", "unit", "attack", "setting", "steps",
+                  "family", "task", "metric", "kind", "n", "edited", "edited_ci_low", "edited_ci_high",
+                  "baseline", "baseline_ci_low", "baseline_ci_high", "edited_no_attack", "baseline_no_attack"]
+
+
+def attack_long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
+    """One row per run × attack unit × task (primary metric): the attacked edited model's value
+    (`edited`) and the attacked unedited model's (`baseline`) with 95 % intervals, beside both
+    models' values without the attack. Runs without attack results add no rows."""
+    import pandas as pd
+
+    from attacks.report import attack_rows
+
+    configs: dict[tuple[str, str], dict[str, dict]] = {}
+    methods: dict[tuple[str, str], dict[str, str]] = {}
+    for _, run in runs:
+        ident, key = run["identity"], config_key(run["config"])
+        configs.setdefault((ident["model"], ident["suite"]), {})[key] = run["config"]
+        methods.setdefault((ident["model"], ident["suite"]), {})[key] = ident["method"]
+    labels = {ms: variant_labels(configs[ms], methods[ms]) for ms in configs}
+    rows = []
+    for _, run in runs:
+        ident, key = run["identity"], config_key(run["config"])
+        for r in attack_rows(run):
+            e_lo, e_hi = interval(r["kind"], r["edited_attacked"], r["n"], r["edited_samples"])
+            b = r["unedited_attacked"]
+            b_lo, b_hi = (interval(r["kind"], b, r["n"], r["unedited_samples"]) if b is not None
+                          else (float("nan"), float("nan")))
+            rows.append({"model": ident["model"], "suite": ident["suite"], "method": ident["method"],
+                         "variant": labels[(ident["model"], ident["suite"])][key][0], "config_key": key,
+                         "data_needed": data_needed_label(run["method"]["data_needed"]),
+                         "baseline_key": str(run["baseline"].get("key", ""))[:12],
+                         "seed": ident["seed"], "unit": r["unit"], "attack": r["attack"], "setting": r["setting"],
+                         "steps": r["steps"], "family": r["family"], "task": r["task"], "metric": r["metric"],
+                         "kind": r["kind"], "n": r["n"], "edited": r["edited_attacked"], "edited_ci_low": e_lo,
+                         "edited_ci_high": e_hi, "baseline": float("nan") if b is None else b,
+                         "baseline_ci_low": b_lo, "baseline_ci_high": b_hi,
+                         "edited_no_attack": _number(r["edited_no_attack"]),
+                         "baseline_no_attack": _number(r["unedited_no_attack"])})
+    return pd.DataFrame(rows, columns=ATTACK_COLUMNS)
+
+
+def _number(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def attack_summary(attacks: "pandas.DataFrame") -> "pandas.DataFrame":
+    """One row per model × suite × variant × unit × task: seeds, mean ± std of the attacked
+    edited and unedited values and of the unattacked edited value; the 95 % interval when there
+    is a single seed (as summary_table does)."""
+    import pandas as pd
+
+    keys = ["model", "suite", "method", "variant", "data_needed", "unit", "attack", "setting", "steps", "family", "task", "metric"]
+    rows = []
+    for group, g in attacks.groupby(keys, sort=False, dropna=False):
+        row = dict(zip(keys, group))
+        row["seeds"] = len(g)
+        for col in ("edited", "baseline", "edited_no_attack", "baseline_no_attack"):
+            row[f"{col}_mean"], row[f"{col}_std"] = mean_std(g[col].tolist())
+        single = len(g) == 1
+        for col in ("edited_ci_low", "edited_ci_high", "baseline_ci_low", "baseline_ci_high"):
+            row[col] = g[col].iloc[0] if single else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)

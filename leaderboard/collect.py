@@ -33,6 +33,23 @@ def find_run_files(run_dirs: Iterable[Path]) -> list[Path]:
     return sorted(files)
 
 
+def _check_attacks(where: str, attacks: Any) -> str | None:
+    """Optional attack results (attack=standard; docs/DESIGN.md): unit key -> {attack, setting,
+    steps, info, tasks}, the tasks shaped like the run's own task entries."""
+    if not isinstance(attacks, dict):
+        return f"{where} is not an object"
+    for key, unit in attacks.items():
+        if not isinstance(unit, dict) or not isinstance(unit.get("attack"), str) or not isinstance(unit.get("setting"), str):
+            return f"{where}.{key} needs 'attack' and 'setting' strings"
+        if not isinstance(unit.get("tasks"), dict):
+            return f"{where}.{key}.tasks missing or not an object"
+        for name, entry in unit["tasks"].items():
+            bad = task_entry_problem(f"{where}.{key}.tasks.{name}", entry)
+            if bad:
+                return bad
+    return None
+
+
 def problem(run: Any) -> str | None:
     """Why `run` is not a finished schema-1 run file, or None if it is."""
     if not isinstance(run, dict) or "schema_version" not in run:
@@ -68,6 +85,10 @@ def problem(run: Any) -> str | None:
             bad = task_entry_problem(f"{part}.tasks.{name}", entry)
             if bad:
                 return bad
+    for part in ("baseline", "edited"):
+        bad = _check_attacks(f"{part}.attacks", run[part].get("attacks", {}))
+        if bad:
+            return bad
     missing = set(run["edited"]["tasks"]) - set(run["baseline"]["tasks"])
     if missing:
         return f"edited tasks without a baseline: {', '.join(sorted(missing))}"

@@ -106,3 +106,49 @@ def family_bars_png(families: "pandas.DataFrame") -> bytes | None:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _png(fig)
+
+
+def relearn_png(attack_summary: "pandas.DataFrame") -> bytes | None:
+    """Recovered recall vs relearning steps (issue 16): one panel per relearning data source, one
+    line per method variant (mean over seeds, error bars = std), step 0 = the edited model without
+    the attack; the unedited model relearned the same way as a dashed black line. The recall is
+    the headline family's (memorized_val, else memorized). None without relearning results."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from attacks.report import HEADLINE_FAMILIES
+
+    rel = attack_summary[attack_summary.attack == "relearn"] if not attack_summary.empty else attack_summary
+    family = next((f for f in HEADLINE_FAMILIES if not rel.empty and f in set(rel.family)), None)
+    if family is None:
+        return None
+    rel = rel[(rel.family == family) & (~rel.task.str.contains("[", regex=False) | rel.task.str.endswith("[heldout]"))]
+    settings = sorted(rel.setting.unique(), key=lambda s: {"forget_half": 0, "retain": 1, "related": 2}.get(s, 3))
+    variants = list(dict.fromkeys(rel.variant))
+    cmap = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.8 * len(settings), 4.2), squeeze=False, sharey=True)
+    for ax, setting in zip(axes[0], settings):
+        g = rel[rel.setting == setting].sort_values("steps")
+        for i, v in enumerate(variants):
+            gv = g[g.variant == v]
+            if gv.empty:
+                continue
+            x = [0] + gv.steps.astype(int).tolist()
+            y = [gv.edited_no_attack_mean.iloc[0]] + gv.edited_mean.tolist()
+            err = [gv.edited_no_attack_std.iloc[0]] + gv.edited_std.tolist()
+            ax.errorbar(x, y, yerr=np.nan_to_num(err), marker="o", ms=4, lw=1.2, capsize=2, color=cmap(i % 10), label=v)
+        base = g.drop_duplicates("steps")
+        if not base.empty:
+            ax.plot([0] + base.steps.astype(int).tolist(), [base.baseline_no_attack_mean.iloc[0]] + base.baseline_mean.tolist(),
+                    "k--", lw=1, label="unedited")
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlabel("relearning steps")
+        ax.set_title(f"relearn on {setting}", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{family} recall (strict)")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return _png(fig)

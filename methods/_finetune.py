@@ -139,9 +139,12 @@ def check_finetune_settings(lr: Any, epochs: Any, batch_size: Any, max_grad_norm
 
 def finetune(model: torch.nn.Module, ctx: Any, *, loss_fn: Any, params: str, layers: list[int] | None,
              matrices: tuple[str, ...], lr: float, epochs: int, batch_size: int,
-             max_grad_norm: float | None, description: str) -> dict[str, Any]:
+             max_grad_norm: float | None, description: str, max_steps: int | None = None,
+             on_step: Any = None) -> dict[str, Any]:
     """AdamW on the chosen parameters (all others frozen), one step per forget batch.
-    loss_fn(forget_batch, step) -> scalar loss. Returns the report's `changed` and `steps`."""
+    loss_fn(forget_batch, step) -> scalar loss. Returns the report's `changed` and `steps`.
+    max_steps stops early (epochs is then an upper bound); on_step(steps done) is called after
+    each step, with the model in train mode (relearning attacks score checkpoints with it)."""
     chosen, note = trainable_parameters(model, params, layers, matrices)
     before = {name: p.detach().cpu().clone() for name, p in chosen.items()}
     was_training = model.training
@@ -155,12 +158,17 @@ def finetune(model: torch.nn.Module, ctx: Any, *, loss_fn: Any, params: str, lay
     forget = ctx.forget()
     optimizer = torch.optim.AdamW(list(chosen.values()), lr=lr, weight_decay=0.0)
     steps_per_epoch = -(-len(forget) // batch_size)
-    task = progress_task(ctx.progress, description, epochs * steps_per_epoch)
+    total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    task = progress_task(ctx.progress, description, total)
     model.train()  # dropout is 0 in the supported models; train() only matters for modules that check it
     step = 0
     try:
         for _ in range(epochs):
+            if step == total:
+                break
             for batch in batches(forget, batch_size, rng):
+                if step == total:
+                    break
                 loss = loss_fn(batch, step)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -169,6 +177,8 @@ def finetune(model: torch.nn.Module, ctx: Any, *, loss_fn: Any, params: str, lay
                 optimizer.step()
                 step += 1
                 advance(ctx.progress, task)
+                if on_step is not None:
+                    on_step(step)
     finally:
         model.train(was_training)
         for name, p in model.named_parameters():

@@ -34,7 +34,8 @@ class QuoteRecall(Task):
         self.tail, self.add_bos = tail, add_bos
         self.loose_threshold, self.limit = loose_threshold, limit
 
-    def pairs(self, tokenizer: Any, model: torch.nn.Module | None = None) -> list[tuple[list[int], list[int]]]:
+    def prompts_and_targets(self, tokenizer: Any, model: torch.nn.Module | None = None
+                            ) -> tuple[list[list[int]], list[list[int]]]:
         """(prompt ids, target ids) of each quote long enough to score; with `model`, each checked
         against its vocabulary and positions. A bad row is a DataError naming the file and line."""
         vocab, positions = model_limits(model) if model is not None else (None, None)
@@ -59,14 +60,13 @@ class QuoteRecall(Task):
         if not pairs:
             raise DataError(f"{self.data}: no quote longer than {self.tail} tokens (or with a non-empty "
                             "prefix and target_suffix)")
-        return pairs
+        return [p for p, _ in pairs], [t for _, t in pairs]
 
     def check(self, model: torch.nn.Module, tokenizer: Any) -> None:
-        self.pairs(tokenizer, model)
+        self.prompts_and_targets(tokenizer, model)
 
     def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
-        pairs = self.pairs(tokenizer, model)
-        prompts, targets = [p for p, _ in pairs], [t for _, t in pairs]
+        prompts, targets = self.prompts_and_targets(tokenizer, model)
         generated = greedy_generate(
             model, prompts, max(len(t) for t in targets), ctx.batch_size,
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0, ctx.device,

@@ -53,7 +53,8 @@ class VerbatimRecall(Task):
         self.loose_threshold = loose_threshold
         self.limit = limit
 
-    def examples(self, tokenizer: Any, model: torch.nn.Module | None = None) -> tuple[list[list[int]], list[list[int]]]:
+    def prompts_and_targets(self, tokenizer: Any, model: torch.nn.Module | None = None
+                            ) -> tuple[list[list[int]], list[list[int]]]:
         """(prefixes, suffixes) of the data file; with `model`, each checked against its vocabulary
         and positions. A bad row is a DataError naming the file and line."""
         rows = read_jsonl_lines(self.data)[: self.limit]
@@ -68,10 +69,10 @@ class VerbatimRecall(Task):
         return prefixes, suffixes
 
     def check(self, model: torch.nn.Module, tokenizer: Any) -> None:
-        self.examples(tokenizer, model)
+        self.prompts_and_targets(tokenizer, model)
 
     def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
-        prefixes, suffixes = self.examples(tokenizer, model)
+        prefixes, suffixes = self.prompts_and_targets(tokenizer, model)
         generated = greedy_generate(
             model, prefixes, max(len(s) for s in suffixes), ctx.batch_size,
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0, ctx.device,

@@ -7,7 +7,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from core.errors import ConfigError, DataError
-from harness.pipeline import instantiate, parse_suite, resolve_config
+from core.registry import instantiate
+from harness.pipeline import parse_suite, resolve_config
 from core.registry import load_class
 from tasks.base import Task, TaskContext
 
