@@ -49,3 +49,29 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock (fcntl.flock) on `<path>.lock` for the block.
+
+    Jobs that share a cached file (a baseline, a factor file) take it around compute-or-read, so
+    only the first one computes and writes it and the others wait, then read the finished file.
+    The lock file is left in place (removing it would race with a waiter); the lock dies with its
+    process, so a killed job never leaves it held. POSIX only; on file systems without flock
+    support (some NFS mounts) the block runs unlocked, and the atomic write still keeps readers
+    from half-written files."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        except OSError:  # flock not supported here (ENOLCK / EOPNOTSUPP): atomic writes still hold
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

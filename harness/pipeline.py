@@ -19,9 +19,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from core import registry
 from core.errors import ConfigError
-from core.io import atomic_write_json, read_json
+from core.io import atomic_write_json, file_lock, read_json
 from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_hash, new_run_record, now,
                             run_path)
+from harness.distributed import init_from_env, rank_device
 from methods.base import Method, MethodContext
 from models import LoadedModel, load_model, model_name
 from tasks.base import Task, TaskContext
@@ -39,9 +40,14 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     method = build_method(config["method"])  # validate settings before any slow step
     suite = parse_suite(config["suite"])
+    runnable = config["model"].get("suites")  # a model without a tokenizer or data names what it can run
+    if runnable and config["suite"]["name"] not in runnable:
+        raise ConfigError(f"model {config['model']['name']} runs only suite {' or '.join(runnable)} "
+                          f"(no tokenizer or memorized data); add suite={runnable[0]}")
     identity = {"model": config["model"]["name"], "method": config["method"]["name"],
                 "suite": config["suite"]["name"], "seed": seed, "config_hash": config_hash(config)}
     path = run_path(Path(config["runs_dir"]), identity)
+    rank, world = init_from_env()  # torchrun: harness/distributed.py; (0, 1) in a plain run
     run = read_json(path)
     if run is not None and run.get("status") == "complete":
         console.print(f"[green]reusing finished run[/] {path}")
@@ -53,17 +59,23 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     timings: dict[str, float] = {}
     with Progress(console=console, transient=True) as progress:
         start = time.perf_counter()
-        loaded = load_model(config["model"], config["device"], Path(config["cache_dir"]), progress)
+        loaded = load_model(config["model"], rank_device(config["device"]), Path(config["cache_dir"]), progress)
         timings["load_model"] = time.perf_counter() - start
+        if rank != 0:  # the other ranks read their share of the statistics; rank 0 does the rest
+            if getattr(method, "shards_statistics", False):
+                torch.manual_seed(seed)
+                method.apply(loaded.model, build_method_context(method, loaded, config, None))
+            return {"rank": rank, "world_size": world}
         tasks = build_tasks(suite, loaded)
         artifacts = Path(config["cache_dir"]) / "artifacts" / baseline_key(config)[:16]
 
         start = time.perf_counter()
         baseline_file = baseline_path(Path(config["runs_dir"]), config)
-        cached = read_json(baseline_file) or {}
-        baseline = {"key": baseline_key(config), "tasks": cached.get("tasks", {})}
-        evaluate_suite(tasks, loaded, config, "baseline", artifacts, baseline["tasks"], progress,
-                       save=lambda: atomic_write_json(baseline_file, baseline))
+        with file_lock(baseline_file):  # sweep jobs sharing a baseline: one evaluates, the rest read it
+            cached = read_json(baseline_file) or {}
+            baseline = {"key": baseline_key(config), "tasks": cached.get("tasks", {})}
+            evaluate_suite(tasks, loaded, config, "baseline", artifacts, baseline["tasks"], progress,
+                           save=lambda: atomic_write_json(baseline_file, baseline))
         timings["baseline"] = time.perf_counter() - start
 
         if run is None or run.get("schema_version") != SCHEMA_VERSION:
