@@ -178,7 +178,7 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
             m.p = p
         model.train(was_training)
         batch_inputs.clear()
-    if world > 1:
+    if world > 1 and distributed_world()[1] == world:  # a bare shard (tests, tools) is not reduced
         positions, inputs = _all_reduce_sums(a_sums, g_sums, a_owner, modules, positions, inputs, device)
     if positions == 0:
         raise DataError("the statistics stream gave no batches: K-FAC needs some general text "
