@@ -328,7 +328,8 @@ def test_killed_collection_or_write_leaves_no_readable_file(method_context, monk
     ctx = dataclasses.replace(method_context, stats=TokenStatistics(dying_windows))
     with pytest.raises(KeyboardInterrupt):
         KFAC(rho=0.9, layers=[0], **SMALL).apply(make_tiny_olmo2(), ctx)
-    assert not list(folder.glob("*")) if folder.exists() else True
+    leftovers = lambda: [p for p in folder.glob("*") if p.suffix != ".lock"]  # noqa: E731 (the lock file stays)
+    assert not leftovers() if folder.exists() else True
 
     import safetensors.torch
 
@@ -339,7 +340,7 @@ def test_killed_collection_or_write_leaves_no_readable_file(method_context, monk
     monkeypatch.setattr(safetensors.torch, "save_file", dying_save)
     with pytest.raises(KeyboardInterrupt):
         KFAC(rho=0.9, layers=[0], **SMALL).apply(make_tiny_olmo2(), method_context)
-    assert list(folder.glob("*")) == []  # neither the final file nor the temp file
+    assert leftovers() == []  # neither the final file nor the temp file
 
 
 def test_nan_factors_are_a_clear_error(method_context, tmp_path):
