@@ -78,3 +78,25 @@ def test_file_lock_lets_one_holder_in_at_a_time(tmp_path: Path) -> None:
     thread.join(5)
     assert inside == ["first", "second"]
     assert (tmp_path / "baseline.json.lock").exists() and not target.exists()
+
+
+@pytest.mark.slow  # two harness processes under torchrun: ~20-40 s on 2 loaded cores
+def test_torchrun_two_cpu_processes_run_kfac_once(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`torchrun --nproc-per-node 2 -m harness ... method=kfac` with gloo: both ranks read a shard
+    of the statistics, rank 0 alone writes the factor file and the one run file."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs"
+    args = harness_args(tiny_model_dir, runs, "method=kfac", "method.tokens=512", "method.seq_len=16",
+                        "method.batch_size=4", f"model.data.stats={tiny_model_dir / 'text.txt'}")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "harness", *args], capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (path,) = run_files(runs)
+    report = json.loads(path.read_text())["method"]["report"]
+    assert report["processes"] == 2 and report["factor_cache"] == "miss" and report["tokens"] == 512
+    assert len(list((runs / "cache" / "methods" / "kfac").glob("*.safetensors"))) == 1
