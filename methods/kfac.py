@@ -222,6 +222,13 @@ def layer_of(name: str) -> Any:
     return next((int(part) for part in name.split(".") if part.isdigit()), name)
 
 
+def factors_to(factors: Factors, device: torch.device) -> Factors:
+    """The factors on `device`; an A shared by several modules stays one tensor."""
+    moved: dict[int, torch.Tensor] = {}
+    A = {name: moved.setdefault(id(m), m.to(device)) for name, m in factors.A.items()}
+    return dataclasses.replace(factors, A=A, G={name: m.to(device) for name, m in factors.G.items()})
+
+
 def merge_factors(parts: list[Factors]) -> Factors:
     """One Factors from passes over disjoint module sets and the same stream."""
     if len({(p.positions, p.inputs) for p in parts}) != 1:
@@ -491,10 +498,15 @@ class KFAC(Method):
             if ctx.progress is not None:
                 task = ctx.progress.add_task("K-FAC statistics", total=budget * len(self.passes(modules)) // world)
                 step = lambda count: ctx.progress.advance(task, count)  # noqa: E731
-            parts = [collect_kfac_factors(model, chunk, source.batches(budget, self.batch_size, self.seq_len),
-                                          labels=self.labels, source=source, autocast_dtype=DTYPES[self.dtype],
-                                          seed=ctx.seed, on_batch=step)
-                     for chunk in self.passes(modules)]
+            passes = self.passes(modules)
+            parts = []
+            for chunk in passes:
+                part = collect_kfac_factors(model, chunk, source.batches(budget, self.batch_size, self.seq_len),
+                                            labels=self.labels, source=source, autocast_dtype=DTYPES[self.dtype],
+                                            seed=ctx.seed, on_batch=step)
+                # Several passes: finished factors wait in host memory, so the accelerator holds one
+                # pass's factors at a time (the edit moves each back for its eigendecomposition).
+                parts.append(factors_to(part, torch.device("cpu")) if len(passes) > 1 else part)
             factors = merge_factors(parts)
             check_finite(factors)
             if rank == 0:
