@@ -100,3 +100,17 @@ def test_torchrun_two_cpu_processes_run_kfac_once(tiny_model_dir: Path, tmp_path
     report = json.loads(path.read_text())["method"]["report"]
     assert report["processes"] == 2 and report["factor_cache"] == "miss" and report["tokens"] == 512
     assert len(list((runs / "cache" / "methods" / "kfac").glob("*.safetensors"))) == 1
+
+
+def test_shipped_launcher_configs_compose_with_overridable_cluster_keys() -> None:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        cfg = compose("config", return_hydra_config=True, overrides=[
+            "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
+            "hydra.launcher.timeout_min=600", "hydra.launcher.mem_gb=128"])
+        launcher = cfg.hydra.launcher
+        assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+        assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min, launcher.mem_gb) == ("gpu", 4, 600, 128)
+        local = compose("config", return_hydra_config=True, overrides=["hydra/launcher=submitit_local"])
+        assert local.hydra.launcher._target_.endswith("submitit_launcher.LocalLauncher")
