@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from core.errors import ConfigError, HarnessError, did_you_mean
+from harness.sweep import check_method_keys
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("method", "model", "suite", "attack")
@@ -88,14 +89,38 @@ def _hydra_main(cfg: DictConfig) -> None:
 
     try:
         run_experiment(cfg)
-    except HarnessError as e:
-        if cfg.get("debug"):
-            raise
-        _fail(e)
     except KeyboardInterrupt:
         if cfg.get("debug"):
             raise
         interrupted(f"under {cfg.get('runs_dir')}")
+    except Exception as e:
+        if cfg.get("debug"):
+            raise
+        if not _in_sweep():
+            if isinstance(e, HarnessError):
+                _fail(e)
+            raise
+        # In a sweep one failing job never stops the others: say why in one line, go on, and
+        # make the sweep's exit code non-zero at the end (main, below).
+        FAILED_JOBS.append(f"job {_job_name()}: {type(e).__name__ + ': ' if not isinstance(e, HarnessError) else ''}{e}")
+        print(f"error: {FAILED_JOBS[-1]}", file=sys.stderr)
+
+
+FAILED_JOBS: list[str] = []  # this process's failed sweep jobs (all of them with the basic launcher)
+
+
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _job_name() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    job = HydraConfig.get().job
+    return f"#{job.num} ({' '.join(job.override_dirname.split(',')) or 'no overrides'})"
 
 
 def main() -> None:
@@ -110,6 +135,7 @@ def main() -> None:
         if not _debug(argv):
             try:
                 check_command_line(argv)
+                check_method_keys(argv, CONF_DIR)
             except HarnessError as e:
                 _fail(e)
         os.environ.setdefault("HYDRA_FULL_ERROR", "1" if _debug(argv) else "0")
@@ -118,6 +144,10 @@ def main() -> None:
         if _debug(argv):
             raise
         interrupted("in the run file")
+    if FAILED_JOBS:
+        print(f"error: {len(FAILED_JOBS)} sweep job(s) failed (the others finished): " + "; ".join(FAILED_JOBS),
+              file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ run again, and a finished run is reused instead of recomputed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from attacks.report import attack_table
 from core import registry
-from core.registry import instantiate
 from core.errors import ConfigError, warn
 from core.io import atomic_write_json, check_writable_dir, file_lock, read_json
+from core.registry import instantiate
 from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_hash, new_run_record, now,
                             run_path, task_entry_problem)
 from harness.attack_runner import build_attacks, run_attacks
+from harness.distributed import init_from_env, rank_device
 from methods.base import Method, MethodContext
 from models import LoadedModel, load_model, model_name
 from tasks.base import Task, TaskContext, TaskSkipped
@@ -43,17 +45,25 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     method = build_method(config["method"])  # validate settings before any slow step
     attacks = build_attacks(config)  # attack settings too (issue 16; harness/attack_runner.py)
     suite = parse_suite(config["suite"])
+    runnable = config["model"].get("suites")  # a model without a tokenizer or data names what it can run
+    if runnable and config["suite"]["name"] not in runnable:
+        raise ConfigError(f"model {config['model']['name']} runs only suite {' or '.join(runnable)} "
+                          f"(no tokenizer or memorized data); add suite={runnable[0]}")
     for key in ("runs_dir", "cache_dir"):  # a bad output place fails now, not after the work
         check_writable_dir(Path(config[key]), key)
     identity = {"model": config["model"]["name"], "method": method_label(config),
                 "suite": config["suite"]["name"], "seed": seed, "config_hash": config_hash(config)}
     path = run_path(Path(config["runs_dir"]), identity)
-    with file_lock(path):  # the same run started twice: the second waits, then reuses the first's
-        return _run_or_resume(config, console, method, attacks, suite, identity, path)
+    rank, world = init_from_env()  # torchrun: harness/distributed.py; (0, 1) in a plain run
+    # The same run started twice: the second waits, then reuses the first's. Under torchrun only
+    # rank 0 writes the run file; the other ranks must not wait on it (rank 0 waits on them).
+    with file_lock(path) if rank == 0 else contextlib.nullcontext():
+        return _run_or_resume(config, console, method, attacks, suite, identity, path, rank, world)
 
 
 def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks: Any,
-                   suite: dict[str, dict[str, Any]], identity: dict[str, Any], path: Path) -> dict[str, Any]:
+                   suite: dict[str, dict[str, Any]], identity: dict[str, Any], path: Path,
+                   rank: int = 0, world: int = 1) -> dict[str, Any]:
     seed = config["seed"]
     run = read_json(path)
     if run is not None and run.get("status") == "complete":
@@ -66,12 +76,17 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
     timings: dict[str, float] = {}
     with make_progress(console) as progress:  # live on a terminal, plain lines in a log file
         start = time.perf_counter()
-        loaded = load_model(config["model"], config["device"], Path(config["cache_dir"]), progress)
+        loaded = load_model(config["model"], rank_device(config["device"]), Path(config["cache_dir"]), progress)
         timings["load_model"] = time.perf_counter() - start
         try:  # e.g. layers the model does not have: before the baseline, not after it
             method.check(loaded.model)
         except ConfigError as e:
             raise ConfigError(f"method {config['method']['name']}: {e}") from None
+        if rank != 0:  # the other ranks read their share of the statistics; rank 0 does the rest
+            if getattr(method, "shards_statistics", False):
+                torch.manual_seed(seed)
+                method.apply(loaded.model, build_method_context(method, loaded, config, None))
+            return {"rank": rank, "world_size": world}
         tasks = build_tasks(suite, loaded)
         for task, _family in tasks.values():  # data files against the model, before any evaluation
             task.check(loaded.model, loaded.tokenizer)

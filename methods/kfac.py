@@ -28,6 +28,7 @@ image classifiers count the CLS token only and use the classification loss.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -45,7 +46,7 @@ from models.base import StatisticsSource
 
 LABELS = ("sampled", "empirical")
 DTYPES = {None: None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-FACTOR_FORMAT = 1  # bump when the meaning of cached factor files changes
+FACTOR_FORMAT = 2  # bump when the meaning of cached factor files changes (2: labels seeded per batch)
 
 
 @dataclasses.dataclass
@@ -56,27 +57,50 @@ class Factors:
     inputs: int                 # tokens (language models) or images run through the model
 
 
+def label_generator(seed: int, batch_index: int, device: torch.device) -> torch.Generator:
+    """The generator that samples batch `batch_index`'s labels: seeded per batch, so the labels of
+    a batch do not depend on which process reads it or which layers a pass hooks (distributed
+    shards and layers-per-pass chunks see the very same labels as one process in one pass)."""
+    return torch.Generator(device=device).manual_seed((seed * 1_000_003 + batch_index) % (1 << 63))
+
+
+def distributed_world() -> tuple[int, int]:
+    """(rank, world size) of the default torch.distributed process group; (0, 1) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Module],
                          batches: Iterable[Any], *, labels: str = "sampled",
                          source: StatisticsSource | None = None,
                          autocast_dtype: torch.dtype | None = None, seed: int = 0,
-                         on_batch: Callable[[int], None] | None = None) -> Factors:
+                         on_batch: Callable[[int], None] | None = None,
+                         shard: tuple[int, int] | None = None) -> Factors:
     """A and G of every module in `modules`, in one pass over `batches`; `source` (the model's
     statistics stream, models/base.py) says what the loss of a batch is and which positions count
     (default: a causal LM over LongTensor[B, T] batches). Sums are kept in fp32.
 
     Modules that read the very same input tensor (gate_proj and up_proj) share one A, computed
     once. Parameters are frozen during the pass and the backward pass only reaches down to the
-    first edited layer: gradients are taken w.r.t. the edited layers' inputs, never the weights."""
+    first edited layer: gradients are taken w.r.t. the edited layers' inputs, never the weights.
+
+    Several processes: `shard=(rank, world)` makes this process read every world-th batch only
+    (batch i goes to rank i % world); the fp32 sums and the position counts are then all-reduced
+    once over the default torch.distributed group, so every rank returns the factors of the whole
+    stream (equal to one process's within fp32 summation order). Default: the default group's
+    rank and size if one is initialised (torchrun), else one process."""
     if labels not in LABELS:
         raise ConfigError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
     if source is None:
         from models.hf import TokenStatistics
 
         source = TokenStatistics()
+    rank, world = shard if shard is not None else distributed_world()
     positions_of = source.positions
     device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
     a_sums: dict[str, torch.Tensor] = {}
     g_sums: dict[str, torch.Tensor] = {}
     a_owner: dict[str, str] = {}  # module name -> module whose A it shares (itself if it owns one)
@@ -107,6 +131,8 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
     def after_forward(name: str):
         def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
             def on_grad(grad: torch.Tensor) -> None:
+                # G is accumulated here, layer by layer as the backward pass reaches it: no
+                # layer's output gradient outlives its own hook.
                 add_outer(g_sums, name, positions_of(grad.detach()), alpha=scale[0] ** 2)
             output.register_hook(on_grad)
         return hook
@@ -125,14 +151,20 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
         model.train()  # as the paper; dropout is switched off so train mode changes nothing else
         for m in dropout_p:
             m.p = 0.0
-        for batch in batches:
+        for index, batch in enumerate(batches):
+            if index % world != rank:
+                continue
             batch_inputs.clear()
             with torch.enable_grad(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
                                                      enabled=autocast_dtype not in (None, torch.float32)):
-                loss, n = source.loss(model, batch, labels, generator)
+                loss, n = source.loss(model, batch, labels, label_generator(seed, index, device))
             scale[0] = float(n)
-            leaves = [used for _, used, _ in batch_inputs.values()]
-            torch.autograd.grad(loss, leaves, allow_unused=True)
+            # Only the leaves made above (the first edited layer's input): the backward pass runs
+            # through every hooked output on its way there, and no other input's gradient is made.
+            leaves = [used for x, used, _ in batch_inputs.values() if used is not x]
+            if leaves:
+                torch.autograd.grad(loss, leaves, allow_unused=True)
+            del loss
             count = source.count(batch)
             positions, inputs = positions + n, inputs + count
             if on_batch is not None:
@@ -146,16 +178,64 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
             m.p = p
         model.train(was_training)
         batch_inputs.clear()
+    if world > 1 and distributed_world()[1] == world:  # a bare shard (tests, tools) is not reduced
+        positions, inputs = _all_reduce_sums(a_sums, g_sums, a_owner, modules, positions, inputs, device)
     if positions == 0:
         raise DataError("the statistics stream gave no batches: K-FAC needs some general text "
                         "(model.data.stats) with at least seq_len tokens")
     missing = [name for name in modules if name not in g_sums]
     if missing:
         raise DataError(f"no gradient reached {', '.join(missing)}: the loss does not depend on these layers")
-    shared = {owner: a_sums[owner] / positions for owner in set(a_owner.values())}
+    # Divided in place: a second copy of every factor would double the peak (8,192² fp32 is 268 MB).
+    shared = {owner: a_sums[owner].div_(positions) for owner in set(a_owner.values())}
     return Factors(A={name: shared[a_owner[name]] for name in modules},
-                   G={name: g_sums[name] / positions for name in modules},
+                   G={name: g_sums[name].div_(positions) for name in modules},
                    positions=positions, inputs=inputs)
+
+
+def _all_reduce_sums(a_sums: dict[str, torch.Tensor], g_sums: dict[str, torch.Tensor],
+                     a_owner: dict[str, str], modules: dict[str, torch.nn.Module], positions: int,
+                     inputs: int, device: torch.device) -> tuple[int, int]:
+    """Sum every rank's fp32 sums and counts in place (one all-reduce per factor, in name order);
+    returns the global (positions, inputs). A rank that read no batch has no sums: every rank
+    then raises the same one-line error instead of hanging in a mismatched collective."""
+    import torch.distributed as dist
+
+    counts = torch.tensor([positions, inputs], dtype=torch.float64, device=device)
+    empty = torch.tensor([0 if positions else 1], dtype=torch.float64, device=device)
+    dist.all_reduce(counts)
+    dist.all_reduce(empty)
+    if empty.item() > 0:
+        raise DataError(f"{int(empty.item())} of {dist.get_world_size()} processes got no statistics batch: "
+                        "give the stream at least one batch per process (raise method.tokens or lower batch_size)")
+    for name in sorted(set(a_owner.values())):
+        dist.all_reduce(a_sums[name])
+    for name in sorted(modules):
+        if name in g_sums:
+            dist.all_reduce(g_sums[name])
+    return int(counts[0].item()), int(counts[1].item())
+
+
+def layer_of(name: str) -> Any:
+    """The layer a module belongs to: the first all-digit part of its dotted name
+    ("model.layers.11.mlp.up_proj" -> 11); a name without one is its own group."""
+    return next((int(part) for part in name.split(".") if part.isdigit()), name)
+
+
+def factors_to(factors: Factors, device: torch.device) -> Factors:
+    """The factors on `device`; an A shared by several modules stays one tensor."""
+    moved: dict[int, torch.Tensor] = {}
+    A = {name: moved.setdefault(id(m), m.to(device)) for name, m in factors.A.items()}
+    return dataclasses.replace(factors, A=A, G={name: m.to(device) for name, m in factors.G.items()})
+
+
+def merge_factors(parts: list[Factors]) -> Factors:
+    """One Factors from passes over disjoint module sets and the same stream."""
+    if len({(p.positions, p.inputs) for p in parts}) != 1:
+        raise DataError("the statistics passes read different amounts of data: the stream is not "
+                        "repeatable (K-FAC with layers_per_pass reads it once per pass)")
+    return Factors(A={k: v for p in parts for k, v in p.A.items()}, G={k: v for p in parts for k, v in p.G.items()},
+                   positions=parts[0].positions, inputs=parts[0].inputs)
 
 
 def check_finite(factors: Factors, dtype: str | None = None) -> None:
@@ -345,12 +425,13 @@ class KFAC(Method):
     """K-FAC curvature edit. Settings are the keys of conf/method/kfac.yaml."""
 
     needs = ()
+    shards_statistics = True  # under torchrun every rank reads a shard of the statistics stream
 
     def __init__(self, rho: float = 0.9, layers: list[int] | None = None,
                  matrices: tuple[str, ...] = ("gate", "up", "down"), overrides: dict | None = None,
                  labels: str = "sampled", tokens: int = 200_000, seq_len: int = 128,
                  batch_size: int = 8, dtype: str | None = None, module_pattern: str | None = None,
-                 images: int = 10_000) -> None:
+                 images: int = 10_000, layers_per_pass: int | None = None) -> None:
         from models.architectures import check_layers_setting, check_matrices_setting
 
         self.rho = _check_fraction("rho", rho)
@@ -373,6 +454,7 @@ class KFAC(Method):
         if module_pattern is not None and (self.overrides or layers is not None):
             raise ConfigError("module_pattern selects modules by name: leave layers and overrides unset with it")
         self.module_pattern = module_pattern
+        self.layers_per_pass = None if layers_per_pass is None else _check_positive_int("layers_per_pass", layers_per_pass)
 
     @staticmethod
     def _check_overrides(overrides: Any) -> dict[int, dict[str, float]]:
@@ -431,27 +513,52 @@ class KFAC(Method):
                     "labels": self.labels, "seed": ctx.seed if self.labels == "sampled" else None,
                     "dtype": self.dtype, "modules": sorted(modules)}
         path = Path(ctx.cache_dir) / "kfac" / f"{canonical_hash(settings, 24)}.safetensors"
-        with file_lock(path):  # jobs sharing this factor file: collected and written once
-            return self._cached_or_collected(model, modules, ctx, source, budget, settings, path)
+        rank, world = distributed_world()
+        # Jobs sharing the cache compute the file once: the first takes the lock and writes it,
+        # the others wait and read it. Under torchrun rank 0 decides hit or miss for all ranks.
+        with file_lock(path) if rank == 0 else contextlib.nullcontext():
+            cached = load_factors(path, settings, modules) if rank == 0 else None
+            if world > 1:
+                import torch.distributed as dist
 
-    def _cached_or_collected(self, model: torch.nn.Module, modules: dict[str, torch.nn.Module],
-                             ctx: MethodContext, source: Any, budget: int, settings: dict[str, Any],
-                             path: Path) -> tuple[Factors, dict[str, Any]]:
-        cached = load_factors(path, settings, modules)
-        if cached is not None:
-            return cached, {"factor_cache": "hit", "factor_file": str(path), "collection_seconds": 0.0}
-        start = time.perf_counter()
-        step = None
-        if ctx.progress is not None:
-            task = ctx.progress.add_task("K-FAC statistics", total=budget)
-            step = lambda count: ctx.progress.advance(task, count)  # noqa: E731
-        factors = collect_kfac_factors(model, modules, source.batches(budget, self.batch_size, self.seq_len),
-                                       labels=self.labels, source=source, autocast_dtype=DTYPES[self.dtype],
-                                       seed=ctx.seed, on_batch=step)
-        check_finite(factors, self.dtype)
-        save_factors(path, factors, settings)
-        return factors, {"factor_cache": "miss", "factor_file": str(path),
-                         "collection_seconds": round(time.perf_counter() - start, 3)}
+                decision = [cached is not None]
+                dist.broadcast_object_list(decision, src=0)
+                if decision[0] and rank != 0:  # rank 0 edits from its copy; this rank is done
+                    return Factors(A={}, G={}, positions=0, inputs=0), {"factor_cache": "hit", "rank": rank}
+            if cached is not None:
+                return cached, {"factor_cache": "hit", "factor_file": str(path), "collection_seconds": 0.0}
+            start = time.perf_counter()
+            step = None
+            if ctx.progress is not None:
+                task = ctx.progress.add_task("K-FAC statistics", total=budget * len(self.passes(modules)) // world)
+                step = lambda count: ctx.progress.advance(task, count)  # noqa: E731
+            passes = self.passes(modules)
+            parts = []
+            for chunk in passes:
+                part = collect_kfac_factors(model, chunk, source.batches(budget, self.batch_size, self.seq_len),
+                                            labels=self.labels, source=source, autocast_dtype=DTYPES[self.dtype],
+                                            seed=ctx.seed, on_batch=step)
+                # Several passes: finished factors wait in host memory, so the accelerator holds one
+                # pass's factors at a time (the edit moves each back for its eigendecomposition).
+                parts.append(factors_to(part, torch.device("cpu")) if len(passes) > 1 else part)
+            factors = merge_factors(parts)
+            check_finite(factors, self.dtype)
+            if rank == 0:
+                save_factors(path, factors, settings)
+        return factors, {"factor_cache": "miss", "factor_file": str(path), "passes": len(parts),
+                         "processes": world, "collection_seconds": round(time.perf_counter() - start, 3)}
+
+    def passes(self, modules: dict[str, torch.nn.Module]) -> list[dict[str, torch.nn.Module]]:
+        """The modules hooked in each statistics pass: all at once, or `layers_per_pass` layers at
+        a time when all factors do not fit in memory together (each pass reads the whole stream)."""
+        if self.layers_per_pass is None:
+            return [modules]
+        by_layer: dict[Any, dict[str, torch.nn.Module]] = {}
+        for name, module in modules.items():
+            by_layer.setdefault(layer_of(name), {})[name] = module
+        groups = list(by_layer.values())
+        return [{name: m for group in groups[i:i + self.layers_per_pass] for name, m in group.items()}
+                for i in range(0, len(groups), self.layers_per_pass)]
 
     # -- the edit ----------------------------------------------------------------------------
     def edit(self, weight: torch.Tensor, A_eig: tuple[torch.Tensor, torch.Tensor],
@@ -466,6 +573,8 @@ class KFAC(Method):
         targets = self.targets(model)
         absent = {} if self.module_pattern is not None else absent_note(model, *resolve_matrices(model, self.matrices))
         factors, report = self.factors(model, {name: m for name, (m, _) in targets.items()}, ctx)
+        if distributed_world()[0] != 0:  # under torchrun rank 0 edits and evaluates
+            return {**report, "changed": {}}
         eigen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # shared A: decompose once
         generator = torch.Generator().manual_seed(ctx.seed)  # used by random_ablation only
         changed = {}

@@ -50,11 +50,15 @@ class StatisticsSource(ABC):
 
 
 def sample_labels(logits: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
-    """One label per row of (n, classes) logits, drawn from the model's own softmax."""
+    """One label per row of (n, classes) logits, drawn from the model's own softmax.
+
+    Memory: one fp32 (n, classes) buffer, the probabilities (softmax upcasts bf16 logits itself,
+    no separate fp32 copy), and the finiteness check looks at the n row sums, not an n x classes
+    mask (a NaN or inf logit makes its row's softmax, hence its sum, NaN)."""
     import torch
 
-    probs = logits.detach().float().softmax(dim=-1)
-    if not torch.isfinite(probs).all():
+    probs = torch.softmax(logits.detach(), dim=-1, dtype=torch.float32)
+    if not torch.isfinite(probs.sum(dim=-1)).all():
         raise DataError("the model produced NaN/inf logits in the statistics pass "
                         "(try method.dtype=float32, or check the model's weights)")
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

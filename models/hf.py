@@ -41,10 +41,18 @@ class TokenStatistics(StatisticsSource):
     def loss(self, model: torch.nn.Module, batch: torch.Tensor, labels: str,
              generator: torch.Generator) -> tuple[torch.Tensor, int]:
         ids = batch.to(next(model.parameters()).device)
-        logits = model(input_ids=ids).logits[:, :-1]
-        flat = logits.reshape(-1, logits.shape[-1]).float()
-        targets = sample_labels(flat, generator) if labels == "sampled" else ids[:, 1:].reshape(-1)
-        return torch.nn.functional.cross_entropy(flat, targets), flat.shape[0]
+        logits = model(input_ids=ids).logits
+        n = ids.shape[0] * (ids.shape[1] - 1)
+        total = logits.new_zeros((), dtype=torch.float32)
+        # Sequence by sequence: logits[b, :-1] is a view, so no (B, T-1, V) copy is made; the
+        # cross-entropy runs in fp32 (log_softmax's dtype argument) without a separate fp32 copy
+        # of the logits; sampled labels are drawn row by row from an fp32 softmax.
+        for b in range(ids.shape[0]):
+            rows = logits[b, :-1]
+            targets = sample_labels(rows, generator) if labels == "sampled" else ids[b, 1:]
+            log_probs = torch.log_softmax(rows, dim=-1, dtype=torch.float32)
+            total = total + torch.nn.functional.nll_loss(log_probs, targets, reduction="sum")
+        return total / n, n
 
     def positions(self, activations: torch.Tensor) -> torch.Tensor:
         return activations[:, :-1].reshape(-1, activations.shape[-1])

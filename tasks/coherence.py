@@ -137,3 +137,27 @@ class NextTokenNDCG(Task):
             metrics={"ndcg10": sum(per_window) / len(per_window)}, n=len(per_window), primary="ndcg10",
             kinds={"ndcg10": "mean"}, higher_is_better={"ndcg10": True}, samples={"ndcg10": per_window},
         )
+
+
+class RandomTokenNLL(Task):
+    """Mean next-token NLL on windows of seeded random token ids drawn from the model's vocabulary:
+    a tokenizer-free task for models built from shapes with random weights (models/shapes.py).
+    It says how far an edit moves the model's predictions, not whether it still writes language."""
+
+    family = "coherence"
+
+    def __init__(self, family: str | None = None, seq_len: int = 128, windows: int = 8, seed: int = 0):
+        if seq_len < 2 or windows < 1:
+            raise ConfigError(f"random_token_nll: seq_len must be >= 2 and windows >= 1, got {seq_len}, {windows}")
+        self.seq_len, self.windows, self.seed = seq_len, windows, seed
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        vocab = int(model.config.vocab_size)
+        generator = torch.Generator().manual_seed(self.seed)
+        ids = torch.randint(0, vocab, (self.windows, self.seq_len), generator=generator)
+        nlls = window_nlls(model, ids, ctx)
+        mean_nll = sum(nlls) / len(nlls)
+        return TaskResult(
+            metrics={"mean_nll": mean_nll}, n=len(nlls), primary="mean_nll", kinds={"mean_nll": "mean"},
+            higher_is_better={"mean_nll": False}, samples={"mean_nll": nlls},
+        )

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from core.errors import ConfigError, DataError
-from methods.kfac import (KFAC, Factors, check_finite, collect_kfac_factors, eigh_descending,
+from methods.kfac import (KFAC, Factors, check_finite, collect_kfac_factors, eigh_descending, label_generator,
                           kfac_edit_weight, keep_counts, load_factors, save_factors)
 from models.base import sample_labels
 from models.architectures import mlp_linears, weight_as_out_in
@@ -62,17 +62,17 @@ def reference_factors(model, modules, batches, labels_per_batch):
 
 
 def labels_as_collected(model, batches, labels, seed):
-    """The labels collect_kfac_factors uses: gold next tokens, or sampled batch by batch from one
-    generator seeded with `seed` (the same calls in the same order)."""
-    gen = torch.Generator().manual_seed(seed)
+    """The labels collect_kfac_factors uses: gold next tokens, or sampled sequence by sequence
+    from a generator seeded per batch (label_generator: the same calls in the same order)."""
     out = []
     with torch.no_grad():
-        for batch in batches:
+        for index, batch in enumerate(batches):
             if labels == "empirical":
                 out.append(batch[:, 1:].reshape(-1))
             else:
+                gen = label_generator(seed, index, torch.device("cpu"))
                 logits = model(input_ids=batch).logits[:, :-1]
-                out.append(sample_labels(logits.reshape(-1, logits.shape[-1]), gen))
+                out.append(torch.cat([sample_labels(row, gen) for row in logits]))
     return out
 
 
@@ -114,9 +114,10 @@ def test_factors_equal_curvlinops_kfac():
     windows[:, :-1] with targets windows[:, 1:]: its A averages x x^T over all fed positions and
     its G averages g g^T with g the gradient of the summed per-position loss, i.e. our
     convention on our windows with the last position dropped. Empirical Fisher
-    (fisher_type="empirical") and the Monte-Carlo Fisher with one sample (fisher_type="mc"), whose
-    sampler draws from the same softmax with torch.multinomial and an equally seeded generator,
-    so the labels coincide. Tolerance 1e-4 relative."""
+    (fisher_type="empirical") with the gold next tokens, and the true Fisher with one sampled label
+    per position: curvlinops' empirical Fisher fed our sampled labels (labels_as_collected) as
+    targets, which is its one-sample Monte-Carlo Fisher for those draws (our labels are seeded per
+    batch, so its own sampler cannot draw the same ones). Tolerance 1e-4 relative."""
     curvlinops = pytest.importorskip("curvlinops")
 
     class Logits(torch.nn.Module):  # curvlinops wants (batch, classes, positions)
@@ -130,11 +131,12 @@ def test_factors_equal_curvlinops_kfac():
     model = make_tiny_olmo2()
     modules = mlp_linears(model, matrices=("gate", "up", "down"))
     batches = [windows(3, 9, seed=3), windows(3, 9, seed=4)]
-    data = [(b[:, :-1], b[:, 1:]) for b in batches]
-    for ours, theirs in (("empirical", "empirical"), ("sampled", "mc")):
+    for ours in ("empirical", "sampled"):
+        targets = labels_as_collected(model, batches, ours, seed=11)
+        data = [(b[:, :-1], t.view(b.shape[0], -1)) for b, t in zip(batches, targets)]
         kfac = curvlinops.KFACLinearOperator(
             Logits(model), torch.nn.CrossEntropyLoss(reduction="mean"),
-            [m.weight for m in modules.values()], data, fisher_type=theirs, mc_samples=1,
+            [m.weight for m in modules.values()], data, fisher_type="empirical", mc_samples=1,
             kfac_approx="expand", check_deterministic=False, seed=11, num_data=6)
         kfac.compute_kronecker_factors()
         factors = collect_kfac_factors(model, modules, batches, labels=ours, seed=11)
@@ -328,7 +330,8 @@ def test_killed_collection_or_write_leaves_no_readable_file(method_context, monk
     ctx = dataclasses.replace(method_context, stats=TokenStatistics(dying_windows))
     with pytest.raises(KeyboardInterrupt):
         KFAC(rho=0.9, layers=[0], **SMALL).apply(make_tiny_olmo2(), ctx)
-    assert [p.name for p in folder.glob("*") if p.suffix != ".lock"] == [] if folder.exists() else True
+    leftovers = lambda: [p for p in folder.glob("*") if p.suffix != ".lock"]  # noqa: E731 (the lock file stays)
+    assert not leftovers() if folder.exists() else True
 
     import safetensors.torch
 
@@ -339,8 +342,7 @@ def test_killed_collection_or_write_leaves_no_readable_file(method_context, monk
     monkeypatch.setattr(safetensors.torch, "save_file", dying_save)
     with pytest.raises(KeyboardInterrupt):
         KFAC(rho=0.9, layers=[0], **SMALL).apply(make_tiny_olmo2(), method_context)
-    # neither the final file nor the temp file (only the lock file, which holds no data)
-    assert [p.name for p in folder.glob("*") if p.suffix != ".lock"] == []
+    assert leftovers() == []  # neither the final file nor the temp file
 
 
 def test_nan_factors_are_a_clear_error(method_context, tmp_path):
