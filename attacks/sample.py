@@ -30,6 +30,8 @@ def sample_continuations(model: Any, prompts: list[list[int]], max_new_tokens: i
     import torch
     from transformers import GenerationConfig
 
+    from tasks.generation import left_padded
+
     greedy = temperature == 0
     config = GenerationConfig(
         do_sample=not greedy, temperature=None if greedy else temperature,
@@ -42,12 +44,8 @@ def sample_continuations(model: Any, prompts: list[list[int]], max_new_tokens: i
     with torch.no_grad():
         for start in range(0, len(prompts), prompts_per_batch):
             batch = prompts[start:start + prompts_per_batch]
-            width = max(len(p) for p in batch)
-            ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, prompt in enumerate(batch):
-                ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-                attention[row, width - len(prompt):] = 1
+            ids, attention = left_padded(batch, pad_token_id)
+            width = ids.shape[1]
             generated = model.generate(input_ids=ids.to(device), attention_mask=attention.to(device),
                                        generation_config=config)[:, width:].tolist()
             per = 1 if greedy else n

@@ -99,16 +99,23 @@ def _rho(config: dict[str, Any]) -> float:
     return float(rho) if isinstance(rho, (int, float)) and not isinstance(rho, bool) else float("nan")
 
 
-def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
-    import pandas as pd
-
-    rows = []
+def run_variant_labels(runs: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str], dict[str, tuple[str, int]]]:
+    """(model, suite) -> `variant_labels` of its runs' configs."""
     configs: dict[tuple[str, str], dict[str, dict]] = {}
     methods: dict[tuple[str, str], dict[str, str]] = {}
     for _, run in runs:
         ident, key = run["identity"], config_key(run["config"])
         configs.setdefault((ident["model"], ident["suite"]), {})[key] = run["config"]
         methods.setdefault((ident["model"], ident["suite"]), {})[key] = ident["method"]
+    return {ms: variant_labels(configs[ms], methods[ms]) for ms in configs}
+
+
+def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
+    import pandas as pd
+
+    rows = []
+    for _, run in runs:
+        ident, key = run["identity"], config_key(run["config"])
         base_tasks = run["baseline"]["tasks"]
         for task, edit in run["edited"]["tasks"].items():
             base = base_tasks[task]
@@ -129,7 +136,7 @@ def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
                     "edited": e, "edited_ci_low": e_lo, "edited_ci_high": e_hi,
                     "pct_kept": pct_kept(e, b, edit["family"], hib),
                 })
-    labels = {ms: variant_labels(configs[ms], methods[ms]) for ms in configs}
+    labels = run_variant_labels(runs)
     for row in rows:
         row["variant"] = labels[(row["model"], row["suite"])][row["config_key"]][0]
     df = pd.DataFrame(rows, columns=LONG_COLUMNS)
@@ -188,13 +195,7 @@ def attack_long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFr
 
     from attacks.report import attack_rows
 
-    configs: dict[tuple[str, str], dict[str, dict]] = {}
-    methods: dict[tuple[str, str], dict[str, str]] = {}
-    for _, run in runs:
-        ident, key = run["identity"], config_key(run["config"])
-        configs.setdefault((ident["model"], ident["suite"]), {})[key] = run["config"]
-        methods.setdefault((ident["model"], ident["suite"]), {})[key] = ident["method"]
-    labels = {ms: variant_labels(configs[ms], methods[ms]) for ms in configs}
+    labels = run_variant_labels(runs)
     rows = []
     for _, run in runs:
         ident, key = run["identity"], config_key(run["config"])

@@ -28,6 +28,18 @@ def _cache_keyword(model: torch.nn.Module) -> str:
 
 
 @torch.no_grad()
+def left_padded(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input ids, attention mask) of prompts padded on the left, so every row's last token is the
+    last position and generation continues all rows at once; on the CPU."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
+    attention = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+        attention[row, width - len(prompt):] = 1
+    return ids, attention
+
+
 def greedy_generate(
     model: torch.nn.Module,
     prompts: list[list[int]],
@@ -46,12 +58,7 @@ def greedy_generate(
     task = progress.add_task(description, total=len(prompts)) if progress is not None else None
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
-        width = max(len(p) for p in batch)
-        input_ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, prompt in enumerate(batch):
-            input_ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            attention[row, width - len(prompt) :] = 1
+        input_ids, attention = left_padded(batch, pad_token_id)
         input_ids, attention = input_ids.to(device), attention.to(device)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
 
