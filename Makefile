@@ -11,13 +11,13 @@ ARGS ?=
 
 setup: $(VENV)/.installed
 
+# The editable install is in compat mode: the checkout goes on sys.path as a plain path entry, so
+# a user's own folder named models/, tasks/ or core/ (checkpoints often live in models/) cannot
+# shadow our packages when `python -m harness` runs from it (the default finder lets it win).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	# compat: the checkout goes on sys.path as a plain path entry, so a user's own folder named
-	# models/, tasks/ or core/ (checkpoints often live in models/) cannot shadow our packages
-	# when `python -m harness` runs from it (the default finder lets such a folder win).
 	$(PY) -m pip install -q -c constraints.txt -e ".[test]" --config-settings editable_mode=compat
 	$(PY) -m pip install -q --no-deps "curvlinops-for-pytorch==3.0.1"
 	touch $@

@@ -77,8 +77,10 @@ def results(runs: Path) -> dict:
     assert run["status"] == "complete"
     strip = lambda tasks: {name: {k: v for k, v in entry.items() if k != "seconds"}  # noqa: E731
                            for name, entry in tasks.items()}
+    # How the factors were obtained (collected in how many passes and processes, or read from the
+    # cache) differs between a fresh and a resumed run by design; what they gave must not.
     report = {k: v for k, v in run["method"]["report"].items()
-              if k not in ("seconds", "collection_seconds", "factor_cache", "factor_file")}
+              if k not in ("seconds", "collection_seconds", "factor_cache", "factor_file", "passes", "processes")}
     for entry in report.get("changed", {}).values():
         entry.pop("seconds", None)
     return {"baseline": strip(run["baseline"]["tasks"]), "edited": strip(run["edited"]["tasks"]), "report": report}
