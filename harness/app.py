@@ -9,15 +9,14 @@ from __future__ import annotations
 import os
 import re
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from core.buildcache import CONF_DIR
 from core.errors import ConfigError, HarnessError, did_you_mean
 from harness.sweep import check_method_keys
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 CHECKED_GROUPS = ("method", "model", "suite", "attack")
 
 
@@ -78,8 +77,10 @@ def check_command_line(argv: list[str]) -> None:
 
     check_group_choices(argv)
     choices, keys = parse_overrides(argv)
-    if all(len(options) == 1 for options in choices.values()):  # a sweep is checked per combination
+    if all(len(options) == 1 for options in choices.values()):
         check_override_keys({g: options[0] for g, options in choices.items()}, keys)
+    else:  # a sweep: a method-only key must exist in every swept method, before any job starts
+        check_method_keys(argv, CONF_DIR)
 
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
@@ -135,7 +136,6 @@ def main() -> None:
         if not _debug(argv):
             try:
                 check_command_line(argv)
-                check_method_keys(argv, CONF_DIR)
             except HarnessError as e:
                 _fail(e)
         os.environ.setdefault("HYDRA_FULL_ERROR", "1" if _debug(argv) else "0")

@@ -22,10 +22,10 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from core.buildcache import CONF_DIR
 from core.errors import ConfigError, DataError, HarnessError
 from core.io import check_writable_dir
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def document_windows(texts: Iterable[str], tokenizer: Any, length: int, stride: int,

@@ -12,9 +12,9 @@ import itertools
 import re
 from pathlib import Path
 
+from core.buildcache import CONF_DIR
 from core.errors import ConfigError, did_you_mean
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 GROUPS = ("method", "model", "suite")
 _OVERRIDE = re.compile(r"([A-Za-z_][\w.]*)=(.*)")
 

@@ -18,14 +18,6 @@ from core.errors import ConfigError
 _METHOD_KEY = re.compile(r"method\.([A-Za-z_]\w*)(?:\.[\w.]+)?=")
 
 
-def _choices(argv: list[str], group: str) -> list[str] | None:
-    for arg in argv:
-        match = re.fullmatch(rf"{group}=(.+)", arg)
-        if match:
-            return match.group(1).split(",")
-    return None
-
-
 def method_keys(conf_dir: Path, method: str) -> set[str]:
     """The settings of method config `method` as composed (defaults lists included)."""
     from hydra import compose, initialize_config_dir
@@ -45,7 +37,9 @@ def check_method_keys(argv: list[str], conf_dir: Path, default_method: str = "no
     keys = sorted({m.group(1) for arg in argv if (m := _METHOD_KEY.match(arg))})
     if not keys:
         return
-    methods = _choices(argv, "method") or [default_method]
+    from harness.overrides import parse_overrides
+
+    methods = parse_overrides(argv)[0].get("method") or [default_method]
     for key in keys:
         lacking = [m for m in methods if key not in method_keys(conf_dir, m)]
         if lacking:
