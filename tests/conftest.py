@@ -49,6 +49,20 @@ def tiny_olmo2():
     return make_tiny_olmo2()
 
 
+@pytest.fixture
+def hub_offline(monkeypatch):
+    """The Hugging Face libraries offline. They read HF_HUB_OFFLINE when imported, and in a full
+    test run an earlier test has imported them: without the patch, lookups retry the unreachable
+    hub for minutes."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+
+
 def random_windows(vocab_size: int, seq_len: int, max_tokens: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     for _ in range(max(1, max_tokens // seq_len)):

@@ -53,16 +53,7 @@ def test_own_model_runs_and_the_leaderboard_draws_its_tradeoff(tiny_model_dir: P
 @pytest.mark.slow  # lm-eval indexes its ~15k built-in tasks (~13 s)
 @pytest.mark.parametrize("suite", ["own_model", "olmo_paper"])
 def test_lm_eval_tasks_run_from_a_local_copy_and_the_rest_are_skipped(
-        suite: str, tiny_model_dir: Path, tmp_path: Path, monkeypatch, caplog) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    # The libraries read these at import; in a full test run an earlier test has imported them
-    # already, and without this the lookups retry the unreachable hub for minutes.
-    import datasets.config
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+        suite: str, tiny_model_dir: Path, tmp_path: Path, monkeypatch, caplog, hub_offline) -> None:
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty_cache"))
     copies = tmp_path / "copies" / "arithmetic_2da"
     copies.mkdir(parents=True)

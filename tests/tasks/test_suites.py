@@ -55,7 +55,7 @@ def test_olmo_paper_wiring(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_olmo_paper_tasks_exist_in_lm_eval_and_fail_cleanly_offline(tmp_path: Path, monkeypatch) -> None:
+def test_olmo_paper_tasks_exist_in_lm_eval_and_fail_cleanly_offline(tmp_path: Path, monkeypatch, hub_offline) -> None:
     """Every lm-eval name is in the installed registry (indexing takes ~13 s), and without the hub a
     registry task fails with a one-line DataError."""
     from lm_eval.tasks import TaskManager
@@ -67,8 +67,6 @@ def test_olmo_paper_tasks_exist_in_lm_eval_and_fail_cleanly_offline(tmp_path: Pa
     for name, e in entries.items():
         for t in e.get("task_names", []):
             assert t in known, f"{name}: {t} is not an lm-eval task"
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty_cache"))
     task = build_all({"q": entries["logic_acc"] | {"task_names": ["boolq"], "limit": 2}}, "")["q"]
     ctx = TaskContext(torch.device("cpu"), 0, 2, "baseline", tmp_path)
