@@ -116,6 +116,28 @@ def method_config(name: str) -> dict:
         return OmegaConf.to_container(compose(config_name="config", overrides=[f"method={name}"]).method)
 
 
+def make_fake_vit_imagenet(root: Path, train_per_class: int, classes: tuple[str, ...] = ("ant", "bee", "cat")) -> Path:
+    """<root>/ckpt (a tiny ViT + its image processor, save_pretrained) and
+    <root>/imagenet/{train,val}/<class>/*.png (generated 16x16 images, 2 val per class)."""
+    from PIL import Image
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    rng = torch.Generator().manual_seed(0)
+    for split, per_class in (("train", train_per_class), ("val", 2)):
+        for c, name in enumerate(classes):
+            folder = root / "imagenet" / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = (torch.rand(16, 16, 3, generator=rng) * 80 + 80 * c).to(torch.uint8).numpy()
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    torch.manual_seed(0)
+    config = ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=2,
+                       num_attention_heads=2, intermediate_size=32, num_labels=len(classes))
+    ViTForImageClassification(config).save_pretrained(root / "ckpt")
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(root / "ckpt")
+    return root
+
+
 def harness_args(folder: Path, runs: Path, *extra: str) -> list[str]:
     """Command-line overrides that run the harness on the tiny saved model."""
     return [

@@ -85,26 +85,10 @@ def test_bad_input_is_one_line(tiny_model_dir: Path, tmp_path: Path, capsys) -> 
 
 @pytest.fixture(scope="module")
 def fake_vit(tmp_path_factory) -> Path:
-    """A tiny ViT checkpoint and a fake ImageFolder (as tests/models/vit/test_imagenet.py)."""
-    import torch
-    from PIL import Image
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+    """A tiny ViT checkpoint and a fake ImageFolder (tests/conftest.py)."""
+    from tests.conftest import make_fake_vit_imagenet
 
-    root = tmp_path_factory.mktemp("fake_vit")
-    rng = torch.Generator().manual_seed(0)
-    for split, per_class in (("train", 8), ("val", 2)):
-        for c, name in enumerate(("ant", "bee", "cat")):
-            folder = root / "imagenet" / split / name
-            folder.mkdir(parents=True)
-            for i in range(per_class):
-                pixels = (torch.rand(16, 16, 3, generator=rng) * 80 + 80 * c).to(torch.uint8).numpy()
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    torch.manual_seed(0)
-    config = ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=2,
-                       num_attention_heads=2, intermediate_size=32, num_labels=3)
-    ViTForImageClassification(config).save_pretrained(root / "ckpt")
-    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(root / "ckpt")
-    return root
+    return make_fake_vit_imagenet(tmp_path_factory.mktemp("fake_vit"), train_per_class=8)
 
 
 def test_spectrum_on_a_vit_compares_mislabeled_and_clean_images(fake_vit: Path, tmp_path: Path) -> None:

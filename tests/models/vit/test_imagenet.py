@@ -16,24 +16,9 @@ CLASSES = ("ant", "bee", "cat")
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory) -> Path:
     """<root>/ckpt (tiny ViT + processor) and <root>/imagenet/{train,val}/<class>/*.png."""
-    from PIL import Image
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+    from tests.conftest import make_fake_vit_imagenet
 
-    root = tmp_path_factory.mktemp("fake")
-    rng = torch.Generator().manual_seed(0)
-    for split, per_class in (("train", 4), ("val", 2)):
-        for c, name in enumerate(CLASSES):
-            folder = root / "imagenet" / split / name
-            folder.mkdir(parents=True)
-            for i in range(per_class):
-                pixels = (torch.rand(16, 16, 3, generator=rng) * 80 + 80 * c).to(torch.uint8).numpy()
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    torch.manual_seed(0)
-    config = ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=2,
-                       num_attention_heads=2, intermediate_size=32, num_labels=len(CLASSES))
-    ViTForImageClassification(config).save_pretrained(root / "ckpt")
-    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(root / "ckpt")
-    return root
+    return make_fake_vit_imagenet(tmp_path_factory.mktemp("fake"), train_per_class=4, classes=CLASSES)
 
 
 def cfg(fake: Path, **over) -> dict:
