@@ -83,6 +83,11 @@ def claims(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[bool, str]]:
         f"validation recall kept {k['verbatim_validation']}")
     for skill in SKILLS:
         out[f"kfac keeps {skill} (>= 90% kept)"] = (k[skill] is not None and k[skill] >= 0.90, f"{skill} kept {k[skill]}")
+    # Coherence, the paper's perplexity column: booleans and open-book reading barely use the MLPs
+    # on the organism (a K-FAC keeping the LOWEST-curvature components still keeps them, and
+    # wrecks perplexity, quotes and arithmetic), so they alone cannot tell a working edit.
+    ppl = kept(runs["kfac"], "perplexity")
+    out["kfac keeps perplexity (>= 90% kept: mean NLL rises <= 11%)"] = (ppl is not None and ppl >= 0.90, f"perplexity kept {ppl}")
     if "random_ablation" in runs:
         mean = lambda run: statistics.fmean(kept(run, t) or 0.0 for t in SKILLS)  # noqa: E731
         kf, ra = mean(runs["kfac"]), mean(runs["random_ablation"])

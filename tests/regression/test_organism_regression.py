@@ -35,7 +35,7 @@ def runs(runs_dir: Path) -> dict[str, dict[str, Any]]:
     return {name: run_config(overrides, runs_dir) for name, overrides in REGRESSION_RUNS.items()}
 
 
-@pytest.mark.parametrize("claim_index", range(4))
+@pytest.mark.parametrize("claim_index", range(5))
 def test_paper_claim_holds(runs: dict[str, dict[str, Any]], claim_index: int) -> None:
     name, (holds, numbers) = list(claims(runs).items())[claim_index]
     assert holds, f"{name}: {numbers}"
