@@ -31,7 +31,11 @@ def test_claims_hold_and_fail_where_they_should() -> None:
     # a K-FAC that keeps the passages, or loses the skills, or does worse than random, fails
     bad = run(BASE, {"verbatim_validation": 0.5, "logic": 0.4, "qa_open": 0.05, "perplexity": 9.0})
     results = claims({"kfac": bad, "random_ablation": rand})
-    assert [holds for holds, _ in results.values()] == [False, False, False, False]
+    assert [holds for holds, _ in results.values()] == [False, False, False, False, False]
+    # keeping booleans and open-book but wrecking perplexity (the lowest-curvature K-FAC) fails
+    incoherent = run(BASE, {"verbatim_validation": 0.0, "logic": 0.85, "qa_open": 0.78, "perplexity": 6.6})
+    failed = [name for name, (holds, _) in claims({"kfac": incoherent, "random_ablation": rand}).items() if not holds]
+    assert failed == ["kfac keeps perplexity (>= 90% kept: mean NLL rises <= 11%)"]
 
 
 def test_reference_differences_use_the_stated_tolerance() -> None:
