@@ -42,10 +42,11 @@ from core.errors import ConfigError, DataError, warn
 from core.hashing import canonical_hash
 from core.io import atomic_path, file_lock
 from methods.base import Method, MethodContext
-from models.base import StatisticsSource
+from models.base import DTYPE_NAMES, StatisticsSource
 
 LABELS = ("sampled", "empirical")
-DTYPES = {None: None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Autocast dtype of the statistics pass: None (off) or a model dtype name (models/base.py).
+DTYPES = {None: None, **{name: getattr(torch, name) for name in DTYPE_NAMES}}
 FACTOR_FORMAT = 2  # bump when the meaning of cached factor files changes (2: labels seeded per batch)
 
 
