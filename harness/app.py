@@ -15,9 +15,9 @@ from omegaconf import DictConfig
 
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError, HarnessError, did_you_mean
-from harness.sweep import check_method_keys
+from harness.overrides import check_method_keys
 
-CHECKED_GROUPS = ("method", "model", "suite", "attack")
+CHECKED_GROUPS = ("method", "model", "suite", "attack", "sweep")
 
 
 def group_options(group: str) -> list[str]:

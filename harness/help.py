@@ -76,7 +76,10 @@ def help_text(conf_dir: Path) -> str:
         width = max(len(name) for name in files) + 2
         out += [f"  {name:<{width}}{describe(file)}" for name, file in files.items()]
         out.append("")
+    sweeps = ", ".join(group_files("sweep", conf_dir))
     out += [
+        f"Recorded sweeps (a method's main settings, seeds 0-2): python -m harness.sweep method=M  (M: {sweeps})",
+        "",
         "Settings:",
         "  see a choice's settings    python -m harness method=kfac --cfg job --package method",
         "                             (likewise --package model / --package suite)",

@@ -15,7 +15,7 @@ from pathlib import Path
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError, did_you_mean
 
-GROUPS = ("method", "model", "suite")
+GROUPS = ("method", "model", "suite", "attack", "sweep")
 _OVERRIDE = re.compile(r"([A-Za-z_][\w.]*)=(.*)")
 
 
@@ -79,3 +79,40 @@ def unknown_key_message(parent: str, key: str, valid: list[str], cfg: object) ->
         return f"{what} has no setting '{key}'{hint}; its settings: {', '.join(valid)}"
     where = f"under '{parent}'" if parent else "at the top level"
     return f"unknown config key '{full}'{hint}; valid keys {where}: {', '.join(valid)}"
+
+
+# A method-only setting swept over several methods (`-m method=kfac,npo method.lr=1e-3`) would make
+# Hydra fail while composing the first job whose method lacks the key ("Key 'lr' is not in struct"),
+# after earlier jobs may already have run: check_method_keys composes each method choice up front.
+# `method.lr=1e-3`, `method.overrides.3.gate=0.9`; `+method.x` (add) and `~method.x` (delete) say
+# the user knows the key is absent or present, so they are left to Hydra.
+_METHOD_KEY = re.compile(r"method\.([A-Za-z_]\w*)(?:\.[\w.]+)?=")
+
+
+def method_keys(conf_dir: Path, method: str) -> set[str]:
+    """The settings of method config `method` as composed (defaults lists included)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
+            cfg = compose("config", overrides=[f"method={method}"])
+        return set(cfg.method.keys())
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check_method_keys(argv: list[str], conf_dir: Path, default_method: str = "none") -> None:
+    """One line naming every method choice that lacks a `method.<key>=` setting on the command line."""
+    keys = sorted({m.group(1) for arg in argv if (m := _METHOD_KEY.match(arg))})
+    if not keys:
+        return
+    methods = parse_overrides(argv)[0].get("method") or [default_method]
+    for key in keys:
+        lacking = [m for m in methods if key not in method_keys(conf_dir, m)]
+        if lacking:
+            having = [m for m in methods if m not in lacking]
+            also = f" (only {', '.join(having)} has it)" if having else ""
+            raise ConfigError(f"method.{key} is not a setting of method {', '.join(lacking)}{also}; "
+                              f"sweep it over methods that have it, or run those separately")

@@ -1,49 +1,61 @@
-"""Sweeps (`python -m harness -m ...`): checks made before any job starts, and what a failing job does.
+"""`python -m harness.sweep method=M [key=value ...]`: run method M's recorded sweep.
 
-A method-only setting swept over several methods (`-m method=kfac,npo method.lr=1e-3`) would make
-Hydra fail while composing the first job whose method lacks the key ("Key 'lr' is not in struct"),
-after earlier jobs may already have run. `check_method_keys` composes each method choice up front
-and fails in one line naming the methods that lack the key, before any job starts.
+A method's sweep is declared in one file, `conf/sweep/<M>.yaml` (M = the method config's name):
+its main strength settings and their range as Hydra sweeper params, over organism seeds 0, 1, 2
+(each seed trains its own organism). This command is `python -m harness -m sweep=M ...`: extra
+overrides narrow or extend it (`seed=0` runs one seed, `method.rho=0.5,0.6` replaces the range,
+`hydra/launcher=submitit_slurm` sends the jobs to a cluster). Finished runs are reused, so rerunning
+resumes. The leaderboard (`python -m leaderboard`) ranks the methods on these runs at matched
+utility (docs/leaderboard.md).
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import sys
 
-from core.errors import ConfigError
-
-# `method.lr=1e-3`, `method.overrides.3.gate=0.9`; `+method.x` (add) and `~method.x` (delete) say
-# the user knows the key is absent or present, so they are left to Hydra.
-_METHOD_KEY = re.compile(r"method\.([A-Za-z_]\w*)(?:\.[\w.]+)?=")
+USAGE = "usage: python -m harness.sweep method=M [key=value ...]"
 
 
-def method_keys(conf_dir: Path, method: str) -> set[str]:
-    """The settings of method config `method` as composed (defaults lists included)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+def sweep_presets() -> list[str]:
+    """The methods with a recorded sweep (conf/sweep/*.yaml, ours and installed plugins')."""
+    from core.buildcache import CONF_DIR
+    from harness.help import group_files
 
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
-            cfg = compose("config", overrides=[f"method={method}"])
-        return set(cfg.method.keys())
-    finally:
-        GlobalHydra.instance().clear()
+    return list(group_files("sweep", CONF_DIR))
 
 
-def check_method_keys(argv: list[str], conf_dir: Path, default_method: str = "none") -> None:
-    """One line naming every method choice that lacks a `method.<key>=` setting on the command line."""
-    keys = sorted({m.group(1) for arg in argv if (m := _METHOD_KEY.match(arg))})
-    if not keys:
+def sweep_command(argv: list[str]) -> list[str]:
+    """The `python -m harness` arguments that run the sweep `argv` asks for; ConfigError in one
+    line when it names no method, several, or one without a recorded sweep."""
+    from core.errors import ConfigError, did_you_mean
+
+    chosen = [arg.split("=", 1)[1] for arg in argv if arg.startswith("method=")]
+    presets = sweep_presets()
+    if len(chosen) != 1 or "," in chosen[0]:
+        raise ConfigError(f"{USAGE} (one method); methods with a recorded sweep: {', '.join(presets)}")
+    method = chosen[0]
+    if method not in presets:
+        raise ConfigError(f"method '{method}' has no recorded sweep{did_you_mean(method, presets)}; "
+                          f"add conf/sweep/{method}.yaml, or choose one of: {', '.join(presets)}")
+    return ["-m", f"sweep={method}", *(arg for arg in argv if not arg.startswith("method="))]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from core.errors import ConfigError
+    from harness import app
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("--help", "-h"):
+        print(__doc__.strip())
+        print("\nmethods with a recorded sweep: " + ", ".join(sweep_presets()))
         return
-    from harness.overrides import parse_overrides
+    try:
+        sys.argv[1:] = sweep_command(argv)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    app.main()
 
-    methods = parse_overrides(argv)[0].get("method") or [default_method]
-    for key in keys:
-        lacking = [m for m in methods if key not in method_keys(conf_dir, m)]
-        if lacking:
-            having = [m for m in methods if m not in lacking]
-            also = f" (only {', '.join(having)} has it)" if having else ""
-            raise ConfigError(f"method.{key} is not a setting of method {', '.join(lacking)}{also}; "
-                              f"sweep it over methods that have it, or run those separately")
+
+if __name__ == "__main__":
+    main()

@@ -12,9 +12,9 @@ from conftest import harness_args
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_harness(*args: str, env: dict | None = None, module: str = "harness") -> subprocess.CompletedProcess:
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           cwd=REPO, env=full_env, timeout=300)
 
 

@@ -290,3 +290,10 @@ def test_override_parsing_and_sweep_combinations() -> None:
     with pytest.raises(ConfigError, match="method kfac has no setting 'lr'"):
         check_override_keys({"method": "kfac"}, ["method.lr"])
     check_override_keys({"model": "hf"}, ["model.path", "model.data.stats"])  # ??? and nested keys exist
+    # An attack's settings are keys of the chosen attack config (attack=standard), not of the default
+    # attack=none: they were once refused as unknown keys.
+    assert parse_overrides(["attack=standard", "attack.attacks.sample.n=2"]) == (
+        {"attack": ["standard"]}, ["attack.attacks.sample.n"])
+    check_override_keys({"attack": "standard"}, ["attack.attacks.sample.n"])
+    with pytest.raises(ConfigError, match="attack.attacks.sample"):
+        check_override_keys({"attack": "none"}, ["attack.attacks.sample.n"])

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import harness_args
 from core.io import file_lock
-from harness.sweep import check_method_keys
+from harness.overrides import check_method_keys
 from test_app import REPO, assert_one_line_error, run_harness
 
 
@@ -114,3 +114,69 @@ def test_shipped_launcher_configs_compose_with_overridable_cluster_keys() -> Non
         assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min, launcher.mem_gb) == ("gpu", 4, 600, 128)
         local = compose("config", return_hydra_config=True, overrides=["hydra/launcher=submitit_local"])
         assert local.hydra.launcher._target_.endswith("submitit_launcher.LocalLauncher")
+
+
+# --- Recorded sweeps (conf/sweep/<method>.yaml, python -m harness.sweep; issue 18) ----------------
+
+def sweep_params(preset: str) -> tuple[dict, dict[str, str]]:
+    """(the composed config of `sweep=<preset>`, its sweeper params)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        cfg = compose("config", overrides=[f"sweep={preset}"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    return OmegaConf.to_container(cfg, resolve=False), params  # type: ignore[return-value]
+
+
+def test_every_method_has_a_recorded_organism_sweep() -> None:
+    import importlib.metadata
+
+    from harness.sweep import sweep_presets
+
+    methods = {ep.name for ep in importlib.metadata.entry_points(group="harness.methods")}
+    assert methods <= set(sweep_presets())
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (REPO / "conf" / "sweep").glob("*.yaml")))
+def test_a_sweep_preset_sweeps_settings_its_method_has_over_three_seeds(preset: str) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg, params = sweep_params(preset)
+    assert cfg["model"]["organism"]["seed"] == "${seed}"  # each seed trains its own organism
+    parsed = {o.key_or_group: o for o in OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])}
+    assert list(parsed["seed"].sweep_string_iterator()) == ["0", "1", "2"]
+    for key, override in parsed.items():
+        if key.startswith("method."):
+            assert key.split(".", 1)[1] in cfg["method"], f"{preset}: {key} is not a setting of {cfg['method']['name']}"
+            assert len(list(override.sweep_string_iterator())) >= 2, f"{preset}: {key} is not swept"
+    if preset != "none":
+        assert any(k.startswith("method.") for k in parsed), f"{preset} sweeps no method setting"
+
+
+def test_sweep_command_is_a_multirun_of_the_preset() -> None:
+    from core.errors import ConfigError
+    from harness.sweep import sweep_command
+
+    assert sweep_command(["method=kfac", "seed=0", "runs_dir=x"]) == ["-m", "sweep=kfac", "seed=0", "runs_dir=x"]
+    with pytest.raises(ConfigError, match="did you mean 'kfac'"):
+        sweep_command(["method=kfc"])
+    with pytest.raises(ConfigError, match="one method"):
+        sweep_command(["method=kfac,svd"])
+    with pytest.raises(ConfigError, match="one method"):
+        sweep_command(["seed=0"])
+
+
+def test_a_sweep_runs_its_preset_and_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`python -m harness.sweep` end to end on the tiny model: the preset's method and its swept
+    setting reach the run files; a rerun reuses them."""
+    runs = tmp_path / "runs"
+    args = ["method=svd", "seed=0", "method.layers=[-1]",
+            "method.fractions={gate:0.1,up:0.1,down:0.1},{gate:0.5,up:0.5,down:0.5}",
+            *harness_args(tiny_model_dir, runs)]
+    proc = run_harness(*args, module="harness.sweep")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = run_files(runs)
+    assert len(found) == 2 and {p.parent.name for p in found} == {"svd"}
+    again = run_harness(*args, module="harness.sweep")
+    assert again.returncode == 0 and again.stdout.count("reusing finished run") == 2
