@@ -83,10 +83,11 @@ def build_sections(summary: "pandas.DataFrame", long: "pandas.DataFrame") -> lis
                     and cells[v, t].method not in NO_BEST_METHODS and _finite(cells[v, t].pct_kept_mean)]
             if vals and family_goal(info.family[t]) != "reference":
                 best[t] = min(vals) if family_goal(info.family[t]) == "remove" else max(vals)
-        # Unedited row: each seed's baseline once (runs of one seed share it), mean ± std over seeds.
+        # Unedited row: each baseline evaluation once (the runs on one seed and organism share it;
+        # another organism seed is another unedited model), mean ± std over them.
         prim = long[(long.model == model) & (long.suite == suite) & long.primary]
-        base = prim.drop_duplicates(["seed", "task"])
-        row = [Cell("unedited"), Cell(""), Cell(str(base.seed.nunique()))]
+        base = prim.drop_duplicates(["baseline_key", "task"])
+        row = [Cell("unedited"), Cell(""), Cell(str(base.baseline_key.nunique()))]
         for t in tasks:
             b = base[base.task == t]
             m, s = mean_std(b.baseline.tolist())
