@@ -25,6 +25,7 @@ from core.hashing import canonical_hash
 from core.runrecord import REPLICATE_KEYS, RUNTIME_ONLY_KEYS, replicate_of, without_paths
 from leaderboard.stats import interval, mean_std
 
+REFERENCE_METHODS = ("none",)  # the unedited model as a "method": a reference point, never a contestant
 LONG_COLUMNS = ["model", "suite", "method", "variant", "rho", "config_key", "seed", "replicate", "config_hash",
                 "baseline_key", "data_needed",
                 "family", "task", "metric", "primary", "kind", "higher_is_better", "n",
@@ -158,6 +159,32 @@ def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
     return df.drop(columns=["_variant_sort", "_family_sort"]).reset_index(drop=True)
 
 
+RUN_COLUMNS = ["model", "suite", "method", "config_key", "replicate", "config_hash", "seconds",
+               "statistics_unit", "statistics_inputs", "factor_cache", "device_name"]
+STATISTICS_UNITS = ("tokens", "images")  # K-FAC's report counts its statistics stream in the stream's unit
+
+
+def run_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
+    """One row per run: what the method cost. `seconds` is the method's own time (the pipeline's
+    report["seconds"], device-dependent; on a K-FAC factor cache hit (`factor_cache` "hit") it
+    excludes collecting the statistics); `statistics_inputs` the tokens or images of the
+    statistics stream the method read (K-FAC, random ablation; nan for methods that read none);
+    `device_name` from the run's environment."""
+    import pandas as pd
+
+    rows = []
+    for _, run in runs:
+        ident, report = run["identity"], run["method"].get("report") or {}
+        unit = next((u for u in STATISTICS_UNITS if isinstance(report.get(u), (int, float))), "")
+        rows.append({"model": ident["model"], "suite": ident["suite"], "method": ident["method"],
+                     "config_key": config_key(run["config"]), "replicate": replicate_of(run["config"]),
+                     "config_hash": ident["config_hash"][:12], "seconds": _number(report.get("seconds")),
+                     "statistics_unit": unit, "statistics_inputs": _number(report.get(unit)) if unit else float("nan"),
+                     "factor_cache": str(report.get("factor_cache", "")),
+                     "device_name": str((run.get("environment") or {}).get("device_name") or "")})
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
 def summary_table(long: "pandas.DataFrame") -> "pandas.DataFrame":
     """Primary metrics, one row per model × suite × config × task, in the long table's order:
     seeds, % kept mean/std, edited mean/std, baseline mean/std, and the 95 % interval of the
@@ -229,7 +256,7 @@ def attack_long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFr
 
 
 def _number(v: Any) -> float:
-    return float("nan") if v is None else float(v)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan")
 
 
 def attack_summary(attacks: "pandas.DataFrame") -> "pandas.DataFrame":
