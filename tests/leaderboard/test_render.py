@@ -91,10 +91,20 @@ def test_data_needed_and_seed_columns(out):
     assert by_method["svd"][1] == "none"
 
 
-def test_empty_run_folder_writes_an_empty_leaderboard(tmp_path):
+def test_empty_run_folder_writes_an_empty_leaderboard_and_warns(tmp_path, capsys):
     (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "README.md").write_text("not a run")
     assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--no-html"]) == 0
     assert "No complete runs found." in (tmp_path / "out" / "leaderboard.md").read_text()
+    assert f"warning: {tmp_path / 'runs'} holds no run files" in capsys.readouterr().err
+
+
+def test_warns_about_the_one_empty_folder_of_several(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    (tmp_path / "empty").mkdir()
+    assert main([FIXTURES_ARG, str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--no-html"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("holds no run files") == 1 and f"{tmp_path / 'empty'} holds no run files" in err
 
 
 def test_the_page_names_the_run_folders_as_given(out):
