@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 ARGS ?=
 
-.PHONY: run test test-fast setup browser clean-runs
+.PHONY: run test test-fast setup browser clean-runs leaderboard
 
 setup: $(VENV)/.installed
 
@@ -37,3 +37,8 @@ test: setup browser
 
 test-fast: setup
 	$(PY) -m pytest -m "not regression and not slow and not browser" $(ARGS)
+
+# The published leaderboard: regenerate the tables from the committed run files
+# (tests/leaderboard/test_published.py checks they match byte for byte).
+leaderboard: setup
+	$(PY) -m leaderboard leaderboard/published/runs --out leaderboard/published --no-parquet

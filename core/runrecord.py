@@ -20,6 +20,11 @@ from core.hashing import canonical_hash
 SCHEMA_VERSION = 1
 IDENTITY_KEYS = ("model", "method", "suite", "seed", "config_hash")
 RUNTIME_ONLY_KEYS = ("runs_dir", "cache_dir", "debug", "hub", "hydra")
+# Dotted config paths that only pick a replicate of an experiment: the run seed, and the seed the
+# model organism (LM or ViT, both at model.organism.seed) was trained with. A study repeats each
+# configuration once per seed, training a fresh organism each time; runs that differ only here are
+# repeats of one configuration, which the leaderboard aggregates to mean ± std over seeds.
+REPLICATE_KEYS = ("seed", "model.organism.seed")
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -27,6 +32,35 @@ def config_hash(config: dict[str, Any]) -> str:
     existed, so finished runs keep their identity."""
     return canonical_hash({k: v for k, v in config.items() if k not in RUNTIME_ONLY_KEYS
                            and not (k == "attack" and not (v or {}).get("attacks"))})
+
+
+def without_paths(config: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of `config` less the dotted `paths` ("model.organism.seed" drops the `seed` key of
+    config["model"]["organism"]). A path the config lacks changes nothing; parent dicts stay even
+    when emptied; the input is not modified (the dicts along a path are copied)."""
+    out = dict(config)
+    for path in paths:
+        head, _, rest = path.partition(".")
+        if not rest:
+            out.pop(head, None)
+        elif isinstance(out.get(head), dict):
+            out[head] = without_paths(out[head], (rest,))
+    return out
+
+
+def replicate_of(config: dict[str, Any]) -> str:
+    """Which replicate a run is, e.g. "seed=0,model.organism.seed=2": the values at the
+    REPLICATE_KEYS paths the config has (a path it lacks is left out)."""
+    parts = []
+    for path in REPLICATE_KEYS:
+        node: Any = config
+        for key in path.split("."):
+            if not isinstance(node, dict) or key not in node:
+                break
+            node = node[key]
+        else:
+            parts.append(f"{path}={node}")
+    return ",".join(parts)
 
 
 def baseline_key(config: dict[str, Any]) -> str:

@@ -13,23 +13,26 @@ DEFAULT_OUT = Path("leaderboard/generated")
 
 def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool = True) -> dict:
     """Read the runs, write every output under `out`; return counts and written paths."""
-    from leaderboard import aggregate, plots, render
+    from leaderboard import aggregate, headline, plots, render
     from leaderboard.collect import collect
 
     runs, skipped = collect(run_dirs)
     long = aggregate.long_table(runs)
     summary = aggregate.summary_table(long) if not long.empty else long
     sections = render.build_sections(summary, long) if not long.empty else []
+    top = headline.headline_table(long, aggregate.run_table(runs))  # issue 18: ranking at matched utility
+    top_sections = render.build_headline_sections(long, top) if not long.empty else []
     out.mkdir(parents=True, exist_ok=True)
     written = []
     attacks = aggregate.attack_long_table(runs)  # issue 16: attack columns, when runs have them
     attack_summary = aggregate.attack_summary(attacks) if not attacks.empty else attacks
     attack_sections = render.build_attack_sections(attack_summary)
-    (out / "leaderboard.md").write_text(render.markdown(sections, len(runs)) + render.attack_markdown(attack_sections),
-                                        encoding="utf-8")
+    (out / "leaderboard.md").write_text(render.markdown(sections, len(runs), run_dirs, top_sections)
+                                        + render.attack_markdown(attack_sections), encoding="utf-8")
+    render.write_csv(top, out / "headline.csv")
     render.write_csv(long, out / "runs.csv")
     render.write_csv(summary, out / "summary.csv")
-    written += [out / "leaderboard.md", out / "runs.csv", out / "summary.csv"]
+    written += [out / "leaderboard.md", out / "headline.csv", out / "runs.csv", out / "summary.csv"]
     if not attacks.empty:
         render.write_csv(attacks, out / "attacks.csv")
         written.append(out / "attacks.csv")
@@ -51,8 +54,17 @@ def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool
             png = plots.relearn_png(g)
             if png is not None:
                 attack_images[(model, suite)] = [("Recovered recall vs relearning steps", png)]
+        top_images: dict[tuple[str, str], bytes] = {}
+        if not long.empty:
+            points = headline.config_points(headline.run_scores(long))
+            for sec in top_sections:
+                here = points[(points.model == sec.model) & (points.suite == sec.suite)]
+                png = plots.headline_png(here, f"{sec.model} · {sec.suite}") if not sec.note else None
+                if png is not None:
+                    top_images[(sec.model, sec.suite)] = png
         (out / "index.html").write_text(render.html_page(sections, images, len(runs),
-                                                         render.attack_html(attack_sections, attack_images)),
+                                                         render.attack_html(attack_sections, attack_images),
+                                                         run_dirs, render.headline_html(top_sections, top_images)),
                                         encoding="utf-8")
         written.append(out / "index.html")
     return {"runs": len(runs), "skipped": skipped, "written": written}

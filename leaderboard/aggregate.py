@@ -22,10 +22,12 @@ from typing import Any
 
 from core.families import family_goal, family_rank
 from core.hashing import canonical_hash
-from core.runrecord import RUNTIME_ONLY_KEYS
+from core.runrecord import REPLICATE_KEYS, RUNTIME_ONLY_KEYS, replicate_of, without_paths
 from leaderboard.stats import interval, mean_std
 
-LONG_COLUMNS = ["model", "suite", "method", "variant", "rho", "config_key", "seed", "config_hash", "data_needed",
+REFERENCE_METHODS = ("none",)  # the unedited model as a "method": a reference point, never a contestant
+LONG_COLUMNS = ["model", "suite", "method", "variant", "rho", "config_key", "seed", "replicate", "config_hash",
+                "baseline_key", "data_needed",
                 "family", "task", "metric", "primary", "kind", "higher_is_better", "n",
                 "baseline", "baseline_ci_low", "baseline_ci_high",
                 "edited", "edited_ci_low", "edited_ci_high", "pct_kept"]
@@ -45,9 +47,11 @@ def data_needed_label(needed: list[str]) -> str:
 
 
 def config_key(config: dict[str, Any]) -> str:
-    """Hash of the resolved config less the seed and runtime-only keys: runs that differ only in
-    seed share it and aggregate to mean ± std."""
-    return canonical_hash({k: v for k, v in config.items() if k not in RUNTIME_ONLY_KEYS and k != "seed"})[:12]
+    """Hash of the resolved config less the replicate keys (the run seed and the organism's seed,
+    core.runrecord.REPLICATE_KEYS) and the runtime-only keys: runs that differ only in seed share
+    it and aggregate to mean ± std."""
+    return canonical_hash(without_paths({k: v for k, v in config.items() if k not in RUNTIME_ONLY_KEYS},
+                                        REPLICATE_KEYS))[:12]
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -93,6 +97,12 @@ def variant_labels(configs: dict[str, dict[str, Any]], methods: dict[str, str]) 
             for k in labels}
 
 
+def _baseline_key(run: dict[str, Any]) -> str:
+    """The run's baseline evaluation (core.runrecord.baseline_key, first 12 hex; "" if the file
+    has none): runs sharing it were compared against the same unedited numbers."""
+    return str(run["baseline"].get("key", ""))[:12]
+
+
 def _rho(config: dict[str, Any]) -> float:
     """The method's `rho` setting (K-FAC's kept curvature mass) if it has a number, else nan."""
     rho = config.get("method", {}).get("rho")
@@ -128,7 +138,8 @@ def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
                 rows.append({
                     "model": ident["model"], "suite": ident["suite"], "method": ident["method"],
                     "rho": _rho(run["config"]),
-                    "config_key": key, "seed": ident["seed"], "config_hash": ident["config_hash"][:12],
+                    "config_key": key, "seed": ident["seed"], "replicate": replicate_of(run["config"]),
+                    "config_hash": ident["config_hash"][:12], "baseline_key": _baseline_key(run),
                     "data_needed": data_needed_label(run["method"]["data_needed"]),
                     "family": edit["family"], "task": task, "metric": metric,
                     "primary": metric == edit["primary"], "kind": kind, "higher_is_better": hib, "n": edit["n"],
@@ -146,6 +157,32 @@ def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
     df["_family_sort"] = [family_rank(f) for f in df.family]
     df = df.sort_values(["model", "suite", "_variant_sort", "seed", "_family_sort", "task", "metric"], kind="stable")
     return df.drop(columns=["_variant_sort", "_family_sort"]).reset_index(drop=True)
+
+
+RUN_COLUMNS = ["model", "suite", "method", "config_key", "replicate", "config_hash", "seconds",
+               "statistics_unit", "statistics_inputs", "factor_cache", "device_name"]
+STATISTICS_UNITS = ("tokens", "images")  # K-FAC's report counts its statistics stream in the stream's unit
+
+
+def run_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
+    """One row per run: what the method cost. `seconds` is the method's own time (the pipeline's
+    report["seconds"], device-dependent; on a K-FAC factor cache hit (`factor_cache` "hit") it
+    excludes collecting the statistics); `statistics_inputs` the tokens or images of the
+    statistics stream the method read (K-FAC, random ablation; nan for methods that read none);
+    `device_name` from the run's environment."""
+    import pandas as pd
+
+    rows = []
+    for _, run in runs:
+        ident, report = run["identity"], run["method"].get("report") or {}
+        unit = next((u for u in STATISTICS_UNITS if isinstance(report.get(u), (int, float))), "")
+        rows.append({"model": ident["model"], "suite": ident["suite"], "method": ident["method"],
+                     "config_key": config_key(run["config"]), "replicate": replicate_of(run["config"]),
+                     "config_hash": ident["config_hash"][:12], "seconds": _number(report.get("seconds")),
+                     "statistics_unit": unit, "statistics_inputs": _number(report.get(unit)) if unit else float("nan"),
+                     "factor_cache": str(report.get("factor_cache", "")),
+                     "device_name": str((run.get("environment") or {}).get("device_name") or "")})
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
 def summary_table(long: "pandas.DataFrame") -> "pandas.DataFrame":
@@ -207,7 +244,7 @@ def attack_long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFr
             rows.append({"model": ident["model"], "suite": ident["suite"], "method": ident["method"],
                          "variant": labels[(ident["model"], ident["suite"])][key][0], "config_key": key,
                          "data_needed": data_needed_label(run["method"]["data_needed"]),
-                         "baseline_key": str(run["baseline"].get("key", ""))[:12],
+                         "baseline_key": _baseline_key(run),
                          "seed": ident["seed"], "unit": r["unit"], "attack": r["attack"], "setting": r["setting"],
                          "steps": r["steps"], "family": r["family"], "task": r["task"], "metric": r["metric"],
                          "kind": r["kind"], "n": r["n"], "edited": r["edited_attacked"], "edited_ci_low": e_lo,
@@ -219,7 +256,7 @@ def attack_long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFr
 
 
 def _number(v: Any) -> float:
-    return float("nan") if v is None else float(v)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan")
 
 
 def attack_summary(attacks: "pandas.DataFrame") -> "pandas.DataFrame":

@@ -123,6 +123,10 @@ def newest_per_identity(runs: list[tuple[Path, dict[str, Any]]]) -> list[tuple[P
 def collect(run_dirs: Iterable[Path], warn: Callable[[str], None] | None = None) -> tuple[list[tuple[Path, dict[str, Any]]], int]:
     """Valid runs (newest per identity) under `run_dirs`, and how many files were skipped."""
     warn = warn or (lambda line: print(line, file=sys.stderr))
+    run_dirs = list(run_dirs)
+    for run_dir in run_dirs:  # a mistyped or not yet filled folder would otherwise pass unnoticed
+        if not find_run_files([run_dir]):
+            warn(f"warning: {run_dir} holds no run files (*.json outside baselines/ and analysis/)")
     runs, skipped = [], 0
     for path in find_run_files(run_dirs):
         run, reason = read_run(path)

@@ -5,6 +5,8 @@
   datasets, gets `coherence`: perplexity / nDCG@10); one point per run, and for a method swept
   over `rho` a line through its per-config means sorted by rho.
 - family bars: mean % kept per family and method variant, error bars = std over seeds.
+- headline: memorization kept vs utility per configuration, each method's front as a step line
+  (leaderboard/headline.py).
 """
 
 from __future__ import annotations
@@ -150,5 +152,47 @@ def relearn_png(attack_summary: "pandas.DataFrame") -> bytes | None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{family} recall (strict)")
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return _png(fig)
+
+
+def headline_png(points: "pandas.DataFrame", title: str = "") -> bytes | None:
+    """Memorization kept vs utility for one model × suite (headline.config_points rows): per
+    method its configurations' mean points joined in order of utility, and its front (the least
+    memorization kept at each utility threshold, headline.front_steps) as a wide step line; the
+    unedited model at (100, 100); dashed lines at the utility thresholds. None without a method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from leaderboard.aggregate import REFERENCE_METHODS
+    from leaderboard.headline import AREA_RANGE, THRESHOLDS, front_steps
+
+    pts = points[~points.method.isin(REFERENCE_METHODS)].dropna(subset=["utility_mean", "memorization_mean"])
+    if pts.empty:
+        return None
+    colours = _colours(list(pts.method.unique()))
+    fig, ax = plt.subplots(figsize=(7.0, 4.8))
+    for method, g in pts.groupby("method", sort=True):
+        g = g.sort_values(["utility_mean", "memorization_mean"])
+        ax.plot(g.utility_mean, g.memorization_mean, marker="o", ms=4, lw=0.8, color=colours[method], label=method)
+        xs, ys = [], []
+        for step in front_steps(zip(g.utility_mean, g.memorization_mean)):
+            xs += [step.start, step.end]
+            ys += [100.0 - step.removed] * 2
+        ax.plot(xs, ys, color=colours[method], lw=4, alpha=0.3, solid_capstyle="butt")
+    ax.plot([100], [100], marker="*", ms=12, color="black", ls="none", label="unedited")
+    for t in THRESHOLDS:
+        ax.axvline(t, color="#777", lw=0.8, ls="--")
+    ax.set_xlim(min(AREA_RANGE[0], float(pts.utility_mean.min())) - 2, AREA_RANGE[1] + 2)
+    ax.set_ylim(-3, max(105.0, float(pts.memorization_mean.max()) + 5))
+    family = pts.memorization_family.iloc[0]
+    ax.set_xlabel("utility: skills kept (% of unedited, mean over skill families, capped at 100)")
+    ax.set_ylabel(f"memorization: {family} kept (% of unedited, lower = removed)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: never hides a point
     fig.tight_layout()
     return _png(fig)

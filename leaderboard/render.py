@@ -15,9 +15,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.families import family_goal
+from core.families import family_goal, family_rank
+from leaderboard.aggregate import REFERENCE_METHODS
 
-NO_BEST_METHODS = ("none",)  # the unedited reference is shown but never marked best
+NO_BEST_METHODS = REFERENCE_METHODS  # the unedited reference is shown but never marked best
 
 
 @dataclass
@@ -83,10 +84,11 @@ def build_sections(summary: "pandas.DataFrame", long: "pandas.DataFrame") -> lis
                     and cells[v, t].method not in NO_BEST_METHODS and _finite(cells[v, t].pct_kept_mean)]
             if vals and family_goal(info.family[t]) != "reference":
                 best[t] = min(vals) if family_goal(info.family[t]) == "remove" else max(vals)
-        # Unedited row: each seed's baseline once (runs of one seed share it), mean ± std over seeds.
+        # Unedited row: each baseline evaluation once (the runs on one seed and organism share it;
+        # another organism seed is another unedited model), mean ± std over them.
         prim = long[(long.model == model) & (long.suite == suite) & long.primary]
-        base = prim.drop_duplicates(["seed", "task"])
-        row = [Cell("unedited"), Cell(""), Cell(str(base.seed.nunique()))]
+        base = prim.drop_duplicates(["baseline_key", "task"])
+        row = [Cell("unedited"), Cell(""), Cell(str(base.baseline_key.nunique()))]
         for t in tasks:
             b = base[base.task == t]
             m, s = mean_std(b.baseline.tolist())
@@ -124,6 +126,139 @@ seed: raw values carry a 95 % interval (Wilson for proportions, bootstrap for me
 See docs/leaderboard.md."""
 
 
+# --- Headline: ranking at matched utility (leaderboard/headline.py) ------------------------------
+
+HEADLINE_TITLE = "Headline: ranking at matched utility"
+HEADLINE_LEGEND = """\
+Each method's best setting at matched utility. **Utility** of a run = the mean over the suite's
+skill families (↑ below) of the family's % kept, itself the mean over its tasks of the primary
+metric's % kept, each task capped at 100 (an edit cannot keep more than all of a skill; uncapped,
+a method that improves perplexity could hide damage elsewhere); tasks whose unedited value is 0
+are left out. **Memorization** of a run = % kept of the primary metric of `memorized_val` (recall
+of memorized passages no method is shown), or of `memorized` when the suite has none (named in
+each heading). A configuration's values: mean over its seeds (utility ± std). **Best setting at
+≥ T %**: of the method's configurations whose mean utility is ≥ T, the one keeping the least
+memorization (ties: higher utility); its [95 % interval] is the Wilson interval of the edited
+recall pooled over its seeds (all their examples together), as % of the unedited recall pooled
+the same way (the unedited recall's own noise is not in it). **Area**: R(t) = the most
+memorization removed (100 − % kept) by a configuration of the method with utility ≥ t, at least 0
+(the unedited model removes nothing at utility 100); area = mean of R(t) for t from 50 to 100
+(100 = removes everything while keeping every skill; 0 = never removes anything without losing
+more than half the skills); several seeds: also each seed's front alone, mean ± std (a seed that
+lacks some configurations has a lower front). **Rank**: by memorization kept at ≥ 95 % (methods
+with no setting there last), then at ≥ 90 %, then area, then name. The unedited reference `none`
+is the no-edit point, not a contestant. Method seconds: median over the method's runs of its own
+time, on the device named (not comparable across devices); a K-FAC run that reused cached
+statistics did not pay for collecting them (counted in the cell). Statistics stream: the tokens
+(or images) K-FAC and random ablation read for their curvature statistics; other methods read
+none (—)."""
+
+
+@dataclass
+class HeadlineSection:
+    model: str
+    suite: str
+    family: str  # the memorization family ("" when there is no table)
+    rows: list[list[Cell]] = field(default_factory=list)
+    note: str = ""  # why there is no table
+    about: str = ""  # which tasks the two axes come from
+
+    @property
+    def title(self) -> str:
+        return f"Headline · {self.model} · {self.suite}" + (f" (memorization: {self.family})" if self.family else "")
+
+
+def headline_columns() -> list[str]:
+    from leaderboard.headline import THRESHOLDS
+
+    cols = ["rank", "method", "data needed"]
+    for t in THRESHOLDS:
+        cols += [f"best setting at ≥ {t:g} %", f"memorization kept at ≥ {t:g} % [95 % CI]", f"utility at ≥ {t:g} %"]
+    return cols + ["area (t = 50–100)", "configs swept", "seeds", "method seconds (median)", "device",
+                   "statistics stream"]
+
+
+def _fmt_mem(mean: float, low: float, high: float) -> str:
+    return f"{mean:.1f}" + (f" [{low:.1f}, {high:.1f}]" if _finite(low) and _finite(high) else "")
+
+
+def _fmt_statistics(unit: str, low: float, high: float) -> str:
+    if not unit or not _finite(low):
+        return "—"
+    amount = f"{low:,.0f}" if low == high else f"{low:,.0f}–{high:,.0f}"
+    return f"{amount} {unit}"
+
+
+def headline_row(r) -> list[Cell]:
+    """The cells of one headline.csv row (aggregate/headline column names)."""
+    from leaderboard.headline import THRESHOLDS
+
+    row = r._asdict() if hasattr(r, "_asdict") else dict(r)
+    cells = [Cell(str(int(row["rank"]))), Cell(row["method"]), Cell(row["data_needed"])]
+    for t in THRESHOLDS:
+        tag = f"{t:g}"
+        if not row[f"variant_{tag}"]:
+            cells += [Cell(f"none ≥ {tag} %"), Cell("—"), Cell("—")]
+            continue
+        seeds = int(row[f"seeds_{tag}"])
+        label = row[f"variant_{tag}"] + (f", {seeds} of {int(row['seeds'])} seeds" if seeds != row["seeds"] else "")
+        cells += [Cell(label), Cell(_fmt_mem(row[f"memorization_{tag}"], row[f"memorization_ci_low_{tag}"],
+                                             row[f"memorization_ci_high_{tag}"])),
+                  Cell(fmt_pct(row[f"utility_{tag}"], row[f"utility_std_{tag}"]))]
+    area = f"{row['area']:.1f}"
+    if row["seeds"] > 1 and _finite(row["area_seed_std"]):
+        area += f" (per seed {row['area_seed_mean']:.1f} ± {row['area_seed_std']:.1f})"
+    seconds = f"{row['method_seconds_median']:.1f}" if _finite(row["method_seconds_median"]) else "—"
+    if row["factor_cache_hits"]:
+        seconds += f" ({int(row['factor_cache_hits'])} of {int(row['runs'])} runs reused cached statistics)"
+    cells += [Cell(area), Cell(str(int(row["configs"]))), Cell(str(int(row["seeds"]))), Cell(seconds),
+              Cell(row["device"]), Cell(_fmt_statistics(row["statistics_unit"], row["statistics_min"],
+                                                        row["statistics_max"]))]
+    return cells
+
+
+def build_headline_sections(long: "pandas.DataFrame", table: "pandas.DataFrame") -> list[HeadlineSection]:
+    """One section per model × suite of the long table: the headline rows (headline.headline_table),
+    or a note saying why there are none."""
+    from leaderboard.headline import no_headline_reason
+
+    sections = []
+    for (model, suite), g in long.groupby(["model", "suite"], sort=False):
+        rows = table[(table.model == model) & (table.suite == suite)]
+        reason = no_headline_reason(g.family, g.method)
+        if reason is not None or rows.empty:
+            sections.append(HeadlineSection(model, suite, "", note=f"No headline: {reason or 'no method to rank'}."))
+            continue
+        family = rows.memorization_family.iloc[0]
+        prim = g[g.primary].drop_duplicates("task")
+        skills = sorted({f for f in prim.family if family_goal(f) == "keep"}, key=family_rank)
+        # A skill whose % kept is never finite (unedited value 0 in every run) is in no utility.
+        finite = set(g[g.primary & g.pct_kept.map(math.isfinite)].family)
+        mem_tasks = prim[prim.family == family]
+        mem = ", ".join(f"{t} ({m})" for t, m in zip(mem_tasks.task, mem_tasks.metric))
+        about = (f"Memorization: `{family}`: {mem}. Utility over the skill families "
+                 f"{', '.join(f for f in skills if f in finite)}"
+                 + "".join(f"; {f} left out (its unedited value is 0)" for f in skills if f not in finite) + ".")
+        sections.append(HeadlineSection(model, suite, family, [headline_row(r) for r in rows.itertuples(index=False)],
+                                        about=about))
+    return sections
+
+
+def headline_markdown(sections: list[HeadlineSection]) -> list[str]:
+    if not sections:
+        return []
+    cols = headline_columns()
+    out = [f"## {HEADLINE_TITLE}", "", HEADLINE_LEGEND, ""]
+    for sec in sections:
+        out += [f"### {sec.title}", ""]
+        if sec.note:
+            out += [sec.note, ""]
+            continue
+        out += [sec.about, "", _md_row([Cell(c) for c in cols]), "|" + "|".join(["---:"] + ["---"] * (len(cols) - 1)) + "|"]
+        out += [_md_row(r) for r in sec.rows] + [""]
+    return out
+
+
 def _md_row(cells: list[Cell]) -> str:
     def one(c: Cell) -> str:
         text = c.text.replace("|", "\\|")
@@ -131,8 +266,20 @@ def _md_row(cells: list[Cell]) -> str:
     return "| " + " | ".join(one(c) for c in cells) + " |"
 
 
-def markdown(sections: list[Section], n_runs: int) -> str:
-    out = ["# Leaderboard", "", f"{n_runs} runs. Regenerate with `python -m leaderboard`.", "", LEGEND, ""]
+def sources_line(n_runs: int, run_dirs: list[Path]) -> str:
+    """Which run folders the page was built from, as given on the command line (the output folder
+    is left out: the same runs give the same bytes wherever they are written)."""
+    dirs = " ".join(Path(d).as_posix() for d in run_dirs)
+    return (f"{n_runs} runs read from {', '.join(f'`{Path(d).as_posix()}`' for d in run_dirs)}. "
+            f"Regenerate with `python -m leaderboard {dirs} --out <folder>`.")
+
+
+def markdown(sections: list[Section], n_runs: int, run_dirs: list[Path],
+             headline: list[HeadlineSection] | None = None) -> str:
+    out = ["# Leaderboard", "", sources_line(n_runs, run_dirs), ""] + headline_markdown(headline or [])
+    if headline:
+        out += ["## All configurations", ""]
+    out += [LEGEND, ""]
     if not sections:
         out += ["No complete runs found.", ""]
     for sec in sections:
@@ -212,12 +359,41 @@ def analysis_images(run_dirs: list[Path]) -> dict[tuple[str, str], list[tuple[st
     return images
 
 
+def _img(title: str, png: bytes) -> list[str]:
+    data = base64.b64encode(png).decode("ascii")
+    return [f"<h3>{html.escape(title)}</h3>", f"<img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{data}\">"]
+
+
+def _html_text(text: str) -> str:
+    """A legend as HTML: **x** bold, one paragraph."""
+    parts = html.escape(text).replace("\n", " ").split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def headline_html(sections: list[HeadlineSection], images: dict[tuple[str, str], bytes]) -> str:
+    if not sections:
+        return ""
+    parts = [f"<h2>{html.escape(HEADLINE_TITLE)}</h2>", f"<p>{_html_text(HEADLINE_LEGEND)}</p>"]
+    for sec in sections:
+        parts.append(f"<h3>{html.escape(sec.title)}</h3>")
+        if sec.note:
+            parts.append(f"<p>{html.escape(sec.note)}</p>")
+            continue
+        parts += [f"<p>{html.escape(sec.about)}</p>", _html_table(headline_columns(), sec.rows)]
+        if (sec.model, sec.suite) in images:
+            parts += _img(f"Memorization kept vs utility: {sec.model} · {sec.suite}", images[(sec.model, sec.suite)])
+    return "\n".join(parts)
+
+
 def html_page(sections: list[Section], images: dict[tuple[str, str], list[tuple[str, bytes]]], n_runs: int,
-              extra_html: str = "") -> str:
+              extra_html: str = "", run_dirs: list[Path] | None = None, headline_part: str = "") -> str:
     parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
              "<title>Leaderboard</title>", STYLE, PAGE_CHECK, "</head><body>",
-             "<h1>Leaderboard</h1>", f"<p>{n_runs} runs.</p>",
-             "<p>" + html.escape(LEGEND).replace("**bold**", "<b>bold</b>").replace("\n", " ") + "</p>"]
+             "<h1>Leaderboard</h1>",
+             f"<p>{html.escape(sources_line(n_runs, run_dirs)) if run_dirs else f'{n_runs} runs.'}</p>"]
+    if headline_part:
+        parts += [headline_part, "<h2>All configurations</h2>"]
+    parts.append(f"<p>{_html_text(LEGEND)}</p>")
     if not sections:
         parts.append("<p>No complete runs found.</p>")
     for sec in sections:
@@ -225,9 +401,7 @@ def html_page(sections: list[Section], images: dict[tuple[str, str], list[tuple[
         parts += [f"<h2>{html.escape(sec.title)}</h2>", "<h3>% of unedited (primary metric)</h3>",
                   _html_table(header, sec.pct_rows), "<h3>Raw values</h3>", _html_table(header, sec.raw_rows)]
         for title, png in images.get((sec.model, sec.suite), []):
-            data = base64.b64encode(png).decode("ascii")
-            parts += [f"<h3>{html.escape(title)}</h3>",
-                      f"<img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{data}\">"]
+            parts += _img(title, png)
     if extra_html:
         parts.append(extra_html)
     parts += ["<p id=\"page-status\" data-status=\"pending\">page check pending</p>", "</body></html>", ""]
@@ -330,7 +504,5 @@ def attack_html(sections: list[Section], images: dict[tuple[str, str], list[tupl
     for sec in sections:
         parts += [f"<h2>{html.escape(sec.title)}</h2>", _html_table(FIXED + sec.columns, sec.raw_rows)]
         for title, png in images.get((sec.model, sec.suite), []):
-            data = base64.b64encode(png).decode("ascii")
-            parts += [f"<h3>{html.escape(title)}</h3>",
-                      f"<img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{data}\">"]
+            parts += _img(title, png)
     return "\n".join(parts)

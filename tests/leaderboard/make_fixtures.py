@@ -49,6 +49,21 @@ def effect(method: str, params: dict) -> tuple[float, float, list[str]]:
     raise ValueError(method)
 
 
+def method_report(method: str, params: dict, seed: int) -> dict:
+    """What the pipeline records about the method: its seconds and, for K-FAC and random ablation,
+    the statistics tokens and whether the factors came from the cache (seed 0's first K-FAC rho
+    collects them, its other rhos reuse them: fast)."""
+    report = {"changed": {} if method == "none" else {"x": {}}}
+    seconds = {"none": 0.001, "random_ablation": 3.0, "svd": 4.0, "balanced_subnet": 120.0}
+    if method in ("kfac", "random_ablation"):
+        hit = method == "kfac" and seed == 0 and params["rho"] != 0.6
+        report.update(factor_cache="hit" if hit else "miss", tokens=200000)
+        report["seconds"] = 2.5 if hit else 31.0
+    else:
+        report["seconds"] = seconds[method]
+    return report
+
+
 def proportion_samples(rng: random.Random, rate: float, n: int) -> list[float]:
     k = min(n, max(0, round(rate * n) + rng.choice([-1, 0, 0, 1])))
     xs = [1.0] * k + [0.0] * (n - k)
@@ -100,8 +115,8 @@ def make_run(model: str, suite_name: str, suite: list, method: str, params: dict
         "schema_version": 1, "status": "complete", "identity": identity,
         "created": updated, "updated": updated, "config": config,
         "environment": {"python": "3.11.7", "torch": "2.13.0", "transformers": "5.23.0", "harness": "0.1.0",
-                        "git_commit": None, "device": "cpu", "hostname": "fixture"},
-        "method": {"name": method, "data_needed": needed, "report": {"changed": {} if method == "none" else {"x": {}}}},
+                        "git_commit": None, "device": "cpu", "device_name": "fixture-cpu", "hostname": "fixture"},
+        "method": {"name": method, "data_needed": needed, "report": method_report(method, params, seed)},
         "baseline": {"key": baseline_key(config), "tasks": baseline},
         "edited": {"tasks": edited},
         "timings": {"load_model": 0.1, "baseline": 1.0, "method": 2.0, "evaluate": 1.0},

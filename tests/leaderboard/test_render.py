@@ -12,14 +12,20 @@ import pytest
 from leaderboard.__main__ import main
 
 HERE = Path(__file__).parent
+REPO = HERE.parents[1]
 FIXTURES, EXPECTED = HERE / "fixtures", HERE / "expected"
-DETERMINISTIC = ["leaderboard.md", "runs.csv", "summary.csv"]
+# leaderboard.md names the run folders as given: the tests pass them relative to the repo root,
+# as the regeneration command in the docstring does.
+FIXTURES_ARG = FIXTURES.relative_to(REPO).as_posix()
+DETERMINISTIC = ["leaderboard.md", "headline.csv", "runs.csv", "summary.csv"]
 
 
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
     out = tmp_path_factory.mktemp("lb")
-    assert main([str(FIXTURES), "--out", str(out), "--no-html", "--no-parquet"]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(REPO)
+        assert main([FIXTURES_ARG, "--out", str(out), "--no-html", "--no-parquet"]) == 0
     return out
 
 
@@ -29,8 +35,9 @@ def test_outputs_match_expected_files(out, name):
         f"{name} changed; if intended, regenerate tests/leaderboard/expected (see this file's docstring)"
 
 
-def test_regeneration_is_byte_identical(out, tmp_path):
-    assert main([str(FIXTURES), "--out", str(tmp_path), "--no-html", "--no-parquet"]) == 0
+def test_regeneration_is_byte_identical(out, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main([FIXTURES_ARG, "--out", str(tmp_path), "--no-html", "--no-parquet"]) == 0
     for name in DETERMINISTIC:
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
 
@@ -84,7 +91,24 @@ def test_data_needed_and_seed_columns(out):
     assert by_method["svd"][1] == "none"
 
 
-def test_empty_run_folder_writes_an_empty_leaderboard(tmp_path):
+def test_empty_run_folder_writes_an_empty_leaderboard_and_warns(tmp_path, capsys):
     (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "README.md").write_text("not a run")
     assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--no-html"]) == 0
     assert "No complete runs found." in (tmp_path / "out" / "leaderboard.md").read_text()
+    assert f"warning: {tmp_path / 'runs'} holds no run files" in capsys.readouterr().err
+
+
+def test_warns_about_the_one_empty_folder_of_several(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    (tmp_path / "empty").mkdir()
+    assert main([FIXTURES_ARG, str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--no-html"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("holds no run files") == 1 and f"{tmp_path / 'empty'} holds no run files" in err
+
+
+def test_the_page_names_the_run_folders_as_given(out):
+    md = (out / "leaderboard.md").read_text()
+    assert f"14 runs read from `{FIXTURES_ARG}`" in md
+    assert f"`python -m leaderboard {FIXTURES_ARG} --out <folder>`" in md
+    assert str(REPO) not in md  # no absolute path: the file is the same in any checkout
