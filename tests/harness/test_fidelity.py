@@ -1,6 +1,10 @@
 """The fidelity arithmetic on hand-made run records (the real runs: tests/regression/)."""
 
-from harness.fidelity import claims, components_kept, kept, reference_differences, summary
+import json
+from pathlib import Path
+
+from harness.fidelity import (add_reference_entry, claims, compare_with_reference, components_kept, kept,
+                              read_reference, reference_differences, summary)
 
 
 def entry(value: float, higher: bool = True, kind: str = "proportion") -> dict:
@@ -55,3 +59,77 @@ def test_components_kept_sums_over_matrices() -> None:
                                         "b": {"components_total": 300, "components_removed": 290}}
     assert components_kept(r) == 1 - 380 / 400
     assert components_kept(run(BASE, BASE)) is None
+
+
+# Per-build references: small hand-made entries, no organism.
+XEON = {"cpu": "Xeon, avx512f", "settings_hash": "s1", "weights_sha256": "w-xeon", "threads": 2}
+EPYC = {"cpu": "EPYC, avx512f", "settings_hash": "s1", "weights_sha256": "w-epyc", "threads": 2}
+NEW = {"cpu": "Other, avx2", "settings_hash": "s1", "weights_sha256": "w-new", "threads": 2}
+
+
+def numbers(logic_base: float, quotes_edited: float) -> dict:
+    """A one-run reference record's numbers: kfac on logic (baseline = edited) and quotes."""
+    return {"kfac": {"logic": {"baseline": logic_base, "edited": logic_base, "kind": "proportion"},
+                     "quotes": {"baseline": 1.0, "edited": quotes_edited, "kind": "proportion"}}}
+
+
+def test_same_build_compares_edited_numbers_too() -> None:
+    entries = [{"build": XEON, "runs": numbers(0.75, 0.6)}, {"build": EPYC, "runs": numbers(0.82, 0.3)}]
+    assert compare_with_reference({"build": EPYC, "runs": numbers(0.82, 0.3)}, entries, "ref.json") == ([], [])
+    # only an edited number moved, by more than the tolerance: caught, with no note
+    problems, notes = compare_with_reference({"build": EPYC, "runs": numbers(0.82, 0.6)}, entries, "ref.json")
+    assert problems == ["kfac/quotes edited: 0.6 vs reference 0.3 (±0.1)"] and notes == []
+    # the other build's matching edited number does not rescue it: a known build uses its own entry only
+    assert compare_with_reference({"build": XEON, "runs": numbers(0.75, 0.3)}, entries, "ref.json")[0]
+
+
+def test_unknown_build_compares_baselines_only_and_says_so() -> None:
+    entries = [{"build": XEON, "runs": numbers(0.75, 0.6)}, {"build": EPYC, "runs": numbers(0.82, 0.3)}]
+    # the edited quotes (0.95) match neither build; the baseline logic matches EPYC's only
+    problems, notes = compare_with_reference({"build": NEW, "runs": numbers(0.9, 0.95)}, entries, "ref.json")
+    assert problems == []
+    assert "edited numbers NOT compared" in notes[0] and "w-new" in notes[0]
+    assert "python -m harness.fidelity write-reference --out ref.json" in notes[0]
+    assert "w-epyc" in notes[1]
+
+
+def test_unknown_build_catches_a_baseline_regression() -> None:
+    entries = [{"build": XEON, "runs": numbers(0.75, 0.6)}, {"build": EPYC, "runs": numbers(0.82, 0.3)}]
+    problems, notes = compare_with_reference({"build": NEW, "runs": numbers(0.5, 0.6)}, entries, "ref.json")
+    assert "kfac/logic baseline: 0.5 vs reference 0.75 (±0.1) [build Xeon, avx512f (settings s1, weights w-xeon)]" in problems
+    assert "kfac/logic baseline: 0.5 vs reference 0.82 (±0.1) [build EPYC, avx512f (settings s1, weights w-epyc)]" in problems
+    assert problems[-1] == "baseline numbers agree with none of the recorded builds"
+    assert not any("edited" in line for line in problems)
+    assert "edited numbers NOT compared" in notes[0]
+    # a baseline task missing from the results is a difference too
+    missing = {"kfac": {"logic": numbers(0.75, 0.6)["kfac"]["logic"]}}
+    assert compare_with_reference({"build": NEW, "runs": missing}, entries, "ref.json")[0]
+
+
+def test_a_reference_without_builds_fails() -> None:
+    assert compare_with_reference({"build": NEW, "runs": numbers(0.75, 0.6)}, [], "ref.json")[0]
+
+
+def test_write_reference_adds_and_replaces_build_entries(tmp_path: Path) -> None:
+    ref = tmp_path / "reference.json"
+    add_reference_entry(ref, {"build": XEON, "runs": numbers(0.75, 0.6)})
+    add_reference_entry(ref, {"build": EPYC, "runs": numbers(0.82, 0.3)})
+    assert [e["build"]["weights_sha256"] for e in read_reference(ref)] == ["w-xeon", "w-epyc"]
+    # the same build (settings and weights; the CPU name may differ) replaces its entry in place
+    add_reference_entry(ref, {"build": dict(XEON, threads=4), "runs": numbers(0.7, 0.65)})
+    entries = read_reference(ref)
+    assert [e["build"]["weights_sha256"] for e in entries] == ["w-xeon", "w-epyc"]
+    assert entries[0] == {"build": dict(XEON, threads=4), "runs": numbers(0.7, 0.65)}
+    assert entries[1] == {"build": EPYC, "runs": numbers(0.82, 0.3)}
+    text = ref.read_text()
+    assert text == json.dumps(json.loads(text), indent=1, sort_keys=True) + "\n"  # sorted keys
+    assert [p.name for p in tmp_path.iterdir()] == ["reference.json"]  # no temporary file left
+
+
+def test_old_single_build_reference_is_read_as_one_entry(tmp_path: Path) -> None:
+    ref = tmp_path / "reference.json"
+    old = {"build": XEON, "runs": numbers(0.75, 0.6)}
+    ref.write_text(json.dumps(old))
+    assert read_reference(ref) == [old]
+    add_reference_entry(ref, {"build": EPYC, "runs": numbers(0.82, 0.3)})
+    assert json.loads(ref.read_text()) == {"builds": [old, {"build": EPYC, "runs": numbers(0.82, 0.3)}]}
