@@ -25,6 +25,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("stress", "remove", "recall of memorized passages under perturbed prompts"),
     Family("quotes", "remove", "famous quotations recited verbatim"),
     Family("control", "reference", "never-trained passages of the same form (chance level)"),
+    # Images (suite mislabeled): the true label of a noised training image rises as its memorized
+    # noise label goes; a sign of removal, not a skill the unedited model had to keep.
+    Family("gt_recovery", "reference", "noised training images predicted as their true label"),
     Family("math", "keep", "arithmetic benchmarks (GSM8K, SimpleMath, MMLU-Pro math)"),
     Family("arithmetic", "keep", "two-operand arithmetic"),
     Family("facts_rare", "keep", "closed-book facts seen rarely in training"),
@@ -33,6 +36,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("qa_open", "keep", "open-book question answering (the answer is in the context)"),
     Family("logic", "keep", "boolean logic and in-context reasoning"),
     Family("coherence", "keep", "perplexity and next-token agreement with the unedited model"),
+    Family("accuracy", "keep", "held-out image classification accuracy"),
+    Family("clean_train", "keep", "accuracy on the correctly labelled training images"),
 )
 FAMILY_ORDER: tuple[str, ...] = tuple(f.name for f in FAMILIES)
 _GOALS: dict[str, Goal] = {f.name: f.goal for f in FAMILIES}

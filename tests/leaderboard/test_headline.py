@@ -112,11 +112,12 @@ def scenario() -> list[dict]:
     runs += [make_run("npo", point(u, 50), params={"lr": lr}) for lr, u in {1: 97, 2: 99}.items()]
     # Identical in every number: ranked by name.
     runs += [make_run(name, point(70, 10)) for name in ("grad_b", "grad_a")]
-    # A ViT-like suite without memorized_val; gt_recovery's unedited value is 0 (left out).
-    vit = {"memorized": "memorized", "accuracy": "accuracy", "gt_recovery": "gt_recovery"}
-    base = {"gt_recovery": 0.0, "memorized": 0.5}
+    # A ViT-like suite without memorized_val: gt_recovery is a reference (never a skill), and
+    # clean_train, a skill, has unedited value 0 here (left out).
+    vit = {"memorized": "memorized", "accuracy": "accuracy", "gt_recovery": "gt_recovery", "clean_train": "clean_train"}
+    base = {"gt_recovery": 0.0, "memorized": 0.5, "clean_train": 0.0}
     runs += [make_run("none", {}, suite="mislabeled", tasks=vit, baseline=base)]
-    runs += [make_run("kfac", {"memorized": 0.5 * m / 100, "accuracy": u / 100, "gt_recovery": 0.3},
+    runs += [make_run("kfac", {"memorized": 0.5 * m / 100, "accuracy": u / 100, "gt_recovery": 0.3, "clean_train": 0.2},
                       params={"rho": rho}, suite="mislabeled", tasks=vit, baseline=base)
              for rho, (u, m) in {0.8: (97, 30), 0.9: (99, 70)}.items()]
     return runs
@@ -232,12 +233,12 @@ def test_the_fallback_family_and_a_task_with_unedited_zero(built):
     _, long, table = built
     vit = table[table.suite == "mislabeled"].iloc[0]
     assert vit.memorization_family == "memorized" and vit.variant_95 == "kfac (rho=0.8)"
-    assert vit.utility_95 == pytest.approx(97.0)  # gt_recovery (unedited 0) left out, not 0 or inf
+    assert vit.utility_95 == pytest.approx(97.0)  # clean_train (unedited 0) left out, not 0 or inf; gt_recovery no skill
     sections = render.build_headline_sections(long, table)
     titles = [s.title for s in sections]
     assert "Headline · org · mislabeled (memorization: memorized)" in titles
     about = sections[titles.index("Headline · org · mislabeled (memorization: memorized)")].about
-    assert "skill families accuracy; gt_recovery left out (its unedited value is 0)." in about
+    assert "skill families accuracy; clean_train left out (its unedited value is 0)." in about
 
 
 def test_markdown_puts_the_headline_first_and_says_none(built):
