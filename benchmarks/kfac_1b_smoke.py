@@ -1,10 +1,13 @@
-"""CPU smoke run of the whole K-FAC pipeline at real OLMo-2 dimensions (random weights, no download):
-build the model from its published shape, collect A and G for one or two layers over a few thousand
-seeded random tokens, eigendecompose, select, edit. Prints the time of each step and the process's
-peak resident memory after it (ru_maxrss: torch allocates outside Python's tracemalloc).
+"""Smoke run of the whole K-FAC pipeline at real OLMo-2 dimensions (random weights, no download):
+build the model from its published shape, collect A and G for one or a few layers over seeded
+random tokens, eigendecompose, select, edit. Prints the time of each step and the process's peak
+resident memory after it (ru_maxrss: torch allocates outside Python's tracemalloc), and on a GPU the
+peak GPU memory (torch.cuda.max_memory_allocated).
 
     OMP_NUM_THREADS=2 flock /work/heavy.lock .venv/bin/python benchmarks/kfac_1b_smoke.py \\
         --shape olmo2_1b --layers 15 --tokens 4096 --seq-len 512 --batch-size 2
+    python benchmarks/kfac_1b_smoke.py --shape olmo2_7b --layers 23 24 25 --tokens 32768 \\
+        --batch-size 16 --device cuda --autocast bfloat16           # a GPU
 
 Results: BENCHMARKS.md, "Real dimensions".
 """
@@ -33,7 +36,12 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--rho", type=float, default=0.6)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    parser.add_argument("--autocast", default=None, choices=["bfloat16", "float16"],
+                        help="autocast dtype of the statistics pass (the paper's: bfloat16); default fp32")
     args = parser.parse_args()
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
 
     from methods.kfac import KFAC, collect_kfac_factors, eigh_descending, keep_counts, kfac_edit_weight
     from models.architectures import set_weight_out_in, weight_as_out_in
@@ -42,13 +50,20 @@ def main() -> None:
     steps: dict[str, dict[str, float]] = {}
 
     def record(name: str, start: float) -> None:
+        if gpu:
+            torch.cuda.synchronize(device)  # kernels run asynchronously: time them to the end
         steps[name] = {"seconds": round(time.perf_counter() - start, 2), "peak_rss_gb": round(peak_rss_gb(), 2)}
-        print(f"{name:>12}: {steps[name]['seconds']:8.2f} s   peak RSS so far {steps[name]['peak_rss_gb']:6.2f} GB", flush=True)
+        line = f"{name:>12}: {steps[name]['seconds']:8.2f} s   peak RSS so far {steps[name]['peak_rss_gb']:6.2f} GB"
+        if gpu:
+            steps[name]["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated(device) / 1024 ** 3, 2)
+            line += f"   peak GPU memory so far {steps[name]['peak_gpu_gb']:6.2f} GiB"
+        print(line, flush=True)
 
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
+    where = torch.cuda.get_device_name(device) if gpu else platform.processor() or platform.machine()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {where}, autocast {args.autocast or 'none (fp32)'}")
     record("imports", time.perf_counter())
     start = time.perf_counter()
-    loaded = load({"shape": args.shape, "dtype": "float32", "seed": 0}, torch.device("cpu"), None)
+    loaded = load({"shape": args.shape, "dtype": "float32", "seed": 0}, device, None)
     model = loaded.model
     params = sum(p.numel() for p in model.parameters())
     record("build", start)
@@ -59,7 +74,8 @@ def main() -> None:
     stats = loaded.sources.statistics()
     start = time.perf_counter()
     factors = collect_kfac_factors(model, {n: m for n, (m, _) in targets.items()},
-                                   stats.batches(args.tokens, args.batch_size, args.seq_len), source=stats)
+                                   stats.batches(args.tokens, args.batch_size, args.seq_len), source=stats,
+                                   autocast_dtype=getattr(torch, args.autocast) if args.autocast else None)
     record("collection", start)
 
     start = time.perf_counter()
@@ -86,7 +102,7 @@ def main() -> None:
     record("select+edit", start)
 
     shapes = {name: {"A": list(factors.A[name].shape), "G": list(factors.G[name].shape)} for name in targets}
-    print(json.dumps({"shape": args.shape, "parameters": params, "positions": factors.positions,
+    print(json.dumps({"shape": args.shape, "device": where, "autocast": args.autocast, "parameters": params, "positions": factors.positions,
                       "tokens": factors.inputs, "factor_shapes": shapes, "steps": steps,
                       "edit": {n: {k: f[k] for k in ("mass_kept", "components_kept", "components_total")}
                                for n, f in facts.items()}}, indent=1))
