@@ -18,10 +18,9 @@ def column(attack: str, setting: str, steps: float) -> str:
 def tables(path: str, tasks: tuple[str, ...] = TASKS) -> str:
     import pandas as pd
 
+    # One row per leaderboard variant: runs on other organism seeds (model.organism.seed) are seeds
+    # of their configuration there already; configs that differ elsewhere keep their `#<config>`.
     df = pd.read_csv(path)
-    # Runs that differ only in the model's seed (model.organism.seed) are one method here; the
-    # leaderboard labels them `<method> #<config>`.
-    df["variant"] = [v.split(" #")[0] for v in df.variant]
     df["col"] = [column(a, s, k) for a, s, k in zip(df.attack, df.setting, df.steps)]
     df["_order"] = [(ATTACK_RANK.get(a, 3), SETTING_RANK.get(s, 3), 0 if pd.isna(k) else k)
                     for a, s, k in zip(df.attack, df.setting, df.steps)]
