@@ -189,7 +189,7 @@ def headline_png(points: "pandas.DataFrame", title: str = "") -> bytes | None:
     ax.set_ylim(-3, max(105.0, float(pts.memorization_mean.max()) + 5))
     family = pts.memorization_family.iloc[0]
     ax.set_xlabel("utility: skills kept (% of unedited, mean over skill families, capped at 100)")
-    ax.set_ylabel(f"memorization: {family} kept (% of unedited, lower = removed)")
+    ax.set_ylabel(f"{family} kept (% of unedited; lower = removed)")
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
