@@ -91,8 +91,8 @@ def test_attack_tables_count_organism_seeds_as_seeds(organism_runs, tmp_path):
 
 
 def test_unedited_row_counts_baselines_not_run_seeds():
-    """`model.organism.seed=2` with the run seed left at 0 (docs/attacks.md ran it so): two
-    organisms, two baselines, one run seed."""
+    """`model.organism.seed=2` with the run seed left at 0 (a user may set only the organism's
+    seed): two organisms, two baselines, one run seed."""
     runs = as_runs([make_run("kfac", point(90, 20), seed=0, organism_seed=o,
                              baseline={"verbatim_validation": b}) for o, b in ((0, 0.5), (2, 0.9))])
     long = aggregate.long_table(runs)
