@@ -56,14 +56,14 @@ def run_config(overrides: list[str], runs_dir: Path | None = None, finished_only
         cfg = compose(config_name="config", overrides=[f"suite={SUITE}", *overrides, *extra])
     if not finished_only:
         return run_experiment(cfg)
+    from core.io import read_json
+    from core.runrecord import run_path
+    from harness.pipeline import run_identity
     from models import model_name
-    from core.runrecord import config_hash, read_json, run_path
 
     config = resolve_config(cfg)
     config["model"]["name"] = model_name(config["model"])
-    identity = {"model": config["model"]["name"], "method": config["method"]["name"],
-                "suite": config["suite"]["name"], "seed": config["seed"], "config_hash": config_hash(config)}
-    run = read_json(run_path(Path(config["runs_dir"]), identity))
+    run = read_json(run_path(Path(config["runs_dir"]), run_identity(config)))
     return run if run is not None and run.get("status") == "complete" else None
 
 

@@ -133,3 +133,26 @@ def test_old_single_build_reference_is_read_as_one_entry(tmp_path: Path) -> None
     assert read_reference(ref) == [old]
     add_reference_entry(ref, {"build": EPYC, "runs": numbers(0.82, 0.3)})
     assert json.loads(ref.read_text()) == {"builds": [old, {"build": EPYC, "runs": numbers(0.82, 0.3)}]}
+
+
+def test_finished_only_finds_the_run_file_the_pipeline_writes(tmp_path: Path) -> None:
+    """`sweep --finished-only` looks a run up where run_experiment files it, and runs nothing."""
+    from core.runrecord import run_path
+    from hydra import compose, initialize_config_dir
+
+    from core.buildcache import CONF_DIR
+    from harness.fidelity import SUITE, run_config
+    from harness.pipeline import resolve_config, run_identity
+    from models import model_name
+
+    overrides = ["method=kfac", "method.rho=0.95", f"runs_dir={tmp_path}"]
+    assert run_config(overrides, finished_only=True) is None  # no run file: None, nothing run
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        config = resolve_config(compose(config_name="config", overrides=[f"suite={SUITE}", *overrides]))
+    config["model"]["name"] = model_name(config["model"])
+    path = run_path(tmp_path, run_identity(config))
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"status": "running"}))
+    assert run_config(overrides, finished_only=True) is None  # an unfinished run is not tabulated
+    path.write_text(json.dumps({"status": "complete"}))
+    assert run_config(overrides, finished_only=True) == {"status": "complete"}
