@@ -5,6 +5,17 @@ paper reports? Used by the CI regression tests and by the fidelity study (docs/f
     python -m harness.fidelity write-reference --out tests/regression/reference.json # add this build's entry
     python -m harness.fidelity sweep --seeds 0 1 2    # the rho sweep study (slow), then a table
 
+Each command takes trailing Hydra overrides of the organism (model.<key>=<value>) and of seed=,
+device=, runs_dir=, cache_dir=, applied to every run it makes after the run's own overrides, so the
+claims can be checked on any organism:
+
+    python -m harness.fidelity check model.organism.seed=1 model.organism.model.hidden=128
+
+Group choices (method=, suite=, model=) are not taken: each run fixes its method and the suite.
+`sweep` sets seed= and model.organism.seed= from --seeds. The committed reference is CI's default
+runs only: write-reference will not write runs made with model.* or seed= overrides into it, and
+check will not compare such runs with it.
+
 Runs go through the normal pipeline (`run_experiment`), so they land in `runs/` as run files,
 reuse the cached baseline and K-FAC factors, and resume when interrupted.
 
@@ -12,21 +23,30 @@ The reference holds one entry per organism build ({"builds": [{"build": ..., "ru
 organism is trained on the CPU it runs on, builds from different CPUs differ in their weights, and
 near the edit's transition their edited numbers differ far beyond any useful tolerance, while the
 unedited model's numbers agree. So a build with an entry has every number compared with it; a
-build without one has only the baseline numbers compared, and passes that part if they agree with
-at least one recorded build, with a NOTE saying the edited numbers were not compared and how to
-add an entry (`write-reference` adds or replaces the current build's entry and keeps the others).
-"""
+build without one has only the baseline numbers compared with the builds of the same organism
+settings, and passes that part if they agree with at least one, with a NOTE saying the edited
+numbers were not compared and how to add an entry (`write-reference` adds or replaces the current
+build's entry and keeps the others). Builds of other settings are another organism: nothing of
+theirs is compared, and a reference without an entry for the settings is refused before any run."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from core.buildcache import CONF_DIR
+from core.errors import ConfigError, HarnessError
 from core.io import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 SUITE = "organism_full"
 # The runs CI makes: name -> Hydra overrides (the organism default model and seed).
@@ -42,28 +62,51 @@ SKILLS = ("logic", "qa_open")  # task instances the fidelity claims protect
 # BLAS, another thread count) changes its weights slightly; these bounds absorb that, not a bug.
 TOLERANCE = {"proportion": 0.10, "relative": 0.10}
 
+# The command-line overrides the commands take besides model.<key>=: the run seed, and where runs
+# happen and are stored. Group choices are not taken: the claims are about these methods on SUITE.
+TOP_LEVEL_OVERRIDES = ("seed", "device", "runs_dir", "cache_dir")
+# Of those, the ones that leave the numbers as they are (the files go elsewhere; `device` is `auto`
+# by default anyway): the only ones allowed with the committed reference.
+PLACE_OVERRIDES = ("device", "runs_dir", "cache_dir")
+# What `sweep` sets from --seeds: each seed trains its own organism and seeds its runs.
+SEED_KEYS = ("model.organism.seed", "seed")
+# The reference CI compares with: its entries hold the default runs (no overrides) of each build.
+CI_REFERENCE = CONF_DIR.parent / "tests" / "regression" / "reference.json"
+# An argument that is a Hydra override, not an option or an option's value: `key=value`, or one
+# that adds or deletes a key (`+key=`, `~key`), which check_overrides refuses by name.
+_OVERRIDE_LIKE = re.compile(r"[+~]|[A-Za-z_][\w.]*=")
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config of a run with `overrides` (as on the command line) on SUITE; an override Hydra
+    cannot parse or apply is a one-line ConfigError."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            return compose(config_name="config", overrides=[f"suite={SUITE}", *overrides])
+    except HydraException as e:
+        raise ConfigError(f"bad override ({' '.join(overrides)}): {str(e).splitlines()[0]}") from None
+
 
 def run_config(overrides: list[str], runs_dir: Path | None = None, finished_only: bool = False) -> dict[str, Any] | None:
     """Compose the config with `overrides` (as on the command line) and run it; with
     `finished_only`, return its finished run file if there is one (else None) and run nothing."""
-    from hydra import compose, initialize_config_dir
-
-    from harness.app import CONF_DIR
     from harness.pipeline import resolve_config, run_experiment
 
     extra = [f"runs_dir={runs_dir}"] if runs_dir is not None else []
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=[f"suite={SUITE}", *overrides, *extra])
+    cfg = compose_config([*overrides, *extra])
     if not finished_only:
         return run_experiment(cfg)
+    from core.io import read_json
+    from core.runrecord import run_path
+    from harness.pipeline import run_identity
     from models import model_name
-    from core.runrecord import config_hash, read_json, run_path
 
     config = resolve_config(cfg)
     config["model"]["name"] = model_name(config["model"])
-    identity = {"model": config["model"]["name"], "method": config["method"]["name"],
-                "suite": config["suite"]["name"], "seed": config["seed"], "config_hash": config_hash(config)}
-    run = read_json(run_path(Path(config["runs_dir"]), identity))
+    run = read_json(run_path(Path(config["runs_dir"]), run_identity(config)))
     return run if run is not None and run.get("status") == "complete" else None
 
 
@@ -152,8 +195,15 @@ def organism_build(run: dict[str, Any]) -> dict[str, Any]:
     folder = Path(run["config"]["cache_dir"]) / "organism" / key
     weights = bytes_hash((folder / "model" / "model.safetensors").read_bytes(), 16)
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    return {"settings_hash": key[:16], "weights_sha256": weights, "threads": manifest.get("threads"),
-            "versions": manifest.get("versions"), "cpu": cpu_name()}
+    return {"settings_hash": settings_key(run["config"]["model"]["organism"]), "weights_sha256": weights,
+            "threads": manifest.get("threads"), "versions": manifest.get("versions"), "cpu": cpu_name()}
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    """The organism settings' part of a build record: the start of their cache hash."""
+    from models.organism import settings_hash
+
+    return settings_hash(settings)[:16]
 
 
 def cpu_name() -> str:
@@ -176,10 +226,16 @@ def reference_record(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"build": organism_build(runs["none"]), "runs": {name: summary(run) for name, run in runs.items()}}
 
 
+def same_settings(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two `organism_build` records are builds of the same organism settings (on one CPU
+    or another); builds of other settings are another organism, with other numbers."""
+    return a.get("settings_hash") == b.get("settings_hash")
+
+
 def same_build(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two `organism_build` records are the same organism: same settings and same weights
     (CPU, threads and library versions only explain a difference; the weights are the fact)."""
-    return (a.get("settings_hash"), a.get("weights_sha256")) == (b.get("settings_hash"), b.get("weights_sha256"))
+    return same_settings(a, b) and a.get("weights_sha256") == b.get("weights_sha256")
 
 
 def describe_build(build: dict[str, Any]) -> str:
@@ -213,28 +269,36 @@ def add_reference_entry(path: Path, record: dict[str, Any]) -> None:
     atomic_write_json(path, {"builds": entries}, sort_keys=True)
 
 
+def write_reference_command(reference_file: Path | str, overrides: Sequence[str] = ()) -> str:
+    """The command that adds the entry of runs made with `overrides` to `reference_file`."""
+    return " ".join(["python -m harness.fidelity write-reference --out", str(reference_file), *overrides])
+
+
 def compare_with_reference(current: dict[str, Any], entries: list[dict[str, Any]],
-                           reference_file: Path | str) -> tuple[list[str], list[str]]:
+                           reference_file: Path | str, overrides: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """Compare `current` (a `reference_record`) with a reference's per-build entries; returns
     (problems, notes). With an entry for the current build, every number is compared with it.
-    Without one, only the baseline numbers are: the check passes if they agree with at least one
-    recorded build (otherwise every build's differences are problems), and a note says the edited
-    numbers were not compared (notes are empty exactly when every number was compared).
-    `reference_file` is named in the note's command."""
-    if not entries:
-        return [f"{reference_file} records no organism build"], []
+    Without one, only the baseline numbers are, with the builds of the same organism settings: the
+    check passes if they agree with at least one of them (otherwise every such build's differences
+    are problems), and a note says the edited numbers were not compared (notes are empty exactly
+    when every number was compared). No build of the same settings is a problem: nothing could be
+    compared. The notes' command names `reference_file` and the runs' `overrides`."""
     build = current["build"]
-    own = next((e for e in entries if same_build(e["build"], build)), None)
+    comparable = [e for e in entries if same_settings(e["build"], build)]
+    if not comparable:
+        return [no_entry_message(reference_file, build["settings_hash"], entries, overrides)], []
+    own = next((e for e in comparable if same_build(e["build"], build)), None)
     if own is not None:
         return reference_differences(current["runs"], own["runs"]), []
     # Near the edit's transition an edited number moves by 0.3 between builds (K-FAC's quotes:
     # 0.3 on one, 0.6 on another), so comparing edited numbers across builds tests the CPU, not the
-    # code; the unedited model's numbers stay within the tolerance across builds.
+    # code; the unedited model's numbers stay within the tolerance across builds of one organism.
     notes = [f"edited numbers NOT compared: {reference_file} has no entry for this organism build, "
              f"{describe_build(build)}, and edited numbers are build-specific near the edit's transition; "
-             f"baseline numbers were compared with each of its {len(entries)} recorded build(s). Add this "
-             f"build's entry with: python -m harness.fidelity write-reference --out {reference_file}"]
-    per_build = [(e["build"], reference_differences(current["runs"], e["runs"], roles=("baseline",))) for e in entries]
+             f"baseline numbers were compared with each of its {len(comparable)} build(s) of the same "
+             f"organism settings. Add this build's entry with: {write_reference_command(reference_file, overrides)}"]
+    per_build = [(e["build"], reference_differences(current["runs"], e["runs"], roles=("baseline",)))
+                 for e in comparable]
     agreeing = [b for b, problems in per_build if not problems]
     if agreeing:
         notes.append(f"baseline numbers agree with build {describe_build(agreeing[0])}")
@@ -244,23 +308,93 @@ def compare_with_reference(current: dict[str, Any], entries: list[dict[str, Any]
     return problems, notes
 
 
-def regression_runs(runs_dir: Path | None = None) -> dict[str, dict[str, Any]]:
-    return {name: run_config(overrides, runs_dir) for name, overrides in REGRESSION_RUNS.items()}
+def no_entry_message(reference_file: Path | str, key: str, entries: list[dict[str, Any]],
+                     overrides: Sequence[str] = ()) -> str:
+    """One line: `reference_file` has no build of organism settings `key` (a `settings_key`)."""
+    recorded = sorted({str(e["build"].get("settings_hash")) for e in entries})
+    out = "<another file>" if is_ci_reference(reference_file) else reference_file  # CI's holds the defaults only
+    return (f"{reference_file} has no entry for these organism settings (settings {key}; it records "
+            f"{'settings ' + ', '.join(recorded) if recorded else 'no build'}), and another organism's "
+            f"numbers say nothing about this one; make a reference for them with: "
+            f"{write_reference_command(out, overrides)}")
+
+
+def is_ci_reference(path: Path | str) -> bool:
+    return Path(path).resolve() == CI_REFERENCE.resolve()
+
+
+def measuring_overrides(overrides: Sequence[str]) -> list[str]:
+    """The overrides that change what the runs measure (the organism, the run seed): all but
+    PLACE_OVERRIDES."""
+    return [arg for arg in overrides if arg.split("=", 1)[0] not in PLACE_OVERRIDES]
+
+
+def check_overrides(command: str, overrides: list[str]) -> None:
+    """Raise ConfigError, in one line, for an override `command` does not take or a key the config
+    lacks (harness.overrides names the valid keys beside it). Runs nothing."""
+    from harness.overrides import check_override_keys, parse_overrides
+
+    keys = []
+    for arg in overrides:
+        found = parse_overrides([arg], groups=())[1]  # no groups: `model=hf` is a key, and refused
+        key = found[0] if found else None
+        if key is None or not (key.startswith("model.") or key in TOP_LEVEL_OVERRIDES):
+            raise ConfigError(f"{command} does not take '{arg}'; it takes model.<key>=<value> (the organism's "
+                              f"settings, e.g. model.organism.seed=1) and "
+                              f"{', '.join(k + '=' for k in TOP_LEVEL_OVERRIDES)}: each run fixes its "
+                              f"method, and the suite is {SUITE}")
+        if command == "sweep" and key in SEED_KEYS:
+            raise ConfigError(f"sweep sets {' and '.join(k + '=' for k in SEED_KEYS)} from --seeds (each seed "
+                              f"trains its own organism); give the seeds with --seeds instead of '{arg}'")
+        keys.append(key)
+    check_override_keys({"suite": SUITE}, keys)
+
+
+def refuse_ci_reference(path: Path, overrides: Sequence[str], doing: str) -> None:
+    """ConfigError when `path` is CI's reference and the runs are not CI's default runs; `doing`
+    says what was refused, with {changed} and {path} in it."""
+    changed = measuring_overrides(overrides)
+    if changed and is_ci_reference(path):
+        raise ConfigError(f"{doing.format(changed=' '.join(changed), path=path)}: it is CI's reference, whose "
+                          f"entries are keyed by organism build alone and hold the default runs (CI compares its "
+                          f"runs with them), so runs made with other settings do not belong in it; use another "
+                          f"file: {write_reference_command('<another file>', overrides)}")
+
+
+def comparable_reference(path: Path, overrides: Sequence[str], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of reference `path`, read before any run: a reference that cannot be read or
+    holds no build of the runs' organism `settings` is a one-line ConfigError."""
+    refuse_ci_reference(path, overrides, "will not compare runs made with {changed} with {path}")
+    try:
+        entries = read_reference(path)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--reference {path} is not JSON: {e}") from None
+    except (OSError, ValueError) as e:  # a missing file; JSON that is not a reference
+        raise ConfigError(f"--reference {path} cannot be read: {e}") from None
+    key = settings_key(settings)
+    if not any(same_settings(e.get("build", {}), {"settings_hash": key}) for e in entries):
+        raise ConfigError(no_entry_message(path, key, entries, overrides))
+    return entries
+
+
+def regression_runs(runs_dir: Path | None = None, overrides: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """The REGRESSION_RUNS, each with `overrides` after its own."""
+    return {name: run_config([*own, *overrides], runs_dir) for name, own in REGRESSION_RUNS.items()}
 
 
 def sweep(seeds: list[int], rhos: list[float], svd_fractions: list[float],
-          finished_only: bool = False) -> list[dict[str, Any]]:
+          finished_only: bool = False, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The trade-off study: kfac and random_ablation at every rho, svd at every fraction, for
-    every organism seed (each seed trains its own organism). `finished_only` tabulates the runs
-    already finished and runs nothing."""
+    every organism seed (each seed trains its own organism), each run with `overrides` after its
+    own. `finished_only` tabulates the runs already finished and runs nothing."""
     records = []
     for seed in seeds:
-        base = [f"model.organism.seed={seed}", f"seed={seed}"]
+        base = [f"{key}={seed}" for key in SEED_KEYS]
         plans = [("none", ["method=none"], None)]
         plans += [(m, [f"method={m}", f"method.rho={r}"], r) for m in ("kfac", "random_ablation") for r in rhos]
         plans += [("svd", ["method=svd", f"method.fractions={{gate:{f},up:{f},down:{f}}}"], f) for f in svd_fractions]
-        for method, overrides, setting in plans:
-            run = run_config(base + overrides, finished_only=finished_only)
+        for method, own, setting in plans:
+            run = run_config([*base, *own, *overrides], finished_only=finished_only)
             if run is None:
                 continue
             records.append({"seed": seed, "method": method, "setting": setting,
@@ -277,14 +411,19 @@ def components_kept(run: dict[str, Any]) -> float | None:
     return None if not total else 1 - removed / total
 
 
-def sweep_table(records: list[dict[str, Any]]) -> str:
-    """Markdown: one row per (method, setting), % of baseline kept per task, mean ± std over seeds."""
+def sweep_table(records: list[dict[str, Any]], overrides: Sequence[str] = ()) -> str:
+    """Markdown: one row per (method, setting), % of baseline kept per task, mean ± std over seeds;
+    made with `overrides` that change the runs, a heading says which."""
+    changed = measuring_overrides(overrides)
+    heading = ("" if not changed else
+               f"Organism and runs: conf/model/organism.yaml and conf/config.yaml with {' '.join(changed)} "
+               f"(and each row's seeds as {' and '.join(SEED_KEYS)}).\n\n")
     tasks = sorted({t for r in records for t in r["kept"]})
     groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["method"], r["setting"]), []).append(r)
     fmt = lambda xs: "n/a" if not xs else (f"{100 * statistics.fmean(xs):.0f}" + (f" ± {100 * statistics.stdev(xs):.0f}" if len(xs) > 1 else ""))  # noqa: E731
-    lines = ["| method | setting | seeds | components kept | " + " | ".join(tasks) + " |",
+    lines = [heading + "| method | setting | seeds | components kept | " + " | ".join(tasks) + " |",
              "|---|---|---|---|" + "---|" * len(tasks)]
     for (method, setting), rs in groups.items():
         comp = [r["components_kept"] for r in rs if r["components_kept"] is not None]
@@ -295,28 +434,74 @@ def sweep_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n\n% of baseline kept (mean ± std over the seeds listed in each row).\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.fidelity", description=__doc__.split("\n\n")[0])
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad options end in one line (argparse's default prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
+        sys.exit(2)
+
+
+OVERRIDES_HELP = (f"Trailing overrides, applied to every run after its own: model.<key>=<value> (the "
+                  f"organism: model.organism.seed=1 model.organism.model.hidden=128 ...) and "
+                  f"{', '.join(k + '=' for k in TOP_LEVEL_OVERRIDES)}.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="python -m harness.fidelity", description=__doc__.split("\n\n")[0],
+                            epilog=OVERRIDES_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="regression runs, fidelity claims, reference comparison")
+    check = sub.add_parser("check", help="regression runs, fidelity claims, reference comparison",
+                           epilog=OVERRIDES_HELP)
     check.add_argument("--reference", type=Path, help="reference JSON to compare with (CI: tests/regression/reference.json)")
-    write = sub.add_parser("write-reference", help="add (or replace) this organism build's entry in a reference JSON")
+    write = sub.add_parser("write-reference", help="add (or replace) this organism build's entry in a reference JSON",
+                           epilog=OVERRIDES_HELP + " With model.* or seed= overrides, --out must be another file "
+                           "than tests/regression/reference.json (CI's, for the default runs).")
     write.add_argument("--out", type=Path, required=True, help="the reference file (CI reads tests/regression/reference.json)")
-    sw = sub.add_parser("sweep", help="rho sweep over organism seeds (slow)")
+    sw = sub.add_parser("sweep", help="rho sweep over organism seeds (slow)",
+                        epilog=f"{OVERRIDES_HELP} The seeds ({', '.join(k + '=' for k in SEED_KEYS)}) come from --seeds.")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sw.add_argument("--rhos", type=float, nargs="+", default=[0.8, 0.9, 0.95, 0.98, 0.99, 0.999])
     sw.add_argument("--svd-fractions", type=float, nargs="+", default=[0.05, 0.2, 0.5])
     sw.add_argument("--out", type=Path, default=Path("docs/fidelity_sweep.md"))
     sw.add_argument("--finished-only", action="store_true", help="tabulate finished runs, run nothing")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Overrides are taken out first: argparse would read one after --seeds 0 1 as a seed.
+    overrides = [arg for arg in argv if _OVERRIDE_LIKE.match(arg)]
+    args = build_parser().parse_args([arg for arg in argv if not _OVERRIDE_LIKE.match(arg)])
+    try:
+        return run_command(args, overrides)
+    except HarnessError as e:
+        if os.environ.get("HARNESS_DEBUG") == "1":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def run_command(args: argparse.Namespace, overrides: list[str]) -> int:
+    # Everything the command line can get wrong is checked here, before the first (slow) run.
+    from omegaconf import OmegaConf
+
+    check_overrides(args.command, overrides)
+    # Composed once now, so that a value Hydra cannot parse fails here, not in the first run.
+    settings = OmegaConf.to_container(compose_config(overrides).model.organism, resolve=True)
+    if args.command == "write-reference":
+        refuse_ci_reference(args.out, overrides, "will not write runs made with {changed} into {path}")
+    entries = None
+    if args.command == "check" and args.reference:
+        entries = comparable_reference(args.reference, overrides, settings)
 
     if args.command == "sweep":
-        records = sweep(args.seeds, args.rhos, args.svd_fractions, args.finished_only)
-        table = sweep_table(records)
+        records = sweep(args.seeds, args.rhos, args.svd_fractions, args.finished_only, overrides)
+        table = sweep_table(records, overrides)
         atomic_write_text(args.out, table)
         print(table)
         return 0
-    runs = regression_runs()
+    runs = regression_runs(overrides=overrides)
     current = reference_record(runs)
     if args.command == "write-reference":
         add_reference_entry(args.out, current)
@@ -327,8 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     for claim, (holds, numbers) in claims(runs).items():
         print(f"{'PASS' if holds else 'FAIL'}  {claim}: {numbers}")
         failed |= not holds
-    if args.reference:
-        problems, notes = compare_with_reference(current, read_reference(args.reference), args.reference)
+    if entries is not None:
+        problems, notes = compare_with_reference(current, entries, args.reference, overrides)
         for line in problems:
             print(f"DIFF  {line}")
         if not problems:  # say what was compared: on an unknown build it is the baselines only

@@ -51,8 +51,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
                           f"(no tokenizer or memorized data); add suite={runnable[0]}")
     for key in ("runs_dir", "cache_dir"):  # a bad output place fails now, not after the work
         check_writable_dir(Path(config[key]), key)
-    identity = {"model": config["model"]["name"], "method": method_label(config),
-                "suite": config["suite"]["name"], "seed": seed, "config_hash": config_hash(config)}
+    identity = run_identity(config)
     path = run_path(Path(config["runs_dir"]), identity)
     rank, world = init_from_env()  # torchrun: harness/distributed.py; (0, 1) in a plain run
     # The same run started twice: the second waits, then reuses the first's. Under torchrun only
@@ -128,6 +127,12 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
     console.print(f"run file: {path}")
     print_run(console, run)
     return run
+
+
+def run_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What the run of resolved `config` (its model name set) is filed under (core.runrecord.run_path)."""
+    return {"model": config["model"]["name"], "method": method_label(config), "suite": config["suite"]["name"],
+            "seed": config["seed"], "config_hash": config_hash(config)}
 
 
 def method_label(config: dict[str, Any]) -> str:

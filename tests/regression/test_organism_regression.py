@@ -5,8 +5,8 @@ numbers stay within tolerance of tests/regression/reference.json, and a delibera
 The reference holds one entry per organism build (the organism is trained on the CPU it runs on,
 and builds from different CPUs differ in their edited numbers near the edit's transition). On a
 build with an entry every number is compared with it; on a build without one only the baseline
-(unedited model's) numbers are, against each recorded build, passing if they agree with at least
-one, and the test warns that the edited numbers were not compared.
+(unedited model's) numbers are, against each recorded build of the same organism settings, passing
+if they agree with at least one, and the test warns that the edited numbers were not compared.
 
 The organism is trained once into the shared cache (`.cache/harness`, as `make run` uses); run
 files go to a temporary folder so that results of older code in `runs/` are never reused.
