@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError, HarnessError
 from core.io import atomic_write_json, atomic_write_text
+from core.runrecord import REPLICATE_KEYS
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -68,8 +69,9 @@ TOP_LEVEL_OVERRIDES = ("seed", "device", "runs_dir", "cache_dir")
 # Of those, the ones that leave the numbers as they are (the files go elsewhere; `device` is `auto`
 # by default anyway): the only ones allowed with the committed reference.
 PLACE_OVERRIDES = ("device", "runs_dir", "cache_dir")
-# What `sweep` sets from --seeds: each seed trains its own organism and seeds its runs.
-SEED_KEYS = ("model.organism.seed", "seed")
+# What `sweep` sets from --seeds: each seed trains its own organism and seeds its runs (the keys
+# that make replicates of one configuration, core.runrecord).
+SEED_KEYS = REPLICATE_KEYS
 # The reference CI compares with: its entries hold the default runs (no overrides) of each build.
 CI_REFERENCE = CONF_DIR.parent / "tests" / "regression" / "reference.json"
 # An argument that is a Hydra override, not an option or an option's value: `key=value`, or one

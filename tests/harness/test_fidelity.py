@@ -239,7 +239,7 @@ def test_sweep_applies_the_overrides_to_every_run_and_names_them(fake_runs, caps
     assert len(fake_runs) == 8
     for i, overrides in enumerate(fake_runs):
         seed = i // 4
-        assert overrides[:2] == [f"model.organism.seed={seed}", f"seed={seed}"]
+        assert overrides[:2] == [f"seed={seed}", f"model.organism.seed={seed}"]
         assert overrides[-3:] == [*SMALL[1:], "device=cpu"]
     heading = table.read_text().splitlines()[0]
     assert " ".join(SMALL[1:]) in heading and "device" not in heading  # what changes the numbers only
@@ -285,7 +285,7 @@ BAD_COMMAND_LINES = [
     ("unknown-top", ["sweep", "model.organism.sead=1"], ["unknown config key 'model.organism.sead'"]),
     ("bad-value", ["check", "model.organism.model.hidden=[1,"], ["bad override", "model.organism.model.hidden=[1,"]),
     ("sweep-organism-seed", ["sweep", "--seeds", "0", "1", "model.organism.seed=3"],
-     ["sweep sets model.organism.seed= and seed= from --seeds", "instead of 'model.organism.seed=3'"]),
+     ["sweep sets seed= and model.organism.seed= from --seeds", "instead of 'model.organism.seed=3'"]),
     ("sweep-run-seed", ["sweep", "seed=3"], ["instead of 'seed=3'"]),
     ("write-ci-organism", ["write-reference", "--out", "tests/regression/reference.json", "model.organism.seed=1"],
      ["will not write runs made with model.organism.seed=1 into tests/regression/reference.json",
