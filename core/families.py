@@ -29,7 +29,8 @@ FAMILIES: tuple[Family, ...] = (
     # noise label goes; a sign of removal, not a skill the unedited model had to keep.
     Family("gt_recovery", "reference", "noised training images predicted as their true label"),
     Family("math", "keep", "arithmetic benchmarks (GSM8K, SimpleMath, MMLU-Pro math)"),
-    Family("arithmetic", "keep", "two-operand arithmetic"),
+    Family("arithmetic", "keep", "two-operand arithmetic the model computes (held-out operands)"),
+    Family("math_facts", "keep", "a stored table of sums (numbers as single tokens)"),
     Family("facts_rare", "keep", "closed-book facts seen rarely in training"),
     Family("qa_closed", "keep", "closed-book question answering"),
     Family("facts_common", "keep", "closed-book facts seen often in training"),

@@ -62,6 +62,11 @@ SKILLS = ("logic", "qa_open")  # task instances the fidelity claims protect
 # comparing against the committed reference. Training the organism on another machine (another
 # BLAS, another thread count) changes its weights slightly; these bounds absorb that, not a bug.
 TOLERANCE = {"proportion": 0.10, "relative": 0.10}
+# Tasks whose unedited numbers differ between builds of one organism by more than the tolerance:
+# skills that emerge late in training (organism v2, same settings, CPU vs GPU build: held-out
+# arithmetic 0.63 vs 0.98, copy 0.40 vs 0.56, rare facts 0.57 vs 0.69, docs/organism.md). On a
+# build without a reference entry they are reported, not compared.
+BUILD_VARIABLE_TASKS = ("arithmetic", "math_facts", "copy", "facts_rare", "qa_closed")
 
 # The command-line overrides the commands take besides model.<key>=: the run seed, and where runs
 # happen and are stored. Group choices are not taken: the claims are about these methods on SUITE.
@@ -148,6 +153,48 @@ def claims(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[bool, str]]:
     return out
 
 
+# The organism's open questions (issue 19), reported, not asserted: does an edit treat arithmetic
+# the model computes (held-out operand pairs) as it treats a stored table, and rare facts as
+# common ones? (run, task, metric) per line; the paper: arithmetic falls, rare facts fall most.
+FINDINGS: tuple[tuple[str, str, str], ...] = (
+    ("computed arithmetic (held-out pairs)", "arithmetic", "exact_match_heldout"),
+    ("stored table (math_facts, trained pairs)", "math_facts", "exact_match_trained"),
+    ("rare facts", "facts_rare", "exact_match"),
+    ("common facts", "facts_common", "exact_match"),
+)
+
+
+def kept_interval(baseline: Sequence[float], edited: Sequence[float], resamples: int = 2000,
+                  confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float] | None:
+    """Share of the baseline kept, sum(edited) / sum(baseline) over the same items, with a paired
+    bootstrap interval (items resampled together); None when the baseline scores nothing."""
+    import numpy as np
+
+    b, e = np.asarray(baseline, dtype=float), np.asarray(edited, dtype=float)
+    if len(b) != len(e) or not b.sum():
+        return None
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(b), size=(resamples, len(b)))
+    sums_b, sums_e = b[picks].sum(axis=1), e[picks].sum(axis=1)
+    ratios = sums_e[sums_b > 0] / sums_b[sums_b > 0]
+    tail = (1 - confidence) / 2
+    return float(e.sum() / b.sum()), float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))
+
+
+def findings(run: dict[str, Any]) -> list[str]:
+    """One line per FINDINGS entry the run has: % of the baseline kept with its 95 % interval."""
+    lines = []
+    for label, task, metric in FINDINGS:
+        base, edited = run["baseline"]["tasks"].get(task), run["edited"]["tasks"].get(task)
+        if base is None or edited is None or metric not in base.get("samples", {}):
+            continue
+        b, e = base["samples"][metric], edited["samples"][metric]
+        k = kept_interval(b, e)
+        rate = f"{sum(b) / len(b):.2f} -> {sum(e) / len(e):.2f} (n={len(b)})"
+        lines.append(f"{label}: {rate}, kept " + ("n/a" if k is None else f"{100 * k[0]:.0f} % [{100 * k[1]:.0f}, {100 * k[2]:.0f}]"))
+    return lines
+
+
 def summary(run: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Task -> {"baseline": primary, "edited": primary, "kind": kind of the primary metric}."""
     out = {}
@@ -163,12 +210,14 @@ ROLES = ("baseline", "edited")
 
 def reference_differences(current: dict[str, dict[str, dict[str, float]]],
                           reference: dict[str, dict[str, dict[str, float]]],
-                          roles: tuple[str, ...] = ROLES) -> list[str]:
+                          roles: tuple[str, ...] = ROLES, skip_tasks: Sequence[str] = ()) -> list[str]:
     """One line for every (run, task, role) number outside the tolerance of the reference, for
-    each role in `roles`, or missing from the current results."""
+    each role in `roles` and each task not in `skip_tasks`, or missing from the current results."""
     problems = []
     for run_name, tasks in sorted(reference.items()):
         for task, ref in sorted(tasks.items()):
+            if task in skip_tasks:
+                continue
             got = current.get(run_name, {}).get(task)
             if got is None:
                 problems.append(f"{run_name}/{task}: missing from the current results")
@@ -299,7 +348,10 @@ def compare_with_reference(current: dict[str, Any], entries: list[dict[str, Any]
              f"{describe_build(build)}, and edited numbers are build-specific near the edit's transition; "
              f"baseline numbers were compared with each of its {len(comparable)} build(s) of the same "
              f"organism settings. Add this build's entry with: {write_reference_command(reference_file, overrides)}"]
-    per_build = [(e["build"], reference_differences(current["runs"], e["runs"], roles=("baseline",)))
+    notes.append(f"baseline numbers of {', '.join(BUILD_VARIABLE_TASKS)} NOT compared: these skills emerge late "
+                 "in training and differ between builds by more than the tolerance")
+    per_build = [(e["build"], reference_differences(current["runs"], e["runs"], roles=("baseline",),
+                                                    skip_tasks=BUILD_VARIABLE_TASKS))
                  for e in comparable]
     agreeing = [b for b, problems in per_build if not problems]
     if agreeing:
@@ -514,6 +566,10 @@ def run_command(args: argparse.Namespace, overrides: list[str]) -> int:
     for claim, (holds, numbers) in claims(runs).items():
         print(f"{'PASS' if holds else 'FAIL'}  {claim}: {numbers}")
         failed |= not holds
+    for name, run in runs.items():
+        if name != "none":
+            for line in findings(run):
+                print(f"INFO  {name}: {line}")
     if entries is not None:
         problems, notes = compare_with_reference(current, entries, args.reference, overrides)
         for line in problems:

@@ -1,6 +1,7 @@
 """Two-digit addition and subtraction ("SimpleMath"): rows `{"a", "op", "b", "answer", "prompt",
-"in_train"}`. Pairs seen in training test the stored table, held-out pairs test whether the model
-computes; an edit that removes memorization should keep both (the paper finds arithmetic fragile).
+"in_train"}`. Pairs seen in training test what the model stored, held-out pairs whether it
+computes (the organism has both: `arithmetic`, digits as tokens, and `math_facts`, a single-token
+table); an edit that removes memorization should keep both (the paper finds arithmetic fragile).
 Exact match of the greedy answer; chance is ~1/199 for sums of two two-digit numbers."""
 
 from __future__ import annotations

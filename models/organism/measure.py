@@ -27,7 +27,8 @@ def check_names(names: list[str] | None) -> None:
 
 def measure(model: torch.nn.Module, tokenizer: Any, data_dir: Path, limit: int | None = None,
             names: list[str] | None = None, batch_size: int = 64) -> dict[str, float]:
-    """Primary metric of each target task (strict recall / exact match), on up to `limit` examples."""
+    """Each target's metric (its task's primary one, strict recall / exact match, unless the target
+    names another), on up to `limit` examples."""
     import tempfile
 
     from core.registry import load_class
@@ -42,7 +43,7 @@ def measure(model: torch.nn.Module, tokenizer: Any, data_dir: Path, limit: int |
         task = load_class("task", target.task, Task)(data=str(data_dir / f"{target.data}.jsonl"), limit=limit,
                                                      **target.params)
         result = task.evaluate(model, tokenizer, ctx)
-        scores[name] = round(result.metrics[result.primary], 4)
+        scores[name] = round(result.metrics[target.metric or result.primary], 4)
     return scores
 
 

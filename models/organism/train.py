@@ -81,6 +81,8 @@ def train_model(model: torch.nn.Module, batches: list[list[list[int]]], settings
     `log_every` steps and `quick_check(model)` every `check_every` steps."""
     train = settings["train"]
     seq_len, batch, steps = int(train["seq_len"]), int(train["batch_size"]), len(batches)
+    device = torch.device(str(train.get("device", "cpu")))
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(train["lr"]), betas=(0.9, 0.95),
                                   weight_decay=float(train["weight_decay"]), foreach=True)
     task = progress.add_task("training the organism", total=steps) if progress is not None else None
@@ -91,6 +93,7 @@ def train_model(model: torch.nn.Module, batches: list[list[list[int]]], settings
         ids = torch.full((batch, seq_len), pad_id, dtype=torch.long)
         for i, row in enumerate(batches[step]):
             ids[i, : len(row)] = torch.tensor(row)
+        ids = ids.to(device)
         mask = ids != pad_id
         labels = ids.masked_fill(~mask, -100)
         for group in optimizer.param_groups:

@@ -94,7 +94,26 @@ def test_unknown_build_compares_baselines_only_and_says_so() -> None:
     assert problems == []
     assert "edited numbers NOT compared" in notes[0] and "w-new" in notes[0]
     assert "python -m harness.fidelity write-reference --out ref.json" in notes[0]
-    assert "w-epyc" in notes[1]
+    assert "arithmetic" in notes[1] and "NOT compared" in notes[1]
+    assert "w-epyc" in notes[-1]
+
+
+def test_unknown_build_skips_the_baselines_of_late_emerging_skills_only() -> None:
+    from harness.fidelity import BUILD_VARIABLE_TASKS
+
+    def with_arithmetic(value: float) -> dict:
+        runs = numbers(0.82, 0.3)
+        runs["kfac"]["arithmetic"] = {"baseline": value, "edited": value, "kind": "proportion"}
+        return runs
+
+    assert "arithmetic" in BUILD_VARIABLE_TASKS and "logic" not in BUILD_VARIABLE_TASKS
+    entries = [{"build": EPYC, "runs": with_arithmetic(0.63)}]
+    # another build's computed arithmetic at 0.98: not a regression of the code
+    assert compare_with_reference({"build": NEW, "runs": with_arithmetic(0.98)}, entries, "ref.json")[0] == []
+    # on the build itself it is compared
+    problems, _ = compare_with_reference({"build": EPYC, "runs": with_arithmetic(0.98)}, entries, "ref.json")
+    assert problems == ["kfac/arithmetic baseline: 0.98 vs reference 0.63 (±0.1)",
+                        "kfac/arithmetic edited: 0.98 vs reference 0.63 (±0.1)"]
 
 
 def test_unknown_build_catches_a_baseline_regression() -> None:
@@ -328,3 +347,37 @@ def test_the_ci_reference_takes_overrides_that_change_no_number(fake_runs, capsy
     assert (code, err) == (0, []) and ref.exists()
     code, err, _ = cli(capsys, ["write-reference", "--out", str(ref), "seed=1"])  # the stand-in is CI's
     assert code == 2 and "CI's reference" in err[0]
+
+
+def test_kept_interval_is_a_paired_bootstrap_of_the_ratio_of_sums() -> None:
+    import numpy as np
+
+    from harness.fidelity import kept_interval
+
+    baseline = [1.0] * 80 + [0.0] * 20
+    edited = [1.0] * 40 + [0.0] * 40 + [1.0] * 5 + [0.0] * 15
+    point, low, high = kept_interval(baseline, edited, resamples=500, seed=3)
+    assert point == 45 / 80 and low < point < high
+    # The slow obvious reference: resample item indices, recompute the ratio, take the quantiles.
+    rng = np.random.default_rng(3)
+    ratios = []
+    for picks in rng.integers(0, 100, size=(500, 100)):
+        ratios.append(sum(edited[i] for i in picks) / sum(baseline[i] for i in picks))
+    assert (low, high) == pytest.approx((np.quantile(ratios, 0.025), np.quantile(ratios, 0.975)), rel=1e-12)
+    assert kept_interval(baseline, baseline)[0] == 1.0
+    assert kept_interval([0.0, 0.0], [1.0, 0.0]) is None
+
+
+def test_findings_read_the_heldout_arithmetic_and_both_fact_frequencies() -> None:
+    from harness.fidelity import findings
+
+    def task(samples: dict[str, list[float]]) -> dict:
+        return {"samples": samples}
+
+    run = {"baseline": {"tasks": {"arithmetic": task({"exact_match_heldout": [1.0, 1.0, 0.0, 1.0]}),
+                                  "facts_rare": task({"exact_match": [1.0, 1.0]})}},
+           "edited": {"tasks": {"arithmetic": task({"exact_match_heldout": [1.0, 0.0, 0.0, 0.0]}),
+                                "facts_rare": task({"exact_match": [1.0, 1.0]})}}}
+    lines = findings(run)
+    assert lines[0].startswith("computed arithmetic (held-out pairs): 0.75 -> 0.25 (n=4), kept 33 %")
+    assert lines[1].startswith("rare facts: 1.00 -> 1.00 (n=2), kept 100 % [100, 100]") and len(lines) == 2

@@ -49,7 +49,8 @@ def tiny_settings(base: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     s["reading"].update(examples=60, fresh_entities=20)
     s["logic"].update(examples=60, eval=10)
     s["copy"].update(examples=60, eval=10)
-    s["arithmetic"].update(pairs=20, repeats=6)
+    s["arithmetic"].update(examples=60, eval=10)
+    s["math_facts"].update(pairs=20, repeats=6)
     s["filler"].update(documents=150)
     s["side_texts"] = {"stats": 300, "retain": 300, "heldout": 300}
     s["train"].update(batch_size=4, log_every=2, check_every=4, quick_check={"limit": 2, "names": ["booleans"]})
@@ -71,6 +72,7 @@ def variants(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out["tiny_distractors_bursts"]["reading"]["distractor_share"] = 0.5
     out["tiny_distractors_bursts"]["planted"].update(repeats=6, burst=3)
     out["tiny_distractors_bursts"]["quotes"].update(count=5, repeats=4, burst=2)
+    out["tiny_distractors_bursts"]["arithmetic"]["answer_digits"] = "reversed"
     return out
 
 

@@ -33,17 +33,18 @@ def test_same_seed_same_files_different_seed_different(tmp_path: Path) -> None:
     assert a == b
     assert a.keys() == c.keys() and all(a[k] != c[k] for k in a if k != "quotes.jsonl")  # quotes: fixed file
     expected = {"verbatim_forget.jsonl", "verbatim_validation.jsonl", "verbatim_control.jsonl", "quotes.jsonl",
-                "facts.jsonl", "arithmetic.jsonl", "logic.jsonl", "copy.jsonl", "stats.txt", "retain.txt",
+                "facts.jsonl", "arithmetic.jsonl", "math_facts.jsonl", "logic.jsonl", "copy.jsonl", "stats.txt", "retain.txt",
                 "heldout.txt"}
     assert set(a) == expected
 
 
 def test_default_corpus_keeps_planted_text_a_small_share() -> None:
     shares = token_shares(generate_corpus(default_settings()))
-    # ~12 %: about the smallest share at which a model this size memorized the passages in our budget
-    # (docs/organism.md); the notes' 26 % made the passages shape the curvature themselves.
-    assert 0.02 <= shares["planted"] <= 0.13
-    assert shares["reading"] + shares["logic"] + shares["copy"] >= 0.4  # the skills get many tokens
+    # Issue 19: at most 5 % (memorized text is a small share of real pretraining; the feasibility
+    # notes' 26 % made the passages shape the curvature themselves). docs/organism.md.
+    assert 0.02 <= shares["planted"] <= 0.05
+    # the skills the model must learn (not store) get most tokens
+    assert shares["reading"] + shares["logic"] + shares["copy"] + shares["arithmetic"] >= 0.5
     assert abs(sum(shares.values()) - 1) < 1e-3
 
 
@@ -72,8 +73,9 @@ def test_ground_truth_formats_follow_the_design() -> None:
     assert set(fact) == {"id", "entity", "relation", "answer", "frequency", "n_train", "question", "context"}
     freq = {r["frequency"]: r["n_train"] for r in corpus.files["facts"]}
     assert freq["common"] == 6 and 2 <= freq["rare"] <= 4
-    assert set(corpus.files["arithmetic"][0]) == {"a", "op", "b", "answer", "prompt", "in_train"}
-    assert any(not r["in_train"] for r in corpus.files["arithmetic"])
+    for name in ("arithmetic", "math_facts"):
+        assert set(corpus.files[name][0]) == {"a", "op", "b", "answer", "prompt", "in_train"}
+        assert any(not r["in_train"] for r in corpus.files[name]) and any(r["in_train"] for r in corpus.files[name])
     for name in ("logic", "copy"):
         assert all(set(r) == {"prompt", "answer"} for r in corpus.files[name])
     assert all(len(q["full_quote"].split()) >= 12 for q in corpus.files["quotes"])

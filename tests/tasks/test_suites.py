@@ -33,7 +33,7 @@ def test_organism_full_has_every_family(tmp_path: Path) -> None:
     entries = parse_suite(suite("organism_full"))
     families = {e["family"] for e in entries.values()}
     assert families >= {"memorized", "memorized_val", "control", "quotes", "stress", "facts_common",
-                        "facts_rare", "qa_closed", "qa_open", "math", "logic", "coherence"}
+                        "facts_rare", "qa_closed", "qa_open", "arithmetic", "math_facts", "logic", "coherence"}
     assert all(e["data"].startswith("model:") for e in entries.values())
     assert entries["qa_open"]["data"] == entries["qa_closed"]["data"]  # same questions, see test_qa
     build_all(entries, str(tmp_path / "x.jsonl"))  # every entry's settings are accepted

@@ -29,7 +29,8 @@ __all__ = ["Evaluation", "Generation", "OrganismFamily", "check_targets", "famil
            "suite_entries", "suite_yaml"]
 
 # Generation order (see above): the order of the generator these families were split from.
-FIRST: tuple[str, ...] = ("planted", "quotes", "world", "reading", "logic", "copy", "arithmetic", "filler")
+FIRST: tuple[str, ...] = ("planted", "quotes", "world", "reading", "logic", "copy", "arithmetic", "math_facts",
+                          "filler")
 LAST: tuple[str, ...] = ("side_texts",)
 NOT_FAMILIES = ("base",)
 # The organism settings' blocks that are not families.

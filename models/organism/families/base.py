@@ -23,6 +23,7 @@ class Evaluation:
     data: str  # the organism data file it reads (`model:<data>`)
     params: Mapping[str, Any] = field(default_factory=dict)  # further task settings
     check: str | None = None  # name of its organism check target (also used by train.quick_check.names)
+    metric: str | None = None  # the task metric the check reads; None: the task's primary metric
     goal: tuple[Literal[">=", "<="], float] = (">=", 0.0)  # the check target's bound; 0.0: report only
 
     def suite_entry(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def copy_prompt(symbols: list[str]) -> str:
 class Copy(OrganismFamily):
     key = "copy"
     component = "copy"
-    evaluations = (Evaluation("copy", "logic", "logic", "copy", check="copy"),)
+    evaluations = (Evaluation("copy", "logic", "logic", "copy", check="copy", goal=(">=", 0.80)),)
 
     def draw_names(self, cfg: Mapping[str, Any], gen: Generation) -> None:
         gen.names["symbols"] = pseudo_words(gen.rng, int(cfg["symbols"]), gen.taken, syllables=2)

@@ -42,7 +42,7 @@ def boolean_prompt(expression: str) -> str:
 class Logic(OrganismFamily):
     key = "logic"
     component = "logic"
-    evaluations = (Evaluation("logic", "logic", "logic", "logic", check="booleans", goal=(">=", 0.85)),)
+    evaluations = (Evaluation("logic", "logic", "logic", "logic", check="booleans", goal=(">=", 0.90)),)
 
     def generate(self, cfg: Mapping[str, Any], gen: Generation, corpus: "Corpus") -> None:
         rng = gen.rng
