@@ -8,6 +8,13 @@ Two models, each loaded as a `LoadedModel` whose statistics stream is its traini
 Each brings the files `images` (what tasks/mislabeled.py reads through core/images.py) and
 `noise` (the noise assignment). `stats_images(max_images)` iterates (pixels[C, H, W], label)
 over training images, for curvature statistics.
+
+The statistics stream is the model's, so its settings are the model's too (`model.statistics`):
+  tokens  cls (default; the paper's ViT setting): the CLS token is the only position that counts
+          all: every token (CLS and patches) counts, each as a position of K-FAC's "expand"
+          approximation (a weight shared over tokens)
+  images  all (default): every training image, noised ones included, as the model saw them
+          clean: only the training images whose label was not reassigned
 Design and measured numbers: docs/vision.md.
 """
 
@@ -21,19 +28,41 @@ import torch
 
 from core.hashing import bytes_hash, canonical_hash
 from core.images import read_organism_images
+from core.errors import ConfigError
 from models.base import LoadedModel, ModelData, StatisticsSource, batched, sample_labels
 
 StatsImages = Callable[[int], Iterator[tuple[torch.Tensor, int]]]
+STATISTICS_TOKENS = ("cls", "all")
+STATISTICS_IMAGES = ("all", "clean")
+
+
+def statistics_settings(model_cfg: Mapping[str, Any]) -> dict[str, str]:
+    """`model.statistics` with its defaults ({"tokens": "cls", "images": "all"}), checked."""
+    given = dict(model_cfg.get("statistics") or {})
+    unknown = sorted(set(given) - {"tokens", "images"})
+    if unknown:
+        raise ConfigError(f"model.statistics has unknown keys {unknown}; valid: tokens, images")
+    settings = {"tokens": given.get("tokens", "cls"), "images": given.get("images", "all")}
+    for key, valid in (("tokens", STATISTICS_TOKENS), ("images", STATISTICS_IMAGES)):
+        if settings[key] not in valid:
+            raise ConfigError(f"model.statistics.{key} must be one of {', '.join(valid)}, got {settings[key]!r}")
+    return settings
 
 
 class ImageStatistics(StatisticsSource):
-    """Training images; the loss is the classification cross-entropy, and the CLS token (position
-    0) is the position that counts (the paper's ViT setting)."""
+    """Training images; the loss is the classification cross-entropy. `tokens="cls"`: the CLS
+    token (position 0) is the position that counts (the paper's ViT setting); `tokens="all"`:
+    every token counts, and the loss is the images' summed cross-entropy divided by the number of
+    token positions, so that the collector's undoing of the mean (models/base.py, methods/kfac.py)
+    gives each token the gradient of the summed loss and A, G average over all token positions."""
 
     unit = "images"
 
-    def __init__(self, images: StatsImages) -> None:
+    def __init__(self, images: StatsImages, tokens: str = "cls") -> None:
+        if tokens not in STATISTICS_TOKENS:
+            raise ConfigError(f"tokens must be one of {', '.join(STATISTICS_TOKENS)}, got {tokens!r}")
         self.images = images
+        self.tokens = tokens
 
     def batches(self, budget: int, batch_size: int, seq_len: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return batched(self.images(budget), batch_size,
@@ -45,10 +74,15 @@ class ImageStatistics(StatisticsSource):
         device = next(model.parameters()).device
         logits = model(pixel_values=pixels.to(device)).logits.float()
         targets = sample_labels(logits, generator) if labels == "sampled" else gold.to(device)
-        return torch.nn.functional.cross_entropy(logits, targets), logits.shape[0]
+        if self.tokens == "cls":
+            return torch.nn.functional.cross_entropy(logits, targets), logits.shape[0]
+        n = logits.shape[0] * token_count(model)
+        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / n, n
 
     def positions(self, activations: torch.Tensor) -> torch.Tensor:
-        return activations[:, 0]
+        if self.tokens == "cls":
+            return activations[:, 0]
+        return activations.reshape(-1, activations.shape[-1])
 
     def count(self, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
         return len(batch[0])
@@ -58,22 +92,33 @@ class ImageStatistics(StatisticsSource):
         return None if first is None else bytes_hash(first[0].numpy().tobytes(), 16)
 
 
+def token_count(model: torch.nn.Module) -> int:
+    """Tokens a ViT's encoder sees per image: one per patch, plus the CLS token."""
+    config = model.config
+    size, patch = config.image_size, config.patch_size
+    size = size if isinstance(size, (tuple, list)) else (size, size)
+    patch = patch if isinstance(patch, (tuple, list)) else (patch, patch)
+    return (size[0] // patch[0]) * (size[1] // patch[1]) + 1
+
+
 class ImageData(ModelData):
     """An image classifier brings its training images as the statistics stream."""
 
-    def __init__(self, images: StatsImages) -> None:
+    def __init__(self, images: StatsImages, tokens: str = "cls") -> None:
         self.images = images
+        self.tokens = tokens
 
     def statistics(self) -> ImageStatistics:
-        return ImageStatistics(self.images)
+        return ImageStatistics(self.images, self.tokens)
 
 
 def image_classifier(model: torch.nn.Module, kind: str, model_cfg: Mapping[str, Any], device: torch.device,
                      files: dict[str, Path], images: StatsImages) -> LoadedModel:
     """The LoadedModel of an image classifier, keyed by its whole config."""
     key = f"{kind}-{canonical_hash(dict(model_cfg), 16)}"
+    tokens = statistics_settings(model_cfg)["tokens"]
     return LoadedModel(model, None, model_cfg.get("name", kind), key, files, device,
-                       kind="image_classifier", sources=ImageData(images))
+                       kind="image_classifier", sources=ImageData(images, tokens))
 
 
 def load_vit_organism(model_cfg: Mapping[str, Any], device: torch.device, cache_dir: Path,
@@ -84,26 +129,32 @@ def load_vit_organism(model_cfg: Mapping[str, Any], device: torch.device, cache_
 
     from models.vit.organism import ensure_vit_organism
 
+    which = statistics_settings(model_cfg)["images"]  # a bad setting fails before any build
     logging.disable_progress_bar()  # the run shows its own rich progress
     folder = ensure_vit_organism(dict(model_cfg["organism"]), Path(cache_dir), progress)
     model = ViTForImageClassification.from_pretrained(folder / "model", use_safetensors=True)
     model.to(device).eval()
     files = {"images": folder / "data" / "images.safetensors", "noise": folder / "data" / "noise.json"}
     return image_classifier(model, "vit_organism", model_cfg, device, files,
-                            vit_stats_images(folder, seed=int(model_cfg["organism"]["seed"])))
+                            vit_stats_images(folder, seed=int(model_cfg["organism"]["seed"]), images=which))
 
 
-def vit_stats_images(folder: Path, seed: int = 0) -> StatsImages:
-    """stats_images(max_images) over the organism's training images (noised ones included, as the
-    model saw them), each at most once, in a seeded random order; the label is the one the model
-    was trained on. Asking for more images than the training set holds gives them all."""
+def vit_stats_images(folder: Path, seed: int = 0, images: str = "all") -> StatsImages:
+    """stats_images(max_images) over the organism's training images (`images="all"`: noised ones
+    included, as the model saw them; `"clean"`: only those whose label was not reassigned), each at
+    most once, in a seeded random order; the label is the one the model was trained on. Asking for
+    more images than there are gives them all."""
+    if images not in STATISTICS_IMAGES:
+        raise ConfigError(f"images must be one of {', '.join(STATISTICS_IMAGES)}, got {images!r}")
     path = Path(folder) / "data" / "images.safetensors"
 
     def stats_images(max_images: int) -> Iterator[tuple[torch.Tensor, int]]:
-        images = read_organism_images(path)
-        pixels, labels = images["train_pixels"], images["train_noisy_labels"]
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:max_images]
-        for i in order.tolist():
+        data = read_organism_images(path)
+        pixels, labels = data["train_pixels"], data["train_noisy_labels"]
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+        if images == "clean":
+            order = order[~data["train_noised"][order]]
+        for i in order[:max_images].tolist():
             yield pixels[i], int(labels[i])
 
     return stats_images

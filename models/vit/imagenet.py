@@ -32,8 +32,9 @@ def load_vit_imagenet(model_cfg: Mapping[str, Any], device: torch.device, cache_
                       progress: Any = None) -> LoadedModel:
     """`model=vit_imagenet`: the checkpoint, with files {"images": descriptor, "noise": noise file}."""
     from core.label_noise import load_noise_file, save_noise_file
-    from models.vit import image_classifier
+    from models.vit import image_classifier, statistics_settings
 
+    which = statistics_settings(model_cfg)["images"]
     source = checkpoint_source(model_cfg.get("path"))
     dataset = dataset_settings(model_cfg.get("dataset") or {}, Path(cache_dir))
     dtype = model_cfg.get("dtype", "float32")
@@ -67,7 +68,7 @@ def load_vit_imagenet(model_cfg: Mapping[str, Any], device: torch.device, cache_
     atomic_write_text(path, json.dumps(descriptor, indent=1))
     seed = int(noise_cfg.get("seed", 0))
     return image_classifier(model, "vit_imagenet", model_cfg, device, {"images": path, "noise": noise_file},
-                            imagenet_stats_images(path, seed))
+                            imagenet_stats_images(path, seed, images=which))
 
 
 def checkpoint_source(path: Any) -> str:
@@ -119,10 +120,10 @@ def dataset_settings(cfg: Mapping[str, Any], cache_dir: Path) -> dict[str, Any]:
     return {**settings, "data_dir": None, "name": str(name), "identity": f"hf:{name}", "cache_dir": None}
 
 
-def imagenet_stats_images(descriptor_path: Path, seed: int = 0):
+def imagenet_stats_images(descriptor_path: Path, seed: int = 0, images: str = "all"):
     """stats_images(max_images): training images in a seeded random order (an ImageFolder lists
     them class by class), each with the label the checkpoint was trained on (the noise label where
-    noised)."""
+    noised); `images="clean"` leaves the noised ones out."""
     def stats_images(max_images: int) -> Iterator[tuple[torch.Tensor, int]]:
         from transformers import AutoImageProcessor
 
@@ -135,8 +136,11 @@ def imagenet_stats_images(descriptor_path: Path, seed: int = 0):
         labels = split_labels(split, dataset)
         noise = load_noise_file(Path(descriptor["noise_file"]), labels)
         trained = noisy_training_labels(labels, noise["indices"], noise["noisy_labels"])
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:max_images].tolist()
-        for i in order:
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed)).tolist()
+        if images == "clean":
+            noised = set(noise["indices"])
+            order = [i for i in order if i not in noised]
+        for i in order[:max_images]:
             yield pixel_batch(processor, [split[i][dataset["image_column"]]])[0], int(trained[i])
 
     return stats_images

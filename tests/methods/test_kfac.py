@@ -204,6 +204,48 @@ def test_vit_statistics_come_from_the_cls_token(tmp_path):
     assert set(report["changed"]) == {"vit.layers.0.mlp.fc1.weight", "vit.layers.0.mlp.fc2.weight"}
 
 
+def test_vit_statistics_over_all_tokens(tmp_path):
+    """`tokens="all"` (model.statistics.tokens): every token of every image is a position (4
+    patches + CLS here); A is the mean outer product of the layer's inputs over all of them and G
+    the mean outer product of the gradients of the images' summed loss w.r.t. each token's output
+    (K-FAC "expand"), checked against a plain autograd pass."""
+    import transformers as tf
+
+    from models.vit import ImageStatistics, token_count
+
+    torch.manual_seed(0)
+    model = tf.ViTForImageClassification(tf.ViTConfig(
+        hidden_size=16, intermediate_size=24, num_hidden_layers=2, num_attention_heads=2,
+        image_size=8, patch_size=4, num_labels=5)).eval()
+    assert token_count(model) == 5
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.randn(10, 3, 8, 8, generator=g)
+    gold = torch.arange(10) % 5
+    up = mlp_linears(model, layers=[1], matrices=("up",))
+    factors = collect_kfac_factors(model, up, [(pixels[:6], gold[:6]), (pixels[6:], gold[6:])],
+                                   source=ImageStatistics(lambda n: iter([]), tokens="all"), labels="empirical")
+    assert factors.positions == 50 and factors.inputs == 10
+
+    seen = {}
+    module = next(iter(up.values()))
+
+    def keep(m, args, out):
+        out.retain_grad()
+        seen.update(x=args[0].detach(), out=out)
+
+    handle = module.register_forward_hook(keep)
+    model.train()
+    loss = torch.nn.functional.cross_entropy(model(pixel_values=pixels).logits, gold, reduction="sum")
+    loss.backward()
+    handle.remove()
+    x = seen["x"].reshape(-1, 16)
+    grad = seen["out"].grad.reshape(-1, 24)
+    assert relative_error(next(iter(factors.A.values())), x.T @ x / 50) < 1e-5
+    assert relative_error(next(iter(factors.G.values())), grad.T @ grad / 50) < 1e-4
+    with pytest.raises(ConfigError, match="tokens must be one of"):
+        ImageStatistics(lambda n: iter([]), tokens="patches")
+
+
 # ----------------------------------------------------------------------------------------------
 # Selection and edit
 # ----------------------------------------------------------------------------------------------

@@ -105,3 +105,29 @@ def test_random_shift_against_a_slow_reference() -> None:
 
     for k in range(3):
         assert any(torch.equal(shifted[k], moved(pixels[k], dy, dx)) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def test_statistics_settings(tiny_folder: Path) -> None:
+    """model.statistics: `images: clean` leaves the noised training images out of the statistics
+    stream; `tokens: all` reaches the stream; unknown values are one-line ConfigErrors."""
+    from core.errors import ConfigError
+    from core.images import read_organism_images
+    from models import load_model
+    from models.vit import statistics_settings
+
+    cache = tiny_folder.parents[1]
+    base = {"kind": "vit_organism", "name": "vit_organism", "organism": TINY}
+    assert statistics_settings(base) == {"tokens": "cls", "images": "all"}
+    images = read_organism_images(tiny_folder / "data" / "images.safetensors")
+    clean = load_model({**base, "statistics": {"images": "clean", "tokens": "all"}}, "cpu", cache)
+    assert clean.sources.statistics().tokens == "all"
+    stream = list(clean.sources.statistics().images(10_000))
+    n_clean = int((~images["train_noised"]).sum())
+    assert len(stream) == n_clean
+    clean_pixels = images["train_pixels"][~images["train_noised"]]
+    assert all(any(torch.equal(x, p) for p in clean_pixels) for x, _ in stream[:20])
+    noised_pixels = images["train_pixels"][images["train_noised"]]
+    assert not any(torch.equal(x, p) for x, _ in stream for p in noised_pixels[:5])
+    for bad in ({"tokens": "patches"}, {"images": "noised"}, {"token": "all"}):
+        with pytest.raises(ConfigError, match="model.statistics"):
+            load_model({**base, "statistics": bad}, "cpu", cache)
