@@ -24,16 +24,6 @@ def organism_defaults() -> dict[str, Any]:
     return default_settings()
 
 
-def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def setting(run: dict[str, Any], organism: dict[str, Any]) -> str:
     cfg = run["config"]
     method, parts = cfg["method"], []
@@ -46,7 +36,9 @@ def setting(run: dict[str, Any], organism: dict[str, Any]) -> str:
         value = (cfg["model"].get("statistics") or {}).get(key, default)
         if value != default:
             parts.append(f"stats.{key}={value}")
-    ours, base = flat(cfg["model"]["organism"]), flat(organism)
+    from leaderboard.aggregate import flatten
+
+    ours, base = flatten(cfg["model"]["organism"]), flatten(organism)
     parts += [f"{k}={v}" for k, v in ours.items() if k != "seed" and base.get(k) != v]
     return ", ".join(parts) or "defaults"
 

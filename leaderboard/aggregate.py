@@ -54,11 +54,12 @@ def config_key(config: dict[str, Any]) -> str:
                                         REPLICATE_KEYS))[:12]
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> {"a.b.c": leaf} (empty mappings are leaves)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
@@ -81,7 +82,7 @@ def variant_labels(configs: dict[str, dict[str, Any]], methods: dict[str, str]) 
         by_method.setdefault(method, []).append(key)
     labels: dict[str, tuple[str, tuple]] = {}  # key → (label, sort key)
     for method, keys in by_method.items():
-        flat = {k: _flatten({kk: vv for kk, vv in configs[k].get("method", {}).items() if kk != "name"}) for k in keys}
+        flat = {k: flatten({kk: vv for kk, vv in configs[k].get("method", {}).items() if kk != "name"}) for k in keys}
         names = sorted({n for f in flat.values() for n in f})
         varying = [n for n in names if len({_show(f.get(n)) for f in flat.values()}) > 1]
         for k in keys:
