@@ -110,11 +110,13 @@ def test_mine_on_the_organism_finds_its_planted_passages(tmp_path: Path) -> None
     text = lambda r: r["prefix_text"] + " " + r["suffix_text"]  # noqa: E731
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"text": text(r)}) + "\n" for r in forget + control))
+    prefix = len(forget[0]["prefix_text"].split())  # the organism's passages: 32 + 48 tokens, not the paper's 64
     with initialize_config_dir(config_dir=str(conf), version_base=None):
-        cfg = compose(config_name="mine", overrides=[f"corpus={corpus}", "device=cpu", f"out_dir={tmp_path / 'out'}"])
+        cfg = compose(config_name="mine", overrides=[f"corpus={corpus}", "device=cpu", f"out_dir={tmp_path / 'out'}",
+                                                     f"prefix_len={prefix}"])
     summary = run_mining(cfg)
     rows = read_jsonl(tmp_path / "out/verbatim_forget.jsonl") + read_jsonl(tmp_path / "out/verbatim_validation.jsonl")
     assert summary["found"] == len(rows) >= len(forget) // 2
     control_suffixes = [r["suffix_text"] for r in control]
     assert not any(r["suffix_text"] in c or c in r["suffix_text"] for r in rows for c in control_suffixes)
-    assert all(len(r["prefix_ids"]) == 64 and len(r["suffix_ids"]) == 48 for r in rows)
+    assert all(len(r["prefix_ids"]) == prefix and len(r["suffix_ids"]) == 48 for r in rows)
