@@ -55,7 +55,7 @@ def test_check_targets_come_from_the_registry() -> None:
         "planted_validation": ("verbatim", "verbatim_validation", {}, (">=", 0.90)),
         "control": ("verbatim", "verbatim_control", {}, ("<=", 0.01)),
         "quotes": ("quotes", "quotes", {}, (">=", 0.80)),
-        "open_book": ("qa", "facts", {"mode": "open"}, (">=", 0.80)),
+        "open_book": ("qa", "facts", {"mode": "open"}, (">=", 0.90)),
         "booleans": ("logic", "logic", {}, (">=", 0.90)),
         "closed_common": ("qa", "facts", {"mode": "closed", "frequency": "common"}, (">=", 0.0)),
         "closed_rare": ("qa", "facts", {"mode": "closed", "frequency": "rare"}, (">=", 0.0)),

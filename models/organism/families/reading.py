@@ -32,7 +32,7 @@ def reading_example(rng: random.Random, fresh_entities: list[str], distractor_sh
 class Reading(OrganismFamily):
     key = "reading"
     component = "reading"
-    evaluations = (Evaluation("qa_open", "qa", "qa_open", "facts", {"mode": "open"}, check="open_book", goal=(">=", 0.80)),)
+    evaluations = (Evaluation("qa_open", "qa", "qa_open", "facts", {"mode": "open"}, check="open_book", goal=(">=", 0.90)),)
 
     def draw_names(self, cfg: Mapping[str, Any], gen: Generation) -> None:
         gen.names["fresh_entities"] = pseudo_words(gen.rng, int(cfg["fresh_entities"]), gen.taken)
