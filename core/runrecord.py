@@ -145,9 +145,21 @@ def environment_info(device: str) -> dict[str, Any]:
         "harness": version,
         "git_commit": _git_commit(),
         "device": device,
-        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
         "hostname": platform.node(),
     }
+
+
+def cpu_name() -> str:
+    """The CPU model and its widest vector extension (what changes an organism's floats)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    vector = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "no avx2"
+    return f"{model or platform.machine()}, {vector}"
 
 
 def _git_commit() -> str | None:

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError, HarnessError
 from core.io import atomic_write_json, atomic_write_text
-from core.runrecord import REPLICATE_KEYS
+from core.runrecord import REPLICATE_KEYS, cpu_name
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -255,20 +255,6 @@ def settings_key(settings: dict[str, Any]) -> str:
     from models.organism import settings_hash
 
     return settings_hash(settings)[:16]
-
-
-def cpu_name() -> str:
-    """The CPU model and its widest vector extension (what changes an organism's floats)."""
-    import platform
-
-    try:
-        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return platform.processor() or platform.machine()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    vector = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "no avx2"
-    return f"{model or platform.machine()}, {vector}"
 
 
 def reference_record(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -76,3 +76,4 @@ def test_check_writable_dir(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not writable"):
         check_writable_dir(Path("/proc/harness-check"), "runs_dir")
     assert [p.name for p in (tmp_path / "new" / "runs").iterdir()] == []  # the probe is removed
+
