@@ -146,3 +146,22 @@ def test_failed_build_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(KeyboardInterrupt):
         ensure_organism(tiny_settings(), tmp_path)
     assert list((tmp_path / "organism").iterdir()) == []
+
+
+def test_computed_arithmetic_holds_its_eval_pairs_out_and_answers_them_right() -> None:
+    from models.organism.families.arithmetic import all_pairs, problem_answer
+
+    settings = tiny_settings()
+    settings["arithmetic"].update(examples=3000, eval=40)
+    corpus = generate_corpus(settings)
+    rows = corpus.files["arithmetic"]
+    trained_prompts = {d.split(" = ")[0] + " =" for d, c in zip(corpus.train, corpus.components, strict=True)
+                       if c == "arithmetic"}
+    held = [r for r in rows if not r["in_train"]]
+    assert len(held) == 40 and len(rows) == 60
+    assert not any(r["prompt"] in trained_prompts for r in held)  # never trained
+    for r in rows:
+        value = r["a"] + r["b"] if r["op"] == "+" else r["a"] - r["b"]
+        assert r["answer"] == " ".join(str(value)) and r["prompt"] == f"{' '.join(str(r['a']))} {r['op']} {' '.join(str(r['b']))} ="
+    assert problem_answer(47, "+", 58, "reversed") == "5 0 1" and problem_answer(47, "-", 38, "natural") == "9"
+    assert len(all_pairs()) == 90 * 90 + 90 * 91 // 2  # every sum, every non-negative difference

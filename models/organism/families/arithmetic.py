@@ -8,7 +8,6 @@ first (the carry then comes before the digit it changes), a known aid for small 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +54,7 @@ class Arithmetic(OrganismFamily):
         held = int(len(pairs) * float(cfg["held_out_share"]))
         held_out, trained = pairs[:held], pairs[held:]
 
-        def example(rng: random.Random = rng) -> str:
+        def example() -> str:
             a, op, b = rng.choice(trained)
             return f"{problem_prompt(a, op, b)} {problem_answer(a, op, b, order)}"
 
