@@ -8,7 +8,8 @@ process, on `--device` (a GPU builds in about a minute, so a grid fits one devic
 
     python benchmarks/organism_search.py --table search.json    # the results as a markdown table
 
-A variant is NAME or NAME=KEY=VALUE [KEY=VALUE ...] (values parsed as YAML). The builds are not
+A variant is NAME or NAME=KEY=VALUE [KEY=VALUE ...] (values parsed as YAML; +KEY=VALUE adds a
+setting the defaults leave out, such as +train.precision=bfloat16). The builds are not
 cached (a scratch folder each) and do not touch the app's cache. Reads the yaml with PyYAML, so it
 runs where only torch, transformers and PyYAML are installed.
 """
@@ -40,13 +41,15 @@ def apply(settings: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
 
     out = copy.deepcopy(settings)
     for item in overrides:
-        key, _, value = item.partition("=")
+        # "+KEY=VALUE" adds a setting the defaults leave out (as Hydra's "+"), e.g. +train.precision.
+        adding = item.startswith("+")
+        key, _, value = item.removeprefix("+").partition("=")
         node = out
         *parents, leaf = key.split(".")
         for part in parents:
             node = node[part]
-        if leaf not in node:
-            raise SystemExit(f"organism_search: unknown setting '{key}'")
+        if leaf not in node and not adding:
+            raise SystemExit(f"organism_search: unknown setting '{key}' (to add one: +{key}=...)")
         node[leaf] = yaml.safe_load(value)
     return out
 
@@ -87,6 +90,7 @@ def main() -> None:
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each build (OMP_NUM_THREADS)")
     parser.add_argument("--out", type=Path, default=Path("organism_search.json"))
     parser.add_argument("--table", action="store_true", help="print the results files named as variants as tables")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -98,7 +102,7 @@ def main() -> None:
     if args.child:
         build_one(json.loads(args.variants[0]), args.child)
         return
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     pending = []
     for text in args.variants:
         name, overrides = parse_variant(text)

@@ -66,6 +66,9 @@ def build_model(settings: Mapping[str, Any], vocab_size: int, special: Mapping[s
     return Olmo2ForCausalLM(config)
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
 def learning_rate(step: int, total: int, peak: float, warmup: int, floor: float) -> float:
     """Linear warm-up to `peak`, then cosine decay to `floor * peak`."""
     if step < warmup:
@@ -82,6 +85,13 @@ def train_model(model: torch.nn.Module, batches: list[list[list[int]]], settings
     train = settings["train"]
     seq_len, batch, steps = int(train["seq_len"]), int(train["batch_size"]), len(batches)
     device = torch.device(str(train.get("device", "cpu")))
+    # Optional, absent from the default settings (so their hash stays): bfloat16 autocast is ~2x
+    # faster on CPUs with AVX512-BF16 or AMX (BENCHMARKS.md) and emulated, slowly, elsewhere.
+    precision = str(train.get("precision", "float32"))
+    if precision not in PRECISIONS:
+        from core.errors import ConfigError
+
+        raise ConfigError(f"organism settings: train.precision={precision!r}; valid: {', '.join(PRECISIONS)}")
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(train["lr"]), betas=(0.9, 0.95),
                                   weight_decay=float(train["weight_decay"]), foreach=True)
@@ -99,7 +109,8 @@ def train_model(model: torch.nn.Module, batches: list[list[list[int]]], settings
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, float(train["lr"]), int(train["warmup"]),
                                         float(train["min_lr_ratio"]))
-        loss = model(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            loss = model(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(train["grad_clip"]))

@@ -116,6 +116,28 @@ def test_learning_rate_warms_up_then_decays() -> None:
     assert lrs[-1] == pytest.approx(0.1, abs=1e-3) and all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
 
 
+def test_bfloat16_training_steps_and_an_unknown_precision_is_refused() -> None:
+    import torch
+    from transformers import Olmo2Config, Olmo2ForCausalLM
+
+    from core.errors import ConfigError
+    from models.organism.train import train_model
+
+    torch.manual_seed(0)
+    model = Olmo2ForCausalLM(Olmo2Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2, pad_token_id=0))
+    before = model.model.layers[0].mlp.up_proj.weight.detach().clone()
+    batches = [[list(range(3, 20)), list(range(20, 40))]] * 4
+    train = {**default_settings()["train"], "seq_len": 24, "batch_size": 2, "log_every": 2, "warmup": 1}
+    curve = train_model(model, batches, {"train": {**train, "precision": "bfloat16"}}, pad_id=0)
+    weight = model.model.layers[0].mlp.up_proj.weight
+    # autocast computes in bfloat16 and the master weights stay float32 (and move)
+    assert weight.dtype == torch.float32 and not torch.equal(weight, before)
+    assert [p["step"] for p in curve] == [2, 4] and all(p["loss"] == p["loss"] for p in curve)
+    with pytest.raises(ConfigError, match="train.precision='fp8'; valid: float32, bfloat16"):
+        train_model(model, batches, {"train": {**train, "precision": "fp8"}}, pad_id=0)
+
+
 def test_build_is_cached_and_loadable(tmp_path: Path) -> None:
     import time
 
