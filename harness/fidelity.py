@@ -439,7 +439,8 @@ def sweep(seeds: list[int], rhos: list[float], svd_fractions: list[float],
                 continue
             records.append({"seed": seed, "method": method, "setting": setting,
                             "components_kept": components_kept(run),
-                            "kept": {t: kept(run, t) for t in sorted(run["baseline"]["tasks"])}})
+                            "kept": {t: kept(run, t) for t in sorted(run["baseline"]["tasks"])},
+                            "findings": findings(run) if method == "kfac" else []})
     return records
 
 
@@ -471,7 +472,13 @@ def sweep_table(records: list[dict[str, Any]], overrides: Sequence[str] = ()) ->
         share = "-" if not comp else f"{100 * statistics.fmean(comp):.2f} %"
         seeds = ",".join(str(r["seed"]) for r in rs)
         lines.append(f"| {method} | {setting if setting is not None else '-'} | {seeds} | {share} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n% of baseline kept (mean ± std over the seeds listed in each row).\n"
+    text = "\n".join(lines) + "\n\n% of baseline kept (mean ± std over the seeds listed in each row).\n"
+    found = [(r, line) for r in records for line in r.get("findings", [])]
+    if found:
+        text += ("\nK-FAC, per seed and rho: unedited -> edited score, % kept with its paired-bootstrap 95 % "
+                 "interval (harness.fidelity.kept_interval).\n\n")
+        text += "".join(f"- seed {r['seed']}, rho {r['setting']}: {line}\n" for r, line in found)
+    return text
 
 
 class _OneLineParser(argparse.ArgumentParser):

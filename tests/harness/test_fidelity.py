@@ -381,3 +381,17 @@ def test_findings_read_the_heldout_arithmetic_and_both_fact_frequencies() -> Non
     lines = findings(run)
     assert lines[0].startswith("computed arithmetic (held-out pairs): 0.75 -> 0.25 (n=4), kept 33 %")
     assert lines[1].startswith("rare facts: 1.00 -> 1.00 (n=2), kept 100 % [100, 100]") and len(lines) == 2
+
+
+def test_sweep_table_lists_kfac_findings_after_the_table() -> None:
+    from harness.fidelity import sweep_table
+
+    records = [{"seed": 0, "method": "none", "setting": None, "components_kept": None, "kept": {"logic": 1.0},
+                "findings": []},
+               {"seed": 0, "method": "kfac", "setting": 0.98, "components_kept": 0.07, "kept": {"logic": 0.9},
+                "findings": ["rare facts: 0.50 -> 0.40 (n=300), kept 80 % [72, 87]"]}]
+    table, _, tail = sweep_table(records).partition("% of baseline kept")
+    assert "| kfac | 0.98 | 0 | 7.00 % | 90 |" in table
+    assert tail.strip().endswith("- seed 0, rho 0.98: rare facts: 0.50 -> 0.40 (n=300), kept 80 % [72, 87]")
+    # without findings (runs from before they were recorded) the page ends with the table's note
+    assert "interval" not in sweep_table([{**records[1], "findings": []}])
