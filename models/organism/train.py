@@ -69,6 +69,12 @@ def build_model(settings: Mapping[str, Any], vocab_size: int, special: Mapping[s
 PRECISIONS = ("float32", "bfloat16")
 
 
+def native_cpu_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 matmuls natively (AVX512-BF16 or AMX); torch's own probes."""
+    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(probe is not None and probe() for probe in probes)
+
+
 def learning_rate(step: int, total: int, peak: float, warmup: int, floor: float) -> float:
     """Linear warm-up to `peak`, then cosine decay to `floor * peak`."""
     if step < warmup:
@@ -85,13 +91,20 @@ def train_model(model: torch.nn.Module, batches: list[list[list[int]]], settings
     train = settings["train"]
     seq_len, batch, steps = int(train["seq_len"]), int(train["batch_size"]), len(batches)
     device = torch.device(str(train.get("device", "cpu")))
-    # Optional, absent from the default settings (so their hash stays): bfloat16 autocast is ~2x
-    # faster on CPUs with AVX512-BF16 or AMX (BENCHMARKS.md) and emulated, slowly, elsewhere.
+    # Absent in settings from before it existed (their hash stays): float32. bfloat16 autocast
+    # (the default since organism v2) keeps float32 master weights and is 2.1x faster a step on a
+    # CPU with AVX512-BF16 (BENCHMARKS.md); elsewhere bfloat16 is converted in software.
     precision = str(train.get("precision", "float32"))
     if precision not in PRECISIONS:
         from core.errors import ConfigError
 
         raise ConfigError(f"organism settings: train.precision={precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "bfloat16" and device.type == "cpu" and not native_cpu_bfloat16():
+        from core.errors import warn
+
+        warn("this CPU has no native bfloat16 (AVX512-BF16 or AMX): the organism's bfloat16 training is "
+             "converted in software and may be slower than float32 (model.organism.train.precision=float32 "
+             "trains another organism, not checked against the targets)")
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(train["lr"]), betas=(0.9, 0.95),
                                   weight_decay=float(train["weight_decay"]), foreach=True)

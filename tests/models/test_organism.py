@@ -138,6 +138,21 @@ def test_bfloat16_training_steps_and_an_unknown_precision_is_refused() -> None:
         train_model(model, batches, {"train": {**train, "precision": "fp8"}}, pad_id=0)
 
 
+
+def test_bfloat16_on_a_cpu_without_it_warns_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from transformers import Olmo2Config, Olmo2ForCausalLM
+
+    import models.organism.train as train_module
+
+    monkeypatch.setattr(train_module, "native_cpu_bfloat16", lambda: False)
+    model = Olmo2ForCausalLM(Olmo2Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2, pad_token_id=0))
+    train = {**default_settings()["train"], "seq_len": 8, "batch_size": 1, "log_every": 1, "warmup": 1}
+    train_module.train_model(model, [[list(range(3, 10))]], {"train": train}, pad_id=0)
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: this CPU has no native bfloat16") and "precision=float32" in line
+
+
 def test_build_is_cached_and_loadable(tmp_path: Path) -> None:
     import time
 
