@@ -91,9 +91,9 @@ def train_model(model: torch.nn.Module, batches: list[list[list[int]]], settings
     train = settings["train"]
     seq_len, batch, steps = int(train["seq_len"]), int(train["batch_size"]), len(batches)
     device = torch.device(str(train.get("device", "cpu")))
-    # Absent in settings from before it existed (their hash stays): float32. bfloat16 autocast
-    # (the default since organism v2) keeps float32 master weights and is 2.1x faster a step on a
-    # CPU with AVX512-BF16 (BENCHMARKS.md); elsewhere bfloat16 is converted in software.
+    # Optional, absent from the default settings (so their hash stays): float32. bfloat16 autocast
+    # keeps float32 master weights and is 2.1x faster a step on a CPU with AVX512-BF16
+    # (BENCHMARKS.md), but its builds missed the targets on 2 of 3 seeds (docs/organism.md).
     precision = str(train.get("precision", "float32"))
     if precision not in PRECISIONS:
         from core.errors import ConfigError

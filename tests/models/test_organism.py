@@ -147,7 +147,8 @@ def test_bfloat16_on_a_cpu_without_it_warns_in_one_line(monkeypatch: pytest.Monk
     monkeypatch.setattr(train_module, "native_cpu_bfloat16", lambda: False)
     model = Olmo2ForCausalLM(Olmo2Config(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=2, pad_token_id=0))
-    train = {**default_settings()["train"], "seq_len": 8, "batch_size": 1, "log_every": 1, "warmup": 1}
+    train = {**default_settings()["train"], "seq_len": 8, "batch_size": 1, "log_every": 1, "warmup": 1,
+             "precision": "bfloat16"}
     train_module.train_model(model, [[list(range(3, 10))]], {"train": train}, pad_id=0)
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("warning: this CPU has no native bfloat16") and "precision=float32" in line
