@@ -41,13 +41,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
-    from transformers import Olmo2Config, Olmo2ForCausalLM
+    from models.organism import default_settings
+    from models.organism.train import build_model
 
     torch.manual_seed(0)
-    config = Olmo2Config(vocab_size=2200, hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
-                         pad_token_id=0, bos_token_id=1, eos_token_id=2)
-    model = Olmo2ForCausalLM(config)
+    # The organism's own model (conf/model/organism.yaml), at about its vocabulary size.
+    model = build_model(default_settings(), 2200, {"pad": 0, "bos": 1, "eos": 2})
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)
     ids = torch.randint(5, 2200, (8, 128))
     results: dict[tuple[str, int], list[float]] = {c: [] for c in CONFIGS}
