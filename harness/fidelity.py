@@ -247,7 +247,14 @@ def organism_build(run: dict[str, Any]) -> dict[str, Any]:
     weights = bytes_hash((folder / "model" / "model.safetensors").read_bytes(), 16)
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     return {"settings_hash": settings_key(run["config"]["model"]["organism"]), "weights_sha256": weights,
-            "threads": manifest.get("threads"), "versions": manifest.get("versions"), "cpu": cpu_name()}
+            "threads": manifest.get("threads"), "versions": manifest.get("versions"), "cpu": cpu_name(),
+            "precision": build_precision(manifest)}
+
+
+def build_precision(record: dict[str, Any]) -> str:
+    """The precision an organism build trained in (a manifest or an `organism_build` record; older
+    ones, from before `train.precision`, trained in float32)."""
+    return str(record.get("precision", "float32"))
 
 
 def settings_key(settings: dict[str, Any]) -> str:
@@ -264,9 +271,10 @@ def reference_record(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def same_settings(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two `organism_build` records are builds of the same organism settings (on one CPU
-    or another); builds of other settings are another organism, with other numbers."""
-    return a.get("settings_hash") == b.get("settings_hash")
+    """Whether two `organism_build` records are builds of the same organism settings in the same
+    precision (on one CPU or another); builds of other settings, or trained in another precision
+    (`train.precision: auto` is bfloat16 only where the CPU has it), are another organism."""
+    return a.get("settings_hash") == b.get("settings_hash") and build_precision(a) == build_precision(b)
 
 
 def same_build(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -322,6 +330,14 @@ def compare_with_reference(current: dict[str, Any], entries: list[dict[str, Any]
     compared. The notes' command names `reference_file` and the runs' `overrides`."""
     build = current["build"]
     comparable = [e for e in entries if same_settings(e["build"], build)]
+    other_precision = sorted({build_precision(e["build"]) for e in entries
+                              if e["build"].get("settings_hash") == build["settings_hash"]} - {build_precision(build)})
+    if not comparable and other_precision:
+        # The same settings trained in another precision, on a CPU without (or with) native
+        # bfloat16: another training run, whose numbers this build's need not match.
+        return [], [f"NOTHING compared: this organism build trained in {build_precision(build)} and {reference_file} "
+                    f"holds builds of its settings trained in {', '.join(other_precision)} only (precision auto "
+                    f"follows the CPU); add this build's entry with: {write_reference_command(reference_file, overrides)}"]
     if not comparable:
         return [no_entry_message(reference_file, build["settings_hash"], entries, overrides)], []
     own = next((e for e in comparable if same_build(e["build"], build)), None)
@@ -412,7 +428,8 @@ def comparable_reference(path: Path, overrides: Sequence[str], settings: dict[st
     except (OSError, ValueError) as e:  # a missing file; JSON that is not a reference
         raise ConfigError(f"--reference {path} cannot be read: {e}") from None
     key = settings_key(settings)
-    if not any(same_settings(e.get("build", {}), {"settings_hash": key}) for e in entries):
+    # the precision is known only once the organism is built; any precision of these settings will do here
+    if not any(e.get("build", {}).get("settings_hash") == key for e in entries):
         raise ConfigError(no_entry_message(path, key, entries, overrides))
     return entries
 

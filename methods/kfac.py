@@ -428,7 +428,7 @@ class KFAC(Method):
     needs = ()
     shards_statistics = True  # under torchrun every rank reads a shard of the statistics stream
 
-    def __init__(self, rho: float = 0.98, layers: list[int] | None = None,
+    def __init__(self, rho: float = 0.99, layers: list[int] | None = None,
                  matrices: tuple[str, ...] = ("gate", "up", "down"), overrides: dict | None = None,
                  labels: str = "sampled", tokens: int = 200_000, seq_len: int = 128,
                  batch_size: int = 8, dtype: str | None = None, module_pattern: str | None = None,

@@ -101,10 +101,11 @@ def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = No
 
     from models.organism.measure import check_names, measure
     from models.organism.corpus import token_shares
-    from models.organism.train import build_model, schedule_batches, train_model
+    from models.organism.train import build_model, schedule_batches, train_model, training_precision
 
     checks = settings["train"].get("quick_check") or {}
     check_names(checks.get("names"))
+    precision = training_precision(settings["train"])  # a bad value is refused before the corpus is made
     start = time.perf_counter()
     data_dir = folder / "data"
     corpus, tokenizer = prepare_data(settings, data_dir)
@@ -119,7 +120,8 @@ def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = No
     def quick_check(m: torch.nn.Module) -> dict[str, float]:
         return measure(m, tokenizer, data_dir, limit=int(checks.get("limit", 32)), names=checks.get("names"))
 
-    curve = train_model(model, batches, settings, tokenizer.pad_token_id, quick_check if checks else None, progress)
+    curve = train_model(model, batches, settings, tokenizer.pad_token_id, quick_check if checks else None, progress,
+                        precision)
     model.save_pretrained(folder / "model", safe_serialization=True)
     tokenizer.save_pretrained(folder / "model")
     manifest = {
@@ -136,6 +138,7 @@ def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = No
         "train_seconds": curve[-1]["seconds"],
         "build_seconds": round(time.perf_counter() - start, 1),
         "threads": torch.get_num_threads(),
+        "precision": precision,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")

@@ -66,13 +66,42 @@ def build_model(settings: Mapping[str, Any], vocab_size: int, special: Mapping[s
     return Olmo2ForCausalLM(config)
 
 
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def native_cpu_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 matmuls natively (AVX512-BF16 or AMX); torch's own probes."""
     probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
     return any(probe is not None and probe() for probe in probes)
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and native_cpu_bfloat16()
+
+
+def training_precision(train: Mapping[str, Any]) -> str:
+    """The precision the organism trains in: `train.precision` (absent = float32), where `auto` is
+    bfloat16 autocast (float32 master weights) on a device that computes bfloat16 natively and
+    float32 elsewhere. Emulated bfloat16 is 1.2x slower than float32 on AVX512 without BF16 and 25x
+    slower on AVX2 (BENCHMARKS.md), so `auto` never picks it; the two precisions give different
+    builds, as different CPUs do (the manifest records which one trained)."""
+    precision = str(train.get("precision", "float32"))
+    if precision not in PRECISIONS:
+        from core.errors import ConfigError
+
+        raise ConfigError(f"organism settings: train.precision={precision!r}; valid: {', '.join(PRECISIONS)}")
+    device = torch.device(str(train.get("device", "cpu")))
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    if precision == "bfloat16" and not native_bfloat16(device):
+        from core.errors import warn
+
+        warn(f"{device.type} has no native bfloat16 (on a CPU: AVX512-BF16 or AMX): the organism's bfloat16 "
+             "training is converted in software and may be far slower than float32 "
+             "(model.organism.train.precision=auto trains in float32 here)")
+    return precision
 
 
 def learning_rate(step: int, total: int, peak: float, warmup: int, floor: float) -> float:
@@ -85,26 +114,14 @@ def learning_rate(step: int, total: int, peak: float, warmup: int, floor: float)
 
 def train_model(model: torch.nn.Module, batches: list[list[list[int]]], settings: Mapping[str, Any], pad_id: int,
                 quick_check: Callable[[torch.nn.Module], dict[str, float]] | None = None,
-                progress: Any = None) -> list[dict[str, Any]]:
-    """Train in place, one step per batch of rows; return the learning curve: the loss every
-    `log_every` steps and `quick_check(model)` every `check_every` steps."""
+                progress: Any = None, precision: str | None = None) -> list[dict[str, Any]]:
+    """Train in place, one step per batch of rows, in `precision` (default: `training_precision`);
+    return the learning curve: the loss every `log_every` steps and `quick_check(model)` every
+    `check_every` steps."""
     train = settings["train"]
     seq_len, batch, steps = int(train["seq_len"]), int(train["batch_size"]), len(batches)
     device = torch.device(str(train.get("device", "cpu")))
-    # Optional, absent from the default settings (so their hash stays): float32. bfloat16 autocast
-    # keeps float32 master weights and is 2.1x faster a step on a CPU with AVX512-BF16
-    # (BENCHMARKS.md), but its builds missed the targets on 2 of 3 seeds (docs/organism.md).
-    precision = str(train.get("precision", "float32"))
-    if precision not in PRECISIONS:
-        from core.errors import ConfigError
-
-        raise ConfigError(f"organism settings: train.precision={precision!r}; valid: {', '.join(PRECISIONS)}")
-    if precision == "bfloat16" and device.type == "cpu" and not native_cpu_bfloat16():
-        from core.errors import warn
-
-        warn("this CPU has no native bfloat16 (AVX512-BF16 or AMX): the organism's bfloat16 training is "
-             "converted in software and may be slower than float32 (model.organism.train.precision=float32 "
-             "trains another organism, not checked against the targets)")
+    precision = precision or training_precision(train)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(train["lr"]), betas=(0.9, 0.95),
                                   weight_decay=float(train["weight_decay"]), foreach=True)

@@ -129,6 +129,20 @@ def test_unknown_build_catches_a_baseline_regression() -> None:
     assert compare_with_reference({"build": NEW, "runs": missing}, entries, "ref.json")[0]
 
 
+def test_a_build_in_another_precision_is_another_organism_compared_with_nothing() -> None:
+    bf16 = {**EPYC, "precision": "bfloat16"}
+    entries = [{"build": bf16, "runs": numbers(0.95, 0.3)}]
+    # a float32 build of the same settings (a CPU without native bfloat16): a note, no problems
+    problems, notes = compare_with_reference({"build": NEW, "runs": numbers(0.5, 0.9)}, entries, "ref.json")
+    assert problems == [] and len(notes) == 1
+    assert notes[0].startswith("NOTHING compared: this organism build trained in float32")
+    assert "bfloat16" in notes[0] and "write-reference --out ref.json" in notes[0]
+    # the same precision on another CPU is compared as before
+    problems, _ = compare_with_reference({"build": {**NEW, "precision": "bfloat16"}, "runs": numbers(0.5, 0.9)},
+                                         entries, "ref.json")
+    assert "kfac/logic baseline: 0.5 vs reference 0.95 (±0.1)" in problems[0]
+
+
 def test_a_reference_without_builds_fails() -> None:
     assert compare_with_reference({"build": NEW, "runs": numbers(0.75, 0.6)}, [], "ref.json")[0]
 

@@ -134,8 +134,28 @@ def test_bfloat16_training_steps_and_an_unknown_precision_is_refused() -> None:
     # autocast computes in bfloat16 and the master weights stay float32 (and move)
     assert weight.dtype == torch.float32 and not torch.equal(weight, before)
     assert [p["step"] for p in curve] == [2, 4] and all(p["loss"] == p["loss"] for p in curve)
-    with pytest.raises(ConfigError, match="train.precision='fp8'; valid: float32, bfloat16"):
+    with pytest.raises(ConfigError, match="train.precision='fp8'; valid: auto, float32, bfloat16"):
         train_model(model, batches, {"train": {**train, "precision": "fp8"}}, pad_id=0)
+
+
+def test_auto_precision_is_bfloat16_only_where_native_and_a_bad_one_is_refused_before_the_corpus(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import models.organism as organism
+    import models.organism.train as train_module
+    from core.errors import ConfigError
+
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(train_module, "native_cpu_bfloat16", lambda native=native: native)
+        assert train_module.training_precision({"precision": "auto", "device": "cpu"}) == expected
+    assert train_module.training_precision({"device": "cpu"}) == "float32"  # absent: float32
+
+    def no_corpus(*args: object) -> None:
+        raise AssertionError("the corpus was generated before the precision was checked")
+
+    monkeypatch.setattr(organism, "prepare_data", no_corpus)
+    settings = default_settings()
+    with pytest.raises(ConfigError, match="train.precision='half'"):
+        organism.build_organism({**settings, "train": {**settings["train"], "precision": "half"}}, tmp_path)
 
 
 
@@ -151,7 +171,7 @@ def test_bfloat16_on_a_cpu_without_it_warns_in_one_line(monkeypatch: pytest.Monk
              "precision": "bfloat16"}
     train_module.train_model(model, [[list(range(3, 10))]], {"train": train}, pad_id=0)
     [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith("warning: this CPU has no native bfloat16") and "precision=float32" in line
+    assert line.startswith("warning: cpu has no native bfloat16") and "precision=auto" in line
 
 
 def test_build_is_cached_and_loadable(tmp_path: Path) -> None:
