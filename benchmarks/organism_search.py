@@ -9,7 +9,7 @@ process, on `--device` (a GPU builds in about a minute, so a grid fits one devic
     python benchmarks/organism_search.py --table search.json    # the results as a markdown table
 
 A variant is NAME or NAME=KEY=VALUE [KEY=VALUE ...] (values parsed as YAML; +KEY=VALUE adds a
-setting the defaults leave out, such as +train.precision=bfloat16). The builds are not
+setting the defaults leave out, as Hydra's "+" does). The builds are not
 cached (a scratch folder each) and do not touch the app's cache. Reads the yaml with PyYAML, so it
 runs where only torch, transformers and PyYAML are installed.
 """
@@ -41,7 +41,7 @@ def apply(settings: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
 
     out = copy.deepcopy(settings)
     for item in overrides:
-        # "+KEY=VALUE" adds a setting the defaults leave out (as Hydra's "+"), e.g. +train.precision.
+        # "+KEY=VALUE" adds a setting the defaults leave out (as Hydra's "+").
         adding = item.startswith("+")
         key, _, value = item.removeprefix("+").partition("=")
         node = out

@@ -159,3 +159,20 @@ def test_a_new_family_is_one_module_and_its_settings_block(echo_family) -> None:
     recorded = RECORDED["tiny"]["rows"]
     for name in ("verbatim_forget", "facts", "logic", "copy", "arithmetic", "math_facts"):
         assert corpus_digest.sha(json.dumps(corpus.files[name])) == recorded[name]
+
+
+def test_last_operand_decides_matches_flipping_the_rest() -> None:
+    """benchmarks/organism_errors.py's split, against the slow reference: an expression is decided
+    by its last operand exactly when both values of everything before it give the same result."""
+    import importlib.util
+
+    from models.organism.families.logic import all_boolean_expressions, boolean_prompt
+
+    spec = importlib.util.spec_from_file_location("organism_errors", REPO / "benchmarks" / "organism_errors.py")
+    errors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(errors)
+    for text, _ in all_boolean_expressions(3):
+        *rest, op, last = text.replace("not ", "not_").split()
+        value = (last == "true") if not last.startswith("not_") else (last != "not_true")
+        combine = (lambda a: a and value) if op == "and" else (lambda a: a or value)
+        assert errors.last_operand_decides(boolean_prompt(text)) == (combine(True) == combine(False)), text

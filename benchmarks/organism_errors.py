@@ -1,0 +1,63 @@
+"""Where a built organism's copy and booleans answers go wrong (docs/organism.md, "Why copying was
+the hard target", "Why booleans stop near 0.85-0.90"): copy accuracy by sequence length (greedy
+generation) and booleans accuracy by whether the last operand alone decides the value.
+
+    python benchmarks/organism_errors.py .cache/harness/organism/<hash>
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+import torch
+
+
+def last_operand_decides(prompt: str) -> bool:
+    """`x or true` and `x and false` are decided by the last operand, whatever x is."""
+    words = prompt.split(":", 1)[1].split("=")[0].split()
+    op = [w for w in words if w in ("and", "or")][-1]
+    value = (words[-1] == "true") != (words[-2] == "not")
+    return value if op == "or" else not value
+
+
+def main() -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="a built organism: <cache_dir>/organism/<hash>")
+    folder = parser.parse_args().folder
+    tok = AutoTokenizer.from_pretrained(folder / "model")
+    model = AutoModelForCausalLM.from_pretrained(folder / "model", use_safetensors=True).eval()
+
+    def rows(name: str) -> list[dict]:
+        return [json.loads(line) for line in (folder / "data" / f"{name}.jsonl").read_text().splitlines()]
+
+    copy = collections.defaultdict(lambda: [0, 0])
+    for row in rows("copy"):
+        want = row["answer"].split()
+        ids = tok(row["prompt"], return_tensors="pt", add_special_tokens=False).input_ids
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=len(want), do_sample=False, pad_token_id=tok.pad_token_id)
+        got = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).split()
+        copy[len(want)][0] += got == want
+        copy[len(want)][1] += 1
+    print("copy by length:", ", ".join(f"{n}: {a}/{b}" for n, (a, b) in sorted(copy.items())))
+
+    true_id, false_id = tok.convert_tokens_to_ids("true"), tok.convert_tokens_to_ids("false")
+    logic = collections.defaultdict(lambda: [0, 0])
+    for row in rows("logic"):
+        ids = tok(row["prompt"], return_tensors="pt", add_special_tokens=False).input_ids
+        with torch.no_grad():
+            logits = model(ids).logits[0, -1]
+        said = "true" if logits[true_id] > logits[false_id] else "false"
+        key = "last operand decides" if last_operand_decides(row["prompt"]) else "the rest decides"
+        logic[key][0] += said == row["answer"]
+        logic[key][1] += 1
+    print("booleans:", ", ".join(f"{k}: {a}/{b}" for k, (a, b) in sorted(logic.items())))
+
+
+if __name__ == "__main__":
+    main()
