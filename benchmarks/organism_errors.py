@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 from pathlib import Path
 
 import torch
@@ -24,16 +23,17 @@ def last_operand_decides(prompt: str) -> bool:
 
 
 def main() -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from core.data import read_jsonl
+    from models.hf import load_hf_causal_lm
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a built organism: <cache_dir>/organism/<hash>")
     folder = parser.parse_args().folder
-    tok = AutoTokenizer.from_pretrained(folder / "model")
-    model = AutoModelForCausalLM.from_pretrained(folder / "model", use_safetensors=True).eval()
+    loaded = load_hf_causal_lm(str(folder / "model"), torch.device("cpu"), "float32")
+    model, tok = loaded.model.eval(), loaded.tokenizer
 
     def rows(name: str) -> list[dict]:
-        return [json.loads(line) for line in (folder / "data" / f"{name}.jsonl").read_text().splitlines()]
+        return read_jsonl(folder / "data" / f"{name}.jsonl")
 
     copy = collections.defaultdict(lambda: [0, 0])
     for row in rows("copy"):
@@ -60,4 +60,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from core.errors import HarnessError
+
+    try:
+        main()
+    except HarnessError as e:  # a missing folder or a bad data file: one line, no traceback
+        raise SystemExit(f"organism_errors: {e}") from None

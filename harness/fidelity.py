@@ -327,19 +327,20 @@ def compare_with_reference(current: dict[str, Any], entries: list[dict[str, Any]
     check passes if they agree with at least one of them (otherwise every such build's differences
     are problems), and a note says the edited numbers were not compared (notes are empty exactly
     when every number was compared). No build of the same settings is a problem: nothing could be
-    compared. The notes' command names `reference_file` and the runs' `overrides`."""
+    compared; builds of them in another precision only give a note saying nothing was compared.
+    The notes' command names `reference_file` and the runs' `overrides`."""
     build = current["build"]
     comparable = [e for e in entries if same_settings(e["build"], build)]
-    other_precision = sorted({build_precision(e["build"]) for e in entries
-                              if e["build"].get("settings_hash") == build["settings_hash"]} - {build_precision(build)})
-    if not comparable and other_precision:
-        # The same settings trained in another precision, on a CPU without (or with) native
-        # bfloat16: another training run, whose numbers this build's need not match.
+    if not comparable:
+        # Builds of these settings in another precision (precision auto follows the CPU) are
+        # another training run, whose numbers this build's need not match: a note, not a problem.
+        other_precision = sorted({build_precision(e["build"]) for e in entries
+                                  if e["build"].get("settings_hash") == build["settings_hash"]})
+        if not other_precision:
+            return [no_entry_message(reference_file, build["settings_hash"], entries, overrides)], []
         return [], [f"NOTHING compared: this organism build trained in {build_precision(build)} and {reference_file} "
                     f"holds builds of its settings trained in {', '.join(other_precision)} only (precision auto "
                     f"follows the CPU); add this build's entry with: {write_reference_command(reference_file, overrides)}"]
-    if not comparable:
-        return [no_entry_message(reference_file, build["settings_hash"], entries, overrides)], []
     own = next((e for e in comparable if same_build(e["build"], build)), None)
     if own is not None:
         return reference_differences(current["runs"], own["runs"]), []

@@ -84,7 +84,7 @@ def native_bfloat16(device: torch.device) -> bool:
 def training_precision(train: Mapping[str, Any]) -> str:
     """The precision the organism trains in: `train.precision` (absent = float32), where `auto` is
     bfloat16 autocast (float32 master weights) on a device that computes bfloat16 natively and
-    float32 elsewhere. Emulated bfloat16 is 1.2x slower than float32 on AVX512 without BF16 and 25x
+    float32 elsewhere. Emulated bfloat16 is 1.2x slower than float32 on AVX512 without BF16 and 24x
     slower on AVX2 (BENCHMARKS.md), so `auto` never picks it; the two precisions give different
     builds, as different CPUs do (the manifest records which one trained)."""
     precision = str(train.get("precision", "float32"))

@@ -158,7 +158,6 @@ def test_auto_precision_is_bfloat16_only_where_native_and_a_bad_one_is_refused_b
         organism.build_organism({**settings, "train": {**settings["train"], "precision": "half"}}, tmp_path)
 
 
-
 def test_bfloat16_on_a_cpu_without_it_warns_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from transformers import Olmo2Config, Olmo2ForCausalLM
 
