@@ -1,8 +1,15 @@
 """Builds cached under a hash of their settings (the LM and ViT organisms), put in place atomically:
-built in a temporary sibling folder and renamed, so an interrupted build never leaves a half one."""
+built in a temporary sibling folder and renamed, so an interrupted build never leaves a half one.
+
+Every build folder carries `SHA256SUMS` (the sha256 of each of its files, as `sha256sum` writes
+it). A cached build whose files no longer match is rebuilt with one warning line. A *shipped*
+build (committed to the repository, so that every machine evaluates the same weights: training
+differs by CPU) is looked up first by its settings hash; a shipped file that fails its digest is
+refused in one line, never silently rebuilt into another organism."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable, Mapping
@@ -37,19 +44,100 @@ def settings_hash(settings: Mapping[str, Any], format_version: int) -> str:
     return canonical_hash({"format": format_version, "settings": settings})
 
 
+DIGESTS = "SHA256SUMS"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_digests(folder: Path) -> None:
+    """`folder/SHA256SUMS`: every file under `folder` (but itself), sorted by path."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != DIGESTS)
+    lines = [f"{file_sha256(p)}  {p.relative_to(folder).as_posix()}\n" for p in files]
+    (folder / DIGESTS).write_text("".join(lines), encoding="utf-8")
+
+
+def digest_problem(folder: Path) -> str | None:
+    """None when every file `folder/SHA256SUMS` lists is there with its digest and no file is
+    missing from the list; else what is wrong, naming the first bad file."""
+    folder = Path(folder)
+    try:
+        listed = (folder / DIGESTS).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return f"{folder / DIGESTS} is missing or unreadable"
+    expected = {}
+    for line in listed:
+        digest, _, name = line.partition("  ")
+        expected[name] = digest
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != DIGESTS}
+    for name in sorted(present - set(expected)):
+        return f"{folder / name} is not listed in {DIGESTS}"
+    for name, digest in expected.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if file_sha256(path) != digest:
+            return f"{path} does not match its sha256 in {DIGESTS} (changed or corrupt)"
+    return None
+
+
+def find_shipped(shipped_root: Path | None, key: str) -> Path | None:
+    """The shipped build folder (`shipped_root/<name>/`) whose manifest has settings hash `key`."""
+    import json
+
+    if shipped_root is None or not Path(shipped_root).is_dir():
+        return None
+    for manifest in sorted(Path(shipped_root).glob("*/manifest.json")):
+        try:
+            if json.loads(manifest.read_text(encoding="utf-8")).get("settings_hash") == key:
+                return manifest.parent
+        except (OSError, ValueError):
+            continue  # an unreadable manifest names no build; its digest check reports it if asked
+    return None
+
+
+def check_shipped(folder: Path, rebuild_hint: str) -> Path:
+    """`folder` if its files match their digests; else one-line DataError."""
+    problem = digest_problem(folder)
+    if problem:
+        from core.errors import DataError
+
+        raise DataError(f"shipped build {folder}: {problem}; restore it with `git checkout -- {folder}` "
+                        f"or rebuild it with `{rebuild_hint}`")
+    return folder
+
+
 def ensure_built(settings: Mapping[str, Any], root: Path, format_version: int,
-                 build: Callable[[Mapping[str, Any], Path, Any], None], progress: Any = None) -> Path:
-    """`root/<hash>/`, running `build(settings, folder, progress)` first unless a finished build
-    (one with a manifest.json) exists."""
+                 build: Callable[[Mapping[str, Any], Path, Any], None], progress: Any = None,
+                 shipped_root: Path | None = None, rebuild_hint: str = "") -> Path:
+    """The build of `settings`: the shipped one under `shipped_root` if there is one (checked
+    against its digests), else `root/<hash>/`, running `build(settings, folder, progress)` first
+    unless a finished build whose files match their digests exists."""
     key = settings_hash(settings, format_version)
+    shipped = find_shipped(shipped_root, key)
+    if shipped is not None:
+        return check_shipped(shipped, rebuild_hint)
     final = Path(root) / key
     if (final / "manifest.json").exists():
-        return final
+        problem = digest_problem(final)
+        if problem is None:
+            return final
+        from core.errors import warn
+
+        warn(f"cached build {final}: {problem}; rebuilding it")
+        shutil.rmtree(final, ignore_errors=True)
     final.parent.mkdir(parents=True, exist_ok=True)
     temp = final.parent / f".{key}.building-{os.getpid()}"
     shutil.rmtree(temp, ignore_errors=True)
     try:
         build(settings, temp, progress)
+        write_digests(temp)
         try:
             os.replace(temp, final)
         except OSError:  # another process finished the same build first; theirs is as good

@@ -21,7 +21,8 @@ class Family(NamedTuple):
 
 FAMILIES: tuple[Family, ...] = (
     Family("memorized", "remove", "verbatim recall of the forget split"),
-    Family("memorized_val", "remove", "verbatim recall of memorized passages no method is shown"),
+    Family("memorized_tune", "remove", "verbatim recall of the tune split (read only to choose a method's setting)"),
+    Family("memorized_val", "remove", "verbatim recall of memorized passages no method is shown (the organism's test split)"),
     Family("stress", "remove", "recall of memorized passages under perturbed prompts"),
     Family("quotes", "remove", "famous quotations recited verbatim"),
     Family("control", "reference", "never-trained passages of the same form (chance level)"),

@@ -1,10 +1,15 @@
 """The embedded model organism: a small OLMo-2 model the project trains on a synthetic corpus with
 planted memorization and known ground truth, cached under a hash of its settings.
 
-`ensure_organism(settings, cache_root)` returns `<cache_root>/organism/<hash>/` with
+`ensure_organism(settings, cache_root)` returns the organism's folder:
   model/          save_pretrained model + tokenizer (safetensors)
   data/           ground truth (docs/DESIGN.md, "The organism's data")
   manifest.json   settings, hash, token shares, learning curve, final checks, seconds, versions
+  SHA256SUMS      the digest of every file (checked before use)
+The default settings of seeds 0-2 are *shipped*: trained once and committed under `shipped/`
+(bfloat16 weights), because training differs by CPU and every machine must score the same
+organism. Other settings are built here and cached under `<cache_root>/organism/<hash>/`.
+`python -m models.build organism --seed N` rebuilds a shipped organism and compares it with its manifest.
 The corpus and its ground truth come from the registered data families (families/, corpus.py).
 Design, measured numbers and how to add a family: docs/organism.md.
 """
@@ -25,6 +30,9 @@ if TYPE_CHECKING:
 
 # Bump when the generator or training changes in a way the settings do not capture.
 ORGANISM_FORMAT_VERSION = 1
+# The committed builds (one folder each, found by the settings hash in its manifest).
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+REBUILD_HINT = "python -m models.build organism --seed <seed>"
 
 
 def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, progress: Any = None) -> "LoadedModel":
@@ -41,7 +49,7 @@ def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, 
     files = {p.name.split(".")[0]: p for p in sorted((folder / "data").iterdir())}
     loaded = load_hf_causal_lm(str(folder / "model"), device, model_cfg.get("dtype", "float32"),
                                data_refs=model_cfg.get("data") or {}, files=files)
-    loaded.name, loaded.key = model_cfg.get("name", "organism"), f"organism-{folder.name}"
+    loaded.name, loaded.key = model_cfg.get("name", "organism"), f"organism-{settings_hash(settings)}"
     return loaded
 
 
@@ -59,12 +67,13 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
 
 
 def ensure_organism(settings: Mapping[str, Any], cache_root: Path, progress: Any = None) -> Path:
-    """The folder of the organism built with `settings`; builds it first unless a finished build
-    with the same settings hash exists. The build happens in a temporary sibling folder that is
-    renamed into place at the end, so an interrupted build never leaves a half organism."""
+    """The folder of the organism built with `settings`: the shipped build with the same settings
+    hash, else a cached one, else built first. The build happens in a temporary sibling folder
+    that is renamed into place at the end, so an interrupted build never leaves a half organism."""
     from core.buildcache import ensure_built
 
-    return ensure_built(settings, Path(cache_root) / "organism", ORGANISM_FORMAT_VERSION, build_organism, progress)
+    return ensure_built(settings, Path(cache_root) / "organism", ORGANISM_FORMAT_VERSION, build_organism, progress,
+                        shipped_root=SHIPPED_DIR, rebuild_hint=REBUILD_HINT)
 
 
 def write_data_files(files: Mapping[str, Any], data_dir: Path) -> None:
@@ -142,3 +151,21 @@ def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = No
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+
+
+def stored_checks(folder: Path) -> dict[str, float]:
+    """The check targets measured on the weights as stored in `folder` (models/shipping.py)."""
+    import torch
+
+    from models.hf import load_hf_causal_lm
+    from models.organism.measure import measure
+
+    loaded = load_hf_causal_lm(str(folder / "model"), torch.device("cpu"), "float32")
+    return measure(loaded.model, loaded.tokenizer, folder / "data")
+
+
+def shippable() -> Any:
+    from models.shipping import Shippable
+
+    return Shippable("organism", default_settings, ORGANISM_FORMAT_VERSION, build_organism, SHIPPED_DIR,
+                     stored_checks, bfloat16=True, checks_key="final_checks")

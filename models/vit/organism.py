@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 VIT_ORGANISM_FORMAT_VERSION = 1
+# The committed builds of the default settings, seeds 0-2 (models/shipping.py; stored in float32:
+# the model is small and its memorized labels sit close to decision boundaries).
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+REBUILD_HINT = "python -m models.build vit_organism --seed <seed>"
 
 
 def default_settings() -> dict[str, Any]:
@@ -37,10 +41,28 @@ def settings_hash(settings: Mapping[str, Any]) -> str:
 
 
 def ensure_vit_organism(settings: Mapping[str, Any], cache_root: Path, progress: Any = None) -> Path:
-    """The folder of the ViT organism built with `settings`, building it first if needed."""
+    """The folder of the ViT organism built with `settings`: the shipped build of the same settings,
+    else a cached one, else built first."""
     from core.buildcache import ensure_built
 
-    return ensure_built(settings, Path(cache_root) / "vit_organism", VIT_ORGANISM_FORMAT_VERSION, build_vit_organism, progress)
+    return ensure_built(settings, Path(cache_root) / "vit_organism", VIT_ORGANISM_FORMAT_VERSION, build_vit_organism,
+                        progress, shipped_root=SHIPPED_DIR, rebuild_hint=REBUILD_HINT)
+
+
+def stored_checks(folder: Path) -> dict[str, float]:
+    """The mislabeled-images metrics of the weights as stored in `folder` (models/shipping.py)."""
+    from safetensors.torch import load_file
+    from transformers import ViTForImageClassification
+
+    model = ViTForImageClassification.from_pretrained(str(folder / "model"), use_safetensors=True)
+    return measure(model, load_file(str(folder / "data" / "images.safetensors")))
+
+
+def shippable() -> Any:
+    from models.shipping import Shippable
+
+    return Shippable("vit_organism", default_settings, VIT_ORGANISM_FORMAT_VERSION, build_vit_organism, SHIPPED_DIR,
+                     stored_checks, bfloat16=False, checks_key="final")
 
 
 def digits_split(heldout_share: float, seed: int):

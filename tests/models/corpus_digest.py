@@ -44,7 +44,7 @@ def tiny_settings(base: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     s = copy.deepcopy(base)
     s["seed"] = seed
     s["model"] = {"layers": 2, "hidden": 32, "mlp": 64, "heads": 2, "max_positions": 128}
-    s["planted"].update(forget=4, validation=4, control=4, repeats=3)
+    s["planted"].update(forget=4, tune=4, test=4, control=4, repeats=3)
     s["world"].update(entities=8, common_facts=6, common_repeats=6, rare_facts=6, rare_repeats=[2, 4])
     s["reading"].update(examples=60, fresh_entities=20)
     s["logic"].update(examples=60, eval=10)
@@ -68,6 +68,8 @@ def variants(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for style in ("random_words", "sentences"):
         out[f"tiny_{style}"] = tiny_settings(base)
         out[f"tiny_{style}"]["planted"]["style"] = style
+    out["tiny_shared_vocabulary"] = tiny_settings(base)
+    out["tiny_shared_vocabulary"]["planted"]["vocabulary"] = "shared"
     out["tiny_distractors_bursts"] = tiny_settings(base, 3)
     out["tiny_distractors_bursts"]["reading"]["distractor_share"] = 0.5
     out["tiny_distractors_bursts"]["planted"].update(repeats=6, burst=3)

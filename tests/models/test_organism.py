@@ -32,7 +32,8 @@ def test_same_seed_same_files_different_seed_different(tmp_path: Path) -> None:
     c = corpus_files(tiny_settings(1), tmp_path / "c")
     assert a == b
     assert a.keys() == c.keys() and all(a[k] != c[k] for k in a if k != "quotes.jsonl")  # quotes: fixed file
-    expected = {"verbatim_forget.jsonl", "verbatim_validation.jsonl", "verbatim_control.jsonl", "quotes.jsonl",
+    expected = {"verbatim_forget.jsonl", "verbatim_tune.jsonl", "verbatim_test.jsonl", "verbatim_control.jsonl",
+                "quotes.jsonl",
                 "facts.jsonl", "arithmetic.jsonl", "math_facts.jsonl", "logic.jsonl", "copy.jsonl", "stats.txt", "retain.txt",
                 "heldout.txt"}
     assert set(a) == expected
@@ -52,16 +53,46 @@ def test_splits_are_disjoint_and_controls_never_trained() -> None:
     corpus = generate_corpus(tiny_settings())
     passage = lambda r: r["prefix_text"] + " " + r["suffix_text"]  # noqa: E731
     forget = {passage(r) for r in corpus.files["verbatim_forget"]}
-    validation = {passage(r) for r in corpus.files["verbatim_validation"]}
+    tune = {passage(r) for r in corpus.files["verbatim_tune"]}
+    validation = {passage(r) for r in corpus.files["verbatim_test"]}
     control = {passage(r) for r in corpus.files["verbatim_control"]}
-    assert not forget & validation and not control & (forget | validation)
+    assert not forget & validation and not tune & (forget | validation) and not control & (forget | tune | validation)
     training = "\n".join(corpus.train)
-    assert all(p in training for p in forget | validation)
+    assert all(p in training for p in forget | tune | validation)
     assert not any(r["prefix_text"] in training for r in corpus.files["verbatim_control"])
     side = "\n".join(corpus.files["stats"] + corpus.files["retain"] + corpus.files["heldout"])
     assert not any(r["prefix_text"] in side for r in corpus.files["verbatim_forget"])
     heldout_logic = {r["prompt"] for r in corpus.files["logic"]}
     assert not any(doc.rsplit(" ", 1)[0] in heldout_logic for doc in corpus.train if doc.startswith("logic :"))
+
+
+def split_words(corpus, split: str) -> set[str]:
+    return {w for r in corpus.files[split] for w in (r["prefix_text"] + " " + r["suffix_text"]).split()}
+
+
+def test_per_split_vocabularies_share_no_word_and_controls_take_the_tests() -> None:
+    """Organism v3: what makes a passage memorable (its rare words) is not shared between the
+    forget, tune and test splits; the controls are of the test split's form."""
+    corpus = generate_corpus(tiny_settings())
+    forget, tune, test, control = (split_words(corpus, f"verbatim_{s}") for s in ("forget", "tune", "test", "control"))
+    assert not forget & tune and not forget & test and not tune & test
+    assert control & test and not control & (forget | tune)
+    other = "\n".join(d for d, c in zip(corpus.train, corpus.components, strict=True) if c != "planted")
+    assert not (forget | tune | test) & set(other.split())  # the rare words occur nowhere else
+
+
+def test_shared_vocabulary_is_the_v2_design_and_train_forget_false_drops_only_the_forget_split() -> None:
+    shared = tiny_settings()
+    shared["planted"]["vocabulary"] = "shared"
+    corpus = generate_corpus(shared)
+    assert split_words(corpus, "verbatim_forget") & split_words(corpus, "verbatim_test")
+    reference = tiny_settings()
+    reference["planted"]["train_forget"] = False
+    full, without = generate_corpus(tiny_settings()), generate_corpus(reference)
+    assert full.files == without.files  # the same passages and ground truth
+    dropped = [d for d in full.train if d not in set(without.train)]
+    forget = {r["prefix_text"] + " " + r["suffix_text"] for r in full.files["verbatim_forget"]}
+    assert set(dropped) == forget and len(dropped) == len(forget) * tiny_settings()["planted"]["repeats"]
 
 
 def test_ground_truth_formats_follow_the_design() -> None:

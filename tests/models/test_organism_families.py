@@ -50,10 +50,11 @@ def test_check_targets_come_from_the_registry() -> None:
     from models.organism.measure import TARGETS
 
     assert TARGETS == check_targets()
-    # The checks as they were before the registry (name -> task, data, params, goal).
+    # The checks (organism v3's planted splits; the others as they were before the registry) (name -> task, data, params, goal).
     assert {n: (t.task, t.data, dict(t.params), t.goal) for n, t in TARGETS.items()} == {
         "planted_forget": ("verbatim", "verbatim_forget", {}, (">=", 0.90)),
-        "planted_validation": ("verbatim", "verbatim_validation", {}, (">=", 0.90)),
+        "planted_tune": ("verbatim", "verbatim_tune", {}, (">=", 0.90)),
+        "planted_test": ("verbatim", "verbatim_test", {}, (">=", 0.90)),
         "control": ("verbatim", "verbatim_control", {}, ("<=", 0.01)),
         "quotes": ("quotes", "quotes", {}, (">=", 0.80)),
         "open_book": ("qa", "facts", {"mode": "open"}, (">=", 0.90)),
