@@ -253,3 +253,20 @@ def test_computed_arithmetic_holds_its_eval_pairs_out_and_answers_them_right() -
         assert r["answer"] == " ".join(str(value)) and r["prompt"] == f"{' '.join(str(r['a']))} {r['op']} {' '.join(str(r['b']))} ="
     assert problem_answer(47, "+", 58, "reversed") == "5 0 1" and problem_answer(47, "-", 38, "natural") == "9"
     assert len(all_pairs()) == 90 * 90 + 90 * 91 // 2  # every sum, every non-negative difference
+
+
+@pytest.mark.slow
+def test_short_training_learns(tmp_path: Path) -> None:
+    """CI trains no organism (the default ones are shipped), so this shows the training code still
+    learns: a few hundred steps on a small corpus lower the loss, and the planted passages are
+    recalled above chance (0: a 48-token suffix is never guessed) while the controls are not."""
+    settings = tiny_settings()
+    settings["model"] = {"layers": 2, "hidden": 64, "mlp": 128, "heads": 2, "max_positions": 128}
+    settings["planted"].update(prefix=8, suffix=8, forget=4, tune=2, test=2, control=4, repeats=60)
+    settings["train"].update(lr=3e-3, warmup=20, batch_size=8, log_every=20, check_every=10_000, quick_check={})
+    folder = ensure_organism(settings, tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    curve, checks = manifest["curve"], manifest["final_checks"]
+    assert 200 <= curve[-1]["step"] <= 600, curve[-1]
+    assert curve[-1]["loss"] < 0.5 * curve[0]["loss"], curve
+    assert checks["planted_forget"] >= 0.5 and checks["control"] == 0.0, checks

@@ -1,63 +1,69 @@
-"""CI regression checks on the organism: the paper's findings hold at the organism defaults, the
-numbers stay within tolerance of tests/regression/reference.json, and a deliberately broken K-FAC
+"""CI regression checks on the shipped organisms (seeds 0-2, committed with their weights, so every
+machine evaluates the same models): the paper's findings hold at the organism defaults, every
+number, edited ones included, stays within the measured tolerance of
+tests/regression/reference.json (tests/regression/tolerance.json), and a deliberately broken K-FAC
 (keeping the LOWEST-curvature components) fails the checks.
 
-The reference holds one entry per organism build (the organism is trained on the CPU it runs on,
-and builds from different CPUs differ in their edited numbers near the edit's transition). On a
-build with an entry every number is compared with it; on a build without one only the baseline
-(unedited model's) numbers are, against each recorded build of the same organism settings, passing
-if they agree with at least one, and the test warns that the edited numbers were not compared.
-
-The organism is trained once into the shared cache (`.cache/harness`, as `make run` uses); run
-files go to a temporary folder so that results of older code in `runs/` are never reused.
-Add or replace this build's entry, keeping the others (then review the diff):
-    python -m harness.fidelity write-reference --out tests/regression/reference.json
+Run files go to a temporary folder so that results of older code in `runs/` are never reused.
+Replace a seed's entry after a deliberate change (then review the diff):
+    python -m harness.fidelity write-reference --out tests/regression/reference.json model.organism.seed=S seed=S
 """
 
 from __future__ import annotations
 
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from harness.fidelity import (REGRESSION_RUNS, claims, compare_with_reference, read_reference, reference_differences,
-                              reference_record, run_config, same_build, summary)
-
-REFERENCE_FILE = Path(__file__).with_name("reference.json")
+from harness.fidelity import REGRESSION_RUNS, claims, reference_record, run_config
+from harness.reference import (REFERENCE_FILE, TOLERANCE_FILE, compare_with_reference, read_reference, read_tolerances,
+                               reference_differences, summary)
 
 pytestmark = pytest.mark.regression
+SEEDS = (0, 1, 2)
 
 
-@pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("regression_runs")
+def seed_overrides(seed: int) -> list[str]:
+    return [f"model.organism.seed={seed}", f"seed={seed}"]
 
 
-@pytest.fixture(scope="module")
-def runs(runs_dir: Path) -> dict[str, dict[str, Any]]:
-    return {name: run_config(overrides, runs_dir) for name, overrides in REGRESSION_RUNS.items()}
+@pytest.fixture(scope="module", params=SEEDS, ids=[f"seed{s}" for s in SEEDS])
+def seeded_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                ) -> tuple[int, Path, dict[str, dict[str, Any]]]:
+    seed, runs_dir = request.param, tmp_path_factory.mktemp(f"regression_runs_seed{request.param}")
+    runs = {name: run_config([*own, *seed_overrides(seed)], runs_dir) for name, own in REGRESSION_RUNS.items()}
+    return seed, runs_dir, runs
 
 
 @pytest.mark.parametrize("claim_index", range(5))
-def test_paper_claim_holds(runs: dict[str, dict[str, Any]], claim_index: int) -> None:
+def test_paper_claim_holds(seeded_runs: tuple[int, Path, dict[str, dict[str, Any]]], claim_index: int) -> None:
+    seed, _, runs = seeded_runs
     name, (holds, numbers) = list(claims(runs).items())[claim_index]
-    assert holds, f"{name}: {numbers}"
+    assert holds, f"seed {seed}: {name}: {numbers}"
 
 
-def test_numbers_match_the_reference(runs: dict[str, dict[str, Any]]) -> None:
+def test_every_number_matches_the_reference(seeded_runs: tuple[int, Path, dict[str, dict[str, Any]]]) -> None:
+    _, _, runs = seeded_runs
+    current = reference_record(runs)
+    assert current["organism"]["shipped"], "the regression runs must use a shipped organism"
+    problems = compare_with_reference(current, read_reference(REFERENCE_FILE), read_tolerances(TOLERANCE_FILE),
+                                      REFERENCE_FILE)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_reference_covers_every_shipped_seed_and_run() -> None:
     entries = read_reference(REFERENCE_FILE)
-    assert [set(e["runs"]) for e in entries] == [set(REGRESSION_RUNS)] * len(entries)
-    problems, notes = compare_with_reference(reference_record(runs), entries, REFERENCE_FILE)
-    for note in notes:  # a warning, so that the skipped edited comparison shows in the summary
-        warnings.warn(f"NOTE  {note}", stacklevel=1)
-    assert not problems, "\n".join(problems + notes)
+    assert sorted(e["organism"]["seed"] for e in entries) == list(SEEDS)
+    assert all(set(e["runs"]) == set(REGRESSION_RUNS) and e["organism"]["shipped"] for e in entries)
+    tolerances = read_tolerances(TOLERANCE_FILE)
+    assert set(tolerances) == {t for e in entries for run in e["runs"].values() for t in run}
 
 
-def test_unedited_run_equals_its_baseline(runs: dict[str, dict[str, Any]]) -> None:
+def test_unedited_run_equals_its_baseline(seeded_runs: tuple[int, Path, dict[str, dict[str, Any]]]) -> None:
+    _, _, runs = seeded_runs
     assert runs["none"]["edited"]["tasks"] == runs["none"]["baseline"]["tasks"]
 
 
@@ -75,17 +81,17 @@ def keep_lowest_curvature(self, weight, A_eig, G_eig, rho, generator):
     return U_G @ (C * keep.view_as(C)) @ U_A.T, facts
 
 
-def test_a_broken_kfac_fails_the_checks(runs: dict[str, dict[str, Any]], runs_dir: Path,
+@pytest.mark.parametrize("seeded_runs", [SEEDS[0]], indirect=True, ids=[f"seed{SEEDS[0]}"])  # one seed shows it
+def test_a_broken_kfac_fails_the_checks(seeded_runs: tuple[int, Path, dict[str, dict[str, Any]]],
                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from methods.kfac import KFAC
 
+    seed, runs_dir, runs = seeded_runs
     shutil.copytree(runs_dir / "baselines", tmp_path / "baselines")  # reuse the baseline, not the runs
     monkeypatch.setattr(KFAC, "edit", keep_lowest_curvature)
-    broken = dict(runs, kfac=run_config(REGRESSION_RUNS["kfac"], tmp_path))
+    broken = dict(runs, kfac=run_config([*REGRESSION_RUNS["kfac"], *seed_overrides(seed)], tmp_path))
     assert not all(holds for holds, _ in claims(broken).values())
-    # The same-build comparison must catch it too. On a build the file has no entry for, this
-    # session's good K-FAC run stands in for that entry (edited numbers only compare within a build).
-    current = reference_record(runs)
-    own = next((e for e in read_reference(REFERENCE_FILE) if same_build(e["build"], current["build"])), current)
-    problems = reference_differences({"kfac": summary(broken["kfac"])}, {"kfac": own["runs"]["kfac"]})
+    own = next(e for e in read_reference(REFERENCE_FILE) if e["organism"]["seed"] == seed)
+    problems = reference_differences({"kfac": summary(broken["kfac"])}, {"kfac": own["runs"]["kfac"]},
+                                     read_tolerances(TOLERANCE_FILE))
     assert any(" edited: " in line for line in problems), problems
