@@ -21,7 +21,7 @@ from core.errors import ConfigError
 from core.hashing import canonical_hash
 from core.io import atomic_write_json, read_json
 
-DEFAULT_FAMILIES = ("memorized", "memorized_val", "quotes", "control")
+DEFAULT_FAMILIES = ("memorized", "memorized_val", "quotes", "control", "membership")
 
 
 def build_attacks(config: dict[str, Any]) -> dict[str, Any]:
