@@ -114,14 +114,43 @@ def extraction_strength(correct: Sequence[bool]) -> float:
 def bootstrap_interval(statistic: Callable[[np.ndarray, np.ndarray], float], n_members: int, n_nonmembers: int,
                        resamples: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of statistic(member indices, nonmember indices), members and
-    nonmembers resampled separately (stratified), with replacement; NaN replicates are dropped."""
+    nonmembers resampled separately (stratified), with replacement; NaN replicates are dropped.
+    The slow, general form: `auc_interval` and `privleak_interval` compute the same replicates at once."""
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(resamples):
         value = statistic(rng.integers(0, n_members, n_members), rng.integers(0, n_nonmembers, n_nonmembers))
-        if not np.isnan(value):
-            values.append(value)
-    if not values:
+        values.append(value)
+    return percentile_interval(np.asarray(values, dtype=np.float64), level)
+
+
+PAIRWISE_LIMIT = 25_000_000  # member x nonmember pairs held as one matrix (200 MB of float64)
+
+
+def resample_counts(n_members: int, n_nonmembers: int, resamples: int, seed: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """How often each member and nonmember is drawn in each resample: the same draws, in the same
+    order, as `bootstrap_interval` makes (so both give the same replicates)."""
+    rng = np.random.default_rng(seed)
+    members, nonmembers = np.zeros((resamples, n_members)), np.zeros((resamples, n_nonmembers))
+    for b in range(resamples):
+        members[b] = np.bincount(rng.integers(0, n_members, n_members), minlength=n_members)
+        nonmembers[b] = np.bincount(rng.integers(0, n_nonmembers, n_nonmembers), minlength=n_nonmembers)
+    return members, nonmembers
+
+
+def resampled_aucs(member_scores: Sequence[float], nonmember_scores: Sequence[float], member_counts: np.ndarray,
+                   nonmember_counts: np.ndarray) -> np.ndarray:
+    """`auc` of every resample at once: the pair-win matrix (1 nonmember higher, 1/2 tie) weighted by
+    how often each member and nonmember was drawn."""
+    m, n = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
+    wins = (n[None, :] > m[:, None]) + 0.5 * (n[None, :] == m[:, None])
+    return np.einsum("bi,ij,bj->b", member_counts, wins, nonmember_counts) / (len(m) * len(n))
+
+
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
         return float("nan"), float("nan")
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(values, [tail, 100 - tail])
@@ -130,24 +159,27 @@ def bootstrap_interval(statistic: Callable[[np.ndarray, np.ndarray], float], n_m
 
 def auc_interval(member_scores: Sequence[float], nonmember_scores: Sequence[float], resamples: int = 1000,
                  level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Stratified percentile bootstrap interval of `auc`."""
+    """Stratified percentile bootstrap interval of `auc` (equal to `bootstrap_interval` of it)."""
     members, nonmembers = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
-    return bootstrap_interval(lambda m, n: auc(members[m], nonmembers[n]), len(members), len(nonmembers),
-                              resamples, level, seed)
+    if len(members) * len(nonmembers) > PAIRWISE_LIMIT:
+        return bootstrap_interval(lambda i, j: auc(members[i], nonmembers[j]), len(members), len(nonmembers),
+                                  resamples, level, seed)
+    counts = resample_counts(len(members), len(nonmembers), resamples, seed)
+    return percentile_interval(resampled_aucs(members, nonmembers, *counts), level)
 
 
 def privleak_interval(member_scores: Sequence[float], nonmember_scores: Sequence[float],
                       retrain_member_scores: Sequence[float] | None, retrain_nonmember_scores: Sequence[float] | None,
                       resamples: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Bootstrap interval of `privleak`: with the retrained model's scores, both AUCs are computed on
-    the same resampled sequences (paired); without them the retrain AUC is the fixed 0.5."""
+    the same resampled passages (paired); without them the retrain AUC is the fixed 0.5."""
     m, n = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
-    if retrain_member_scores is None or retrain_nonmember_scores is None:
-        def statistic(i: np.ndarray, j: np.ndarray) -> float:
-            return privleak(auc(m[i], n[j]), 0.5)
-    else:
-        rm, rn = np.asarray(retrain_member_scores, float), np.asarray(retrain_nonmember_scores, float)
-
-        def statistic(i: np.ndarray, j: np.ndarray) -> float:
-            return privleak(auc(m[i], n[j]), auc(rm[i], rn[j]))
-    return bootstrap_interval(statistic, len(m), len(n), resamples, level, seed)
+    paired = retrain_member_scores is not None and retrain_nonmember_scores is not None
+    if len(m) * len(n) > PAIRWISE_LIMIT:
+        rm, rn = (np.asarray(retrain_member_scores, float), np.asarray(retrain_nonmember_scores, float)) if paired else (m, n)
+        return bootstrap_interval(lambda i, j: privleak(auc(m[i], n[j]), auc(rm[i], rn[j]) if paired else 0.5),
+                                  len(m), len(n), resamples, level, seed)
+    counts = resample_counts(len(m), len(n), resamples, seed)
+    model = resampled_aucs(m, n, *counts)
+    retrain = resampled_aucs(retrain_member_scores, retrain_nonmember_scores, *counts) if paired else np.full_like(model, 0.5)
+    return percentile_interval(np.array([privleak(a, r) for a, r in zip(model, retrain)]), level)

@@ -123,6 +123,18 @@ def test_bootstrap_intervals() -> None:
     assert mia.privleak_interval(m, n, m, n, resamples=100) == (0.0, 0.0)
 
 
+def test_fast_intervals_equal_the_slow_bootstrap() -> None:
+    """The pair-win-matrix intervals give the replicates of resampling and recomputing each AUC."""
+    rng = np.random.default_rng(4)
+    m, n = rng.integers(0, 8, 25).astype(float), rng.integers(2, 10, 31).astype(float)  # ties
+    rm, rn = rng.normal(0, 1, 25), rng.normal(0, 1, 31)
+    slow = mia.bootstrap_interval(lambda i, j: mia.auc(m[i], n[j]), 25, 31, 300, 0.9, seed=7)
+    assert mia.auc_interval(m, n, 300, 0.9, seed=7) == pytest.approx(slow, abs=1e-12)
+    slow_leak = mia.bootstrap_interval(lambda i, j: mia.privleak(mia.auc(m[i], n[j]), mia.auc(rm[i], rn[j])),
+                                       25, 31, 300, 0.9, seed=7)
+    assert mia.privleak_interval(m, n, rm, rn, 300, 0.9, seed=7) == pytest.approx(slow_leak, abs=1e-9)
+
+
 # --- the same inputs through open-unlearning's code ----------------------------------------------
 
 V, EOS = 30, 29
