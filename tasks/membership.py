@@ -92,11 +92,18 @@ def _refs(value: str | list[str], key: str) -> list[Path]:
 class MembershipInference(Task):
     family = "membership"
     # Keys the pipeline resolves like `data` (model:<name> references or paths).
-    data_keys: ClassVar[tuple[str, ...]] = ("members", "nonmembers", "reference")
+    data_keys: ClassVar[tuple[str, ...]] = ("data", "members", "nonmembers", "reference")
 
-    def __init__(self, members: str | list[str], nonmembers: str | list[str] | None, family: str | None = None,
-                 k: float = mia.DEFAULT_K, reference: str | None = None, resamples: int = 1000,
-                 level: float = 0.95, limit: int | None = None):
+    def __init__(self, members: str | list[str] | None = None, nonmembers: str | list[str] | None = None,
+                 family: str | None = None, data: str | None = None, k: float = mia.DEFAULT_K,
+                 reference: str | None = None, resamples: int = 1000, level: float = 0.95,
+                 limit: int | None = None):
+        # `data` is the members under the name every other task uses (the organism's suite entries
+        # carry one data file each); kept as `members` only, so attacks that match tasks by their
+        # `data` file (relearning's forget half) never take this task for a verbatim one.
+        if (members is None) == (data is None):
+            raise ConfigError("membership: give the memorized passages as `members` (or `data`), once")
+        members = members if members is not None else data
         if not 0 < k <= 1:
             raise ConfigError(f"membership: k must be in (0, 1], got {k}")
         if not 0 < level < 1 or int(resamples) < 1:

@@ -110,6 +110,10 @@ def test_settings_and_skipping(tmp_path: Path, files, tiny_tokenizer) -> None:
         MembershipInference(members=str(m_file), nonmembers=str(n_file), k=0)
     with pytest.raises(ConfigError, match="members must be"):
         MembershipInference(members=[], nonmembers=str(n_file))
+    with pytest.raises(ConfigError, match="once"):
+        MembershipInference(members=str(m_file), data=str(m_file), nonmembers=str(n_file))
+    alias = MembershipInference(data=str(m_file), nonmembers=str(n_file))  # the organism suite's form
+    assert alias.members == [m_file] and not hasattr(alias, "data")
     task = MembershipInference(members=[str(m_file), str(m_file)], nonmembers=None)
     task.check(TableModel(0), tiny_tokenizer)  # nothing to check without nonmembers
     with pytest.raises(TaskSkipped, match="nonmembers"):
@@ -133,3 +137,7 @@ def test_pipeline_resolves_every_data_key(tmp_path: Path, files, monkeypatch) ->
     task, family = tasks["membership"]
     assert task.members == [m_file.resolve(), m_file.resolve()] and task.nonmembers == [n_file.resolve()]
     assert family == "membership"
+    # The entry an organism Evaluation writes: its one data file, the rest in params.
+    organism = build_tasks({"membership_forget": {"task": "membership", "family": "membership",
+                                                  "data": "model:forget", "nonmembers": "model:control"}}, loaded)
+    assert organism["membership_forget"][0].members == [m_file.resolve()]
