@@ -111,32 +111,32 @@ def extraction_strength(correct: Sequence[bool]) -> float:
     return float(trailing / len(flags))
 
 
+def resample_indices(n_members: int, n_nonmembers: int, resamples: int, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified bootstrap draws: [resamples, n_members] member and [resamples, n_nonmembers]
+    nonmember indices, with replacement, from one seeded stream."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, n_members, (resamples, n_members)),
+            rng.integers(0, n_nonmembers, (resamples, n_nonmembers)))
+
+
 def bootstrap_interval(statistic: Callable[[np.ndarray, np.ndarray], float], n_members: int, n_nonmembers: int,
                        resamples: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of statistic(member indices, nonmember indices), members and
     nonmembers resampled separately (stratified), with replacement; NaN replicates are dropped.
     The slow, general form: `auc_interval` and `privleak_interval` compute the same replicates at once."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(resamples):
-        value = statistic(rng.integers(0, n_members, n_members), rng.integers(0, n_nonmembers, n_nonmembers))
-        values.append(value)
+    members, nonmembers = resample_indices(n_members, n_nonmembers, resamples, seed)
+    values = [statistic(i, j) for i, j in zip(members, nonmembers)]
     return percentile_interval(np.asarray(values, dtype=np.float64), level)
 
 
 PAIRWISE_LIMIT = 25_000_000  # member x nonmember pairs held as one matrix (200 MB of float64)
 
 
-def resample_counts(n_members: int, n_nonmembers: int, resamples: int, seed: int = 0
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """How often each member and nonmember is drawn in each resample: the same draws, in the same
-    order, as `bootstrap_interval` makes (so both give the same replicates)."""
-    rng = np.random.default_rng(seed)
-    members, nonmembers = np.zeros((resamples, n_members)), np.zeros((resamples, n_nonmembers))
-    for b in range(resamples):
-        members[b] = np.bincount(rng.integers(0, n_members, n_members), minlength=n_members)
-        nonmembers[b] = np.bincount(rng.integers(0, n_nonmembers, n_nonmembers), minlength=n_nonmembers)
-    return members, nonmembers
+def draw_counts(indices: np.ndarray, n: int) -> np.ndarray:
+    """[resamples, n]: how often each of n items is drawn in each row of `indices`."""
+    rows = len(indices)
+    return np.bincount((indices + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
 
 
 def resampled_aucs(member_scores: Sequence[float], nonmember_scores: Sequence[float], member_counts: np.ndarray,
@@ -145,7 +145,7 @@ def resampled_aucs(member_scores: Sequence[float], nonmember_scores: Sequence[fl
     how often each member and nonmember was drawn."""
     m, n = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
     wins = (n[None, :] > m[:, None]) + 0.5 * (n[None, :] == m[:, None])
-    return np.einsum("bi,ij,bj->b", member_counts, wins, nonmember_counts) / (len(m) * len(n))
+    return ((member_counts @ wins) * nonmember_counts).sum(axis=1) / (len(m) * len(n))
 
 
 def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
@@ -164,7 +164,8 @@ def auc_interval(member_scores: Sequence[float], nonmember_scores: Sequence[floa
     if len(members) * len(nonmembers) > PAIRWISE_LIMIT:
         return bootstrap_interval(lambda i, j: auc(members[i], nonmembers[j]), len(members), len(nonmembers),
                                   resamples, level, seed)
-    counts = resample_counts(len(members), len(nonmembers), resamples, seed)
+    i, j = resample_indices(len(members), len(nonmembers), resamples, seed)
+    counts = draw_counts(i, len(members)), draw_counts(j, len(nonmembers))
     return percentile_interval(resampled_aucs(members, nonmembers, *counts), level)
 
 
@@ -179,7 +180,8 @@ def privleak_interval(member_scores: Sequence[float], nonmember_scores: Sequence
         rm, rn = (np.asarray(retrain_member_scores, float), np.asarray(retrain_nonmember_scores, float)) if paired else (m, n)
         return bootstrap_interval(lambda i, j: privleak(auc(m[i], n[j]), auc(rm[i], rn[j]) if paired else 0.5),
                                   len(m), len(n), resamples, level, seed)
-    counts = resample_counts(len(m), len(n), resamples, seed)
+    i, j = resample_indices(len(m), len(n), resamples, seed)
+    counts = draw_counts(i, len(m)), draw_counts(j, len(n))
     model = resampled_aucs(m, n, *counts)
     retrain = resampled_aucs(retrain_member_scores, retrain_nonmember_scores, *counts) if paired else np.full_like(model, 0.5)
     return percentile_interval(np.array([privleak(a, r) for a, r in zip(model, retrain)]), level)
