@@ -19,7 +19,6 @@ forward pass over prefix + suffix per passage gives every score (formulas: tasks
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,7 +27,7 @@ import numpy as np
 
 from core.errors import ConfigError, DataError
 from core.hashing import canonical_hash
-from core.io import atomic_write_json
+from core.io import atomic_write_json, read_json
 from tasks import mia
 from tasks.base import Task, TaskContext, TaskResult, TaskSkipped
 from tasks.verbatim import VerbatimRecall
@@ -146,10 +145,10 @@ class MembershipInference(Task):
         baseline_file = Path(ctx.artifacts_dir) / f"membership_baseline_{key}.json"
         if ctx.role == "baseline":
             atomic_write_json(baseline_file, {"loss": scores["loss"]})
-        if baseline_file.exists():
-            base = json.loads(baseline_file.read_text(encoding="utf-8"))["loss"]
+        base = (read_json(baseline_file) or {}).get("loss")
+        if isinstance(base, list) and len(base) == len(scores["loss"]):
             scores["reference"] = [mia.reference_score(a, b) for a, b in zip(scores["loss"], base, strict=True)]
-        retrain = self.retrain_scores(members + nonmembers, tokenizer, ctx, key)
+        retrain = self.retrain_scores(members + nonmembers, ctx, key)
         correct = [s["correct"][p - 1 :] for s, p in zip(stats, member_prefix)]
         return self.result(scores, len(members), retrain, correct)
 
@@ -160,7 +159,7 @@ class MembershipInference(Task):
         per_passage = [attack_scores(s, t, self.k) for s, t in zip(stats, texts)]
         return {a: [p[a] for p in per_passage] for a in ATTACKS}
 
-    def retrain_scores(self, passages: list[list[int]], tokenizer: Any, ctx: TaskContext, key: str) -> list[float] | None:
+    def retrain_scores(self, passages: list[list[int]], ctx: TaskContext, key: str) -> list[float] | None:
         """The reference model's Min-K% scores of every passage, cached in ctx.artifacts_dir by
         the reference folder and the passages; None without a reference."""
         if self.reference is None:
@@ -168,12 +167,17 @@ class MembershipInference(Task):
         path = self.reference.resolve()
         weights = sorted((w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in path.glob("*.safetensors"))
         cache = Path(ctx.artifacts_dir) / f"membership_reference_{canonical_hash([str(path), weights, key], 16)}.json"
-        if cache.exists():
-            return json.loads(cache.read_text(encoding="utf-8"))["min_k"]
+        cached = (read_json(cache) or {}).get("min_k")
+        if isinstance(cached, list) and len(cached) == len(passages):
+            return cached
+        from safetensors import SafetensorError
         from transformers import AutoModelForCausalLM
 
-        reference = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True,
-                                                         trust_remote_code=False).to(ctx.device)
+        try:
+            reference = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True,
+                                                             trust_remote_code=False).to(ctx.device)
+        except (OSError, ValueError, SafetensorError) as e:
+            raise DataError(f"membership: cannot load the reference model {path}: {str(e).splitlines()[0]}") from None
         vocab = reference.get_input_embeddings().num_embeddings
         if max(max(p) for p in passages) >= vocab:
             raise DataError(f"membership: reference {path} has {vocab} tokens, fewer than the passages use")

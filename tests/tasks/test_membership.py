@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError
 from tasks import mia
 from tasks.base import TaskContext, TaskSkipped
 from tasks.membership import MembershipInference, passage_stats
@@ -102,6 +102,13 @@ def test_retrained_reference_gives_privleak_and_is_cached(tmp_path: Path, tiny_t
     cached[0].write_text(json.dumps({"min_k": [0.0] * 8 + [1.0] * 8}))  # a second run reads the cache
     again = task.evaluate(model, tiny_tokenizer, ctx)
     assert again.metrics["retrain_auc"] == 1.0 and "privleak" not in again.metrics  # no relative scale
+    (reference / "model.safetensors").write_bytes(b"not weights")  # a broken reference: one line
+    broken = MembershipInference(members=str(m_file), nonmembers=str(n_file), reference=str(reference))
+    with pytest.raises(DataError, match="cannot load the reference model"):
+        broken.evaluate(model, tiny_tokenizer, TaskContext(torch.device("cpu"), 0, 4, "baseline", tmp_path / "b"))
+    with pytest.raises(DataError, match="not a save_pretrained folder"):
+        MembershipInference(members=str(m_file), nonmembers=str(n_file), reference=str(tmp_path)).check(
+            model, tiny_tokenizer)
 
 
 def test_settings_and_skipping(tmp_path: Path, files, tiny_tokenizer) -> None:
