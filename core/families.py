@@ -26,6 +26,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("stress", "remove", "recall of memorized passages under perturbed prompts"),
     Family("quotes", "remove", "famous quotations recited verbatim"),
     Family("control", "reference", "never-trained passages of the same form (chance level)"),
+    # AUC 0.5 = members no longer told from never-trained passages (docs/membership.md).
+    Family("membership", "remove", "membership-inference AUC of memorized against never-trained passages"),
     # Images (suite mislabeled): the true label of a noised training image rises as its memorized
     # noise label goes; a sign of removal, not a skill the unedited model had to keep.
     Family("gt_recovery", "reference", "noised training images predicted as their true label"),

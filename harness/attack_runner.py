@@ -21,7 +21,7 @@ from core.errors import ConfigError
 from core.hashing import canonical_hash
 from core.io import atomic_write_json, read_json
 
-DEFAULT_FAMILIES = ("memorized", "memorized_val", "quotes", "control")
+DEFAULT_FAMILIES = ("memorized", "memorized_val", "quotes", "control", "membership")
 
 
 def build_attacks(config: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def attack_all(attacks: dict[str, Any], config: dict[str, Any], loaded: Any, tas
     import torch
 
     from attacks.base import AttackContext
-    from tasks.base import TaskContext
+    from tasks.base import TaskContext, TaskSkipped
 
     families = list((config.get("attack") or {}).get("families", DEFAULT_FAMILIES))
     scoring = {n: tf for n, tf in tasks.items() if tf[1] in families}
@@ -104,7 +104,10 @@ def attack_all(attacks: dict[str, Any], config: dict[str, Any], loaded: Any, tas
             task, family = scoring[name]
             torch.manual_seed(config["seed"])
             begin = time.perf_counter()
-            result = task.evaluate(model, loaded.tokenizer, task_ctx)
+            try:
+                result = task.evaluate(model, loaded.tokenizer, task_ctx)
+            except TaskSkipped:  # said once already, when the suite ran: no entry here either
+                continue
             out[name] = {"task": registered.get(name), "family": family, **result.to_json(),
                          "seconds": round(time.perf_counter() - begin, 3)}
         model.train(was_training)

@@ -210,8 +210,12 @@ def build_tasks(suite: dict[str, dict[str, Any]], loaded: LoadedModel) -> dict[s
     for name, entry in suite.items():
         cls = registry.load_class("task", entry["task"], Task)
         params = {k: v for k, v in entry.items() if k != "task"}
-        if params.get("data") is not None:
-            params["data"] = str(resolve_data_ref(params["data"], loaded.data))
+        for key in cls.data_keys:  # a data ref, or a list of them
+            value = params.get(key)
+            if isinstance(value, (list, tuple)):
+                params[key] = [str(resolve_data_ref(v, loaded.data)) for v in value]
+            elif value is not None:
+                params[key] = str(resolve_data_ref(value, loaded.data))
         family = params.get("family") or cls.family
         tasks[name] = (instantiate(cls, params, f"task {name}"), family)
     return tasks

@@ -28,16 +28,22 @@ def run_table(run: dict[str, Any]) -> "rich.table.Table":
         edit = edited.get(name)
         for metric, value in base["metrics"].items():
             arrow = "" if base["higher_is_better"].get(metric, True) else " ↓"
-            edited_value = edit["metrics"][metric] if edit else None
+            edited_value = edit["metrics"].get(metric) if edit else None  # None: not measured there
             pct = percent_of_baseline(edited_value, value) if edited_value is not None else None
             table.add_row(
-                base["family"], name, metric + arrow, str(base["n"]), f"{value:.4g}",
-                "…" if edited_value is None else f"{edited_value:.4g}",
+                base["family"], name, metric + arrow, str(base["n"]), with_interval(value, base, metric),
+                "…" if edited_value is None else with_interval(edited_value, edit, metric),
                 "n/a" if pct is None else f"{pct:.1f}",
                 style="bold" if metric == base["primary"] else "dim",
             )
         table.add_section()
     return table
+
+
+def with_interval(value: float, entry: dict[str, Any], metric: str) -> str:
+    """The value, and the interval the task computed for it where it did (e.g. an AUC's bootstrap)."""
+    lo_hi = (entry.get("intervals") or {}).get(metric)
+    return f"{value:.4g}" if not lo_hi else f"{value:.4g} [{lo_hi[0]:.3g}, {lo_hi[1]:.3g}]"
 
 
 def print_table(console: "rich.console.Console", table: "rich.table.Table") -> None:

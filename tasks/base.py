@@ -28,6 +28,10 @@ class TaskResult:
     kinds: dict[str, MetricKind]  # proportion: mean of 0/1 per example; mean: mean of reals
     higher_is_better: dict[str, bool]
     samples: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # per-example values
+    # metric -> [low, high]: an interval the task computes itself, where per-example samples cannot
+    # give one (e.g. a bootstrap over an AUC of members against nonmembers).
+    intervals: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)  # how to read the numbers (JSON values)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -60,6 +64,9 @@ class Task(ABC):
 
     # Default family for reports; a suite entry may override it.
     family: ClassVar[str] = "other"
+    # Settings that name data: the pipeline resolves each (a `model:<name>` reference or a path, or
+    # a list of them) to an absolute path before the task is built.
+    data_keys: ClassVar[tuple[str, ...]] = ("data",)
 
     def check(self, model: "torch.nn.Module", tokenizer: Any) -> None:
         """Check the task's data against the loaded model (token ids inside the vocabulary, lengths
