@@ -62,6 +62,11 @@ class Planted(OrganismFamily):
         Evaluation("verbatim_test", "verbatim", "memorized_val", "verbatim_test", check="planted_test", goal=(">=", 0.90)),
         Evaluation("verbatim_control", "verbatim", "control", "verbatim_control", check="control", goal=("<=", 0.01)),
         Evaluation("perturbed_test", "perturbed_recall", "stress", "verbatim_test"),
+        # Is it still in there? Membership inference of the test passages against the controls of
+        # their own vocabulary (tasks/membership.py); the forget split has no controls of its own
+        # vocabulary, so it gets none.
+        Evaluation("membership_test", "membership", "membership", "verbatim_test",
+                   params={"nonmembers": "model:verbatim_control"}),
     )
 
     def generate(self, cfg: Mapping[str, Any], gen: Generation, corpus: "Corpus") -> None:
