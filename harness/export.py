@@ -139,6 +139,9 @@ def save_edited(model: "torch.nn.Module", tokenizer: Any, folder: str | Path, re
     """Write `model` (and `tokenizer`, or an image processor; None for neither) as a save_pretrained
     folder at `folder` with the provenance `record`; return the folder. Atomic, and it replaces
     only an earlier export (check_export_target)."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # the run's own progress shows its steps
     folder = check_export_target(folder, what)
     record = {**record, "edited_weights_sha256": weights_digest(model)}
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
