@@ -6,6 +6,8 @@ export folder), then the pipeline, then the tracker.
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -28,6 +30,9 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
     tracker_node = cfg.get("tracker")
     tracker = check_tracker(OmegaConf.to_container(tracker_node, resolve=True) if tracker_node is not None else None)
     if cfg.get("save_edited"):
+        sweep_job = _sweep_job()
+        if sweep_job is not None:  # every job of a sweep exports: each into its own folder
+            cfg.save_edited = str(Path(cfg.save_edited) / sweep_job)
         check_export_target(cfg.save_edited)
     from harness.pipeline import run_experiment
 
@@ -35,3 +40,19 @@ def execute(cfg: DictConfig) -> dict[str, Any]:
     if tracker is not None and run.get("status") == "complete":  # other torchrun ranks return no record
         log_run(tracker, run)
     return run
+
+
+def _sweep_job() -> str | None:
+    """In a sweep (`-m`), the job's folder name under save_edited: its number and the overrides
+    that make it (`3-method=kfac,method.rho=0.9`); None in a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    job = HydraConfig.get().job
+    # the method's overrides first; paths (data files, folders) say little and would fill the name
+    kept = [o.lstrip("+") for o in job.override_dirname.split(",") if "/" not in o and not o.startswith("save_edited=")]
+    overrides = ",".join(sorted(kept, key=lambda o: not o.startswith("method")))
+    safe = re.sub(r"[^\w.=,+-]", "_", overrides)[:120]
+    return f"{job.num}-{safe}" if safe else str(job.num)

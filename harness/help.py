@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-GROUPS = ("method", "model", "suite", "tracker")
+GROUPS = ("method", "model", "suite")
 _ABBREVIATIONS = ("et al.", "e.g.", "i.e.", "vs.", "cf.")
 
 
@@ -91,7 +91,6 @@ def help_text(conf_dir: Path) -> str:
         "Examples:",
         "  python -m harness                                  # organism, method=none, suite=memorization",
         "  python -m harness -m method=none,kfac,random_ablation",
-        "  python -m harness method=kfac save_edited=edited_model tracker=tensorboard   # export + log (docs/python_api.md)",
         "  python -m harness model=hf model.path=/path/to/saved_model suite=own_model \\",
         "      suite.tasks.verbatim.data=/path/verbatim.jsonl suite.tasks.quotes.data=/path/quotes.jsonl \\",
         "      suite.tasks.perplexity.data=/path/text.txt suite.tasks.ndcg10.data=/path/text.txt",

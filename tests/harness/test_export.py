@@ -137,3 +137,14 @@ def test_command_line_refuses_a_foreign_folder_before_loading(tiny_model_dir: Pa
     proc = run_harness(*harness_args(tiny_model_dir, tmp_path / "runs", f"save_edited={tmp_path / 'mine'}"))
     assert_one_line_error(proc, "save_edited=", "not an earlier export")
     assert proc.returncode == 2 and not (tmp_path / "runs").exists()  # nothing ran
+
+
+def test_a_sweep_exports_each_job_into_its_own_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    proc = run_harness("-m", *harness_args(tiny_model_dir, tmp_path / "runs", "method=none,kfac",
+                                           f"model.data.stats={tiny_model_dir / 'text.txt'}",
+                                           f"save_edited={tmp_path / 'edited'}"))
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p.name for p in (tmp_path / "edited").iterdir())
+    assert [name.split("-")[0] for name in jobs] == ["0", "1"] and "method=kfac" in jobs[1]
+    labels = [json.loads((tmp_path / "edited" / j / MARKER).read_text())["method"]["label"] for j in jobs]
+    assert labels == ["none", "kfac"]
