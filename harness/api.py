@@ -40,14 +40,19 @@ def evaluate(*overrides: str, runs_dir: str | Path | None = None) -> dict[str, A
         if arg.startswith("-"):  # -m, --cfg, ...: the command line's flags, not a configuration
             raise ConfigError(f"evaluate takes overrides only, not the flag '{arg}'; call it once per configuration")
     with contextlib.ExitStack() as stack:
+        if runs_dir is None and not any(arg.lstrip("+").startswith("runs_dir=") for arg in argv):
+            runs_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-runs-"))
         if runs_dir is not None:
-            argv.append(f"runs_dir={runs_dir}")
-        elif not any(arg.lstrip("+").startswith("runs_dir=") for arg in argv):
-            argv.append(f"runs_dir={stack.enter_context(tempfile.TemporaryDirectory(prefix='harness-runs-'))}")
+            argv.append(f"runs_dir={_quoted(str(runs_dir))}")
         _check_single_run(argv)
         check_command_line(argv)
         cfg = stack.enter_context(composed(argv))
         return execute(cfg)
+
+
+def _quoted(value: str) -> str:
+    """A value as one Hydra override value, whatever characters a path holds."""
+    return "'" + value.replace("'", "\\'") + "'"
 
 
 def _check_single_run(argv: list[str]) -> None:
@@ -146,6 +151,8 @@ def edit(model: "torch.nn.Module", tokenizer: Any = None, method: str = "kfac",
     for kind, ref in refs.items():
         if isinstance(ref, Path):
             refs[kind] = str(ref)
+        elif isinstance(ref, (list, tuple)) and kind != "stats":
+            raise ConfigError(f"data['{kind}'] must be a path (only data['stats'] may be a list of texts)")
     method_cfg = method_config(method, settings)
     chosen = build_method(method_cfg)  # settings checked before anything slow
     target = check_export_target(save_to, "save_to") if save_to is not None else None
