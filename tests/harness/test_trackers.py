@@ -59,3 +59,22 @@ def test_tracker_none_logs_nothing() -> None:
     assert check_tracker({"name": "none"}) is None and check_tracker(None) is None
     with pytest.raises(ConfigError, match="not known"):
         check_tracker({"name": "neptune"})
+
+
+def test_mlflow_logs_config_metrics_and_the_tradeoff_plot(tmp_path: Path, monkeypatch) -> None:
+    """Runs where mlflow is installed (it is not in the test extra: `pip install mlflow`)."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from harness.trackers import log_run
+    from tests.leaderboard.synthetic import make_run
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the folder store behind this switch
+    run = make_run("kfac", {"verbatim_validation": 0.25}, params={"rho": 0.9})
+    uri = f"file:{tmp_path / 'mlruns'}"
+    log_run(check_tracker({"name": "mlflow", "tracking_uri": uri, "experiment": "harness"}), run)
+    client = MlflowClient(tracking_uri=uri)
+    [logged] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
+    assert logged.data.metrics == pytest.approx(run_metrics(run))
+    assert logged.data.metrics["edited/verbatim_validation/score"] == 0.25 and logged.data.params["method.rho"] == "0.9"
+    assert {a.path for a in client.list_artifacts(logged.info.run_id)} == {"config.json", "tradeoff.png"}
