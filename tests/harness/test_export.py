@@ -139,6 +139,7 @@ def test_command_line_refuses_a_foreign_folder_before_loading(tiny_model_dir: Pa
     assert proc.returncode == 2 and not (tmp_path / "runs").exists()  # nothing ran
 
 
+@pytest.mark.slow  # a two-job sweep in a subprocess (~15 s on 2 cores)
 def test_a_sweep_exports_each_job_into_its_own_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
     proc = run_harness("-m", *harness_args(tiny_model_dir, tmp_path / "runs", "method=none,kfac",
                                            f"model.data.stats={tiny_model_dir / 'text.txt'}",
