@@ -19,7 +19,7 @@ from core.hashing import canonical_hash
 
 SCHEMA_VERSION = 1
 IDENTITY_KEYS = ("model", "method", "suite", "seed", "config_hash")
-RUNTIME_ONLY_KEYS = ("runs_dir", "cache_dir", "debug", "hub", "hydra")
+RUNTIME_ONLY_KEYS = ("runs_dir", "cache_dir", "debug", "hub", "hydra", "save_edited", "tracker")
 # Dotted config paths that only pick a replicate of an experiment: the run seed, and the seed the
 # model organism (LM or ViT, both at model.organism.seed) was trained with. A study repeats each
 # configuration once per seed, training a fresh organism each time; runs that differ only here are

@@ -15,9 +15,10 @@ from omegaconf import DictConfig
 
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError, HarnessError, did_you_mean
+from harness.execute import execute, offline_unless_hub  # noqa: F401 (offline_unless_hub: re-exported)
 from harness.overrides import check_method_keys
 
-CHECKED_GROUPS = ("method", "model", "suite", "attack", "sweep")
+CHECKED_GROUPS = ("method", "model", "suite", "attack", "sweep", "tracker")
 
 
 def group_options(group: str) -> list[str]:
@@ -56,14 +57,6 @@ def _fail(error: BaseException) -> None:
     sys.exit(2)
 
 
-def offline_unless_hub(cfg: DictConfig) -> None:
-    """Offline-first: without `hub=true` (or HF_HUB_OFFLINE=0 in the environment) the Hugging Face
-    hub is not contacted, so a hub id that is not cached fails in one line at once instead of after
-    a minute of retries. Must run before transformers is imported."""
-    if not cfg.get("hub", False):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
 def interrupted(where: str) -> None:
     """Ctrl-C: one line saying what is kept and how to go on; exit code 130 as shells expect."""
     print(f"interrupted: every finished task is saved {where}; run the same command again to resume",
@@ -85,11 +78,8 @@ def check_command_line(argv: list[str]) -> None:
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
-    offline_unless_hub(cfg)
-    from harness.pipeline import run_experiment
-
     try:
-        run_experiment(cfg)
+        execute(cfg)
     except KeyboardInterrupt:
         if cfg.get("debug"):
             raise

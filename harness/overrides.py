@@ -15,7 +15,7 @@ from pathlib import Path
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError, did_you_mean
 
-GROUPS = ("method", "model", "suite", "attack", "sweep")
+GROUPS = ("method", "model", "suite", "attack", "sweep", "tracker")
 _OVERRIDE = re.compile(r"([A-Za-z_][\w.]*)=(.*)")
 
 

@@ -26,6 +26,7 @@ from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_
                             run_path, task_entry_problem)
 from harness.attack_runner import build_attacks, run_attacks
 from harness.distributed import init_from_env, rank_device
+from harness.export import RunExport
 from methods.base import Method, MethodContext
 from models import LoadedModel, load_model, model_name
 from tasks.base import Task, TaskContext, TaskSkipped
@@ -65,7 +66,7 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
                    rank: int = 0, world: int = 1) -> dict[str, Any]:
     seed = config["seed"]
     run = read_json(path)
-    if run is not None and run.get("status") == "complete":
+    if run is not None and run.get("status") == "complete" and not config.get("save_edited"):
         console.print(f"[green]reusing finished run[/] {path}")
         print_run(console, run)
         return run
@@ -103,10 +104,8 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
             run = new_run_record(config, identity, list(method.needs), str(loaded.device))
         run["baseline"] = baseline
 
-        start = time.perf_counter()
-        torch.manual_seed(seed)
-        report = method.apply(loaded.model, build_method_context(method, loaded, config, progress))
-        report["seconds"] = round(time.perf_counter() - start, 3)
+        export = RunExport.begin(config, loaded.model)  # save_edited=<dir>: base weights digested before the edit
+        report = apply_method(method, loaded, config, progress)
         run["method"]["report"] = report
         timings["method"] = report["seconds"]
 
@@ -123,6 +122,8 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
         timings["evaluate"] = time.perf_counter() - start
         run_attacks(attacks, config, loaded, tasks, run, baseline_file, bool(report.get("changed")), progress, save)
         run["status"] = "complete"
+        if export is not None:  # a finished run with save_edited re-applies the method (above) to export it
+            run["export"] = export.finish(loaded, run)
         save()
     console.print(f"run file: {path}")
     print_run(console, run)
@@ -240,6 +241,15 @@ def evaluate_suite(tasks: dict[str, tuple[Task, str]], loaded: LoadedModel, conf
         results[name] = {"task": config["suite"]["tasks"][name]["task"], "family": family,
                          **result.to_json(), "seconds": round(time.perf_counter() - start, 3)}
         save()
+
+
+def apply_method(method: Method, loaded: LoadedModel, config: dict[str, Any], progress: Any) -> dict[str, Any]:
+    """The edit as a run makes it (and harness.edit): seeded, in place, timed; returns the report."""
+    start = time.perf_counter()
+    torch.manual_seed(config["seed"])
+    report = method.apply(loaded.model, build_method_context(method, loaded, config, progress))
+    report["seconds"] = round(time.perf_counter() - start, 3)
+    return report
 
 
 def build_method_context(method: Method, loaded: LoadedModel, config: dict[str, Any], progress: Any) -> MethodContext:
