@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-HEADLINE_FAMILIES = ("memorized_val", "memorized")  # the recall an attack column reports, first found
+from core.families import HEADLINE_FAMILIES
 
 
 def attack_rows(run: dict[str, Any]) -> list[dict[str, Any]]:

@@ -183,8 +183,9 @@ def pool(per_instance: dict[str, dict[str, Any]], names: list[str], module: str)
 def spectrum(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from analysis.bands import band_masses, bootstrap_ratios, percentile_interval
+    from analysis.bands import band_masses, bootstrap_ratios
     from analysis.collect import spectrum_masks
+    from core.measures import percentile_interval
     from core.runrecord import now
 
     session = Session(config)
@@ -231,7 +232,7 @@ def spectrum(config: dict[str, Any]) -> dict[str, Any]:
         for g in comparisons:
             sums, counts = pool(per_instance, groups[g], name)
             ratio, reps = bootstrap_ratios(ref_sums, ref_counts, sums, counts, a["resamples"], config["seed"])
-            lo, hi = percentile_interval(reps, a["level"])
+            lo, hi = percentile_interval(reps.cpu().numpy(), a["level"])
             entry["ratios"][f"{reference}/{g}"] = {
                 b: {"ratio": float(ratio[i]), "lo": float(lo[i]), "hi": float(hi[i])} for i, b in enumerate(band_names)}
             points[g].append(ratio)
@@ -242,7 +243,7 @@ def spectrum(config: dict[str, Any]) -> dict[str, Any]:
     # so the matrices' correlation (they see the same inputs) is kept, not averaged away.
     for g in comparisons:
         ratio = torch.stack(points[g]).mean(0)
-        lo, hi = percentile_interval(torch.stack(replicates[g]).mean(0), a["level"])
+        lo, hi = percentile_interval(torch.stack(replicates[g]).mean(0).cpu().numpy(), a["level"])
         result["summary"][f"{reference}/{g}"] = {
             b: {"ratio": float(ratio[i]), "lo": float(lo[i]), "hi": float(hi[i])} for i, b in enumerate(band_names)}
     write_outputs("spectrum", config, result)

@@ -15,9 +15,7 @@ from omegaconf import DictConfig
 
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError, HarnessError, did_you_mean
-from harness.overrides import check_method_keys
-
-CHECKED_GROUPS = ("method", "model", "suite", "attack", "sweep")
+from harness.overrides import GROUPS, check_method_keys
 
 
 def group_options(group: str) -> list[str]:
@@ -38,7 +36,7 @@ def check_group_choices(argv: list[str]) -> None:
     """Catch `method=kfc` before Hydra does, to answer in one line with a suggestion."""
     for arg in argv:
         match = re.fullmatch(r"(\w+)=(.+)", arg)
-        if not match or match.group(1) not in CHECKED_GROUPS:
+        if not match or match.group(1) not in GROUPS:
             continue
         group, value = match.groups()
         valid = group_options(group)

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError, HarnessError
 from core.io import atomic_write_json, atomic_write_text
+from core.measures import components_kept, paired_kept_interval, primary_value, task_kept
 from core.runrecord import REPLICATE_KEYS, cpu_name
 
 if TYPE_CHECKING:
@@ -117,25 +118,10 @@ def run_config(overrides: list[str], runs_dir: Path | None = None, finished_only
     return run if run is not None and run.get("status") == "complete" else None
 
 
-def primary(entry: dict[str, Any]) -> float:
-    return float(entry["metrics"][entry["primary"]])
-
-
-def kept(run: dict[str, Any], task: str) -> float | None:
-    """Share of the baseline kept on `task`'s primary metric: edited / baseline, or baseline /
-    edited for a lower-is-better metric (perplexity), so 1.0 = unchanged and < 1 = worse or less.
-    None when the baseline is 0."""
-    base, edited = run["baseline"]["tasks"][task], run["edited"]["tasks"][task]
-    b, e = primary(base), primary(edited)
-    if not base["higher_is_better"][base["primary"]]:
-        b, e = e, b
-    return None if b == 0 else e / b
-
-
 def claims(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[bool, str]]:
     """The paper's qualitative findings at the organism defaults: claim -> (holds, numbers)."""
     out: dict[str, tuple[bool, str]] = {}
-    k = {t: kept(runs["kfac"], t) for t in ("verbatim_validation", *SKILLS)}
+    k = {t: task_kept(runs["kfac"], t) for t in ("verbatim_validation", *SKILLS)}
     out["kfac removes memorized validation passages (<= 10% kept)"] = (
         k["verbatim_validation"] is not None and k["verbatim_validation"] <= 0.10,
         f"validation recall kept {k['verbatim_validation']}")
@@ -144,10 +130,10 @@ def claims(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[bool, str]]:
     # Coherence, the paper's perplexity column: booleans and open-book reading barely use the MLPs
     # on the organism (a K-FAC keeping the LOWEST-curvature components still keeps them, and
     # wrecks perplexity, quotes and arithmetic), so they alone cannot tell a working edit.
-    ppl = kept(runs["kfac"], "perplexity")
+    ppl = task_kept(runs["kfac"], "perplexity")
     out["kfac keeps perplexity (>= 90% kept: mean NLL rises <= 11%)"] = (ppl is not None and ppl >= 0.90, f"perplexity kept {ppl}")
     if "random_ablation" in runs:
-        mean = lambda run: statistics.fmean(kept(run, t) or 0.0 for t in SKILLS)  # noqa: E731
+        mean = lambda run: statistics.fmean(task_kept(run, t) or 0.0 for t in SKILLS)  # noqa: E731
         kf, ra = mean(runs["kfac"]), mean(runs["random_ablation"])
         out["kfac keeps more skills than random_ablation at the same count"] = (kf > ra, f"kfac {kf:.3f} vs random {ra:.3f}")
     return out
@@ -164,23 +150,6 @@ FINDINGS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def kept_interval(baseline: Sequence[float], edited: Sequence[float], resamples: int = 2000,
-                  confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float] | None:
-    """Share of the baseline kept, sum(edited) / sum(baseline) over the same items, with a paired
-    bootstrap interval (items resampled together); None when the baseline scores nothing."""
-    import numpy as np
-
-    b, e = np.asarray(baseline, dtype=float), np.asarray(edited, dtype=float)
-    if len(b) != len(e) or not b.sum():
-        return None
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(b), size=(resamples, len(b)))
-    sums_b, sums_e = b[picks].sum(axis=1), e[picks].sum(axis=1)
-    ratios = sums_e[sums_b > 0] / sums_b[sums_b > 0]
-    tail = (1 - confidence) / 2
-    return float(e.sum() / b.sum()), float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))
-
-
 def findings(run: dict[str, Any]) -> list[str]:
     """One line per FINDINGS entry the run has: % of the baseline kept with its 95 % interval."""
     lines = []
@@ -189,7 +158,7 @@ def findings(run: dict[str, Any]) -> list[str]:
         if base is None or edited is None or metric not in base.get("samples", {}):
             continue
         b, e = base["samples"][metric], edited["samples"][metric]
-        k = kept_interval(b, e)
+        k = paired_kept_interval(b, e)
         rate = f"{sum(b) / len(b):.2f} -> {sum(e) / len(e):.2f} (n={len(b)})"
         lines.append(f"{label}: {rate}, kept " + ("n/a" if k is None else f"{100 * k[0]:.0f} % [{100 * k[1]:.0f}, {100 * k[2]:.0f}]"))
     return lines
@@ -200,7 +169,7 @@ def summary(run: dict[str, Any]) -> dict[str, dict[str, float]]:
     out = {}
     for task, base in sorted(run["baseline"]["tasks"].items()):
         edited = run["edited"]["tasks"][task]
-        out[task] = {"baseline": round(primary(base), 4), "edited": round(primary(edited), 4),
+        out[task] = {"baseline": round(primary_value(base), 4), "edited": round(primary_value(edited), 4),
                      "kind": base["kinds"][base["primary"]]}
     return out
 
@@ -456,18 +425,10 @@ def sweep(seeds: list[int], rhos: list[float], svd_fractions: list[float],
             if run is None:
                 continue
             records.append({"seed": seed, "method": method, "setting": setting,
-                            "components_kept": components_kept(run),
-                            "kept": {t: kept(run, t) for t in sorted(run["baseline"]["tasks"])},
+                            "components_kept": components_kept(run["method"]["report"].get("changed") or {}),
+                            "kept": {t: task_kept(run, t) for t in sorted(run["baseline"]["tasks"])},
                             "findings": findings(run) if method == "kfac" else []})
     return records
-
-
-def components_kept(run: dict[str, Any]) -> float | None:
-    """Share of eigenbasis components (or singular values) kept over all edited matrices."""
-    changed = run["method"]["report"].get("changed") or {}
-    total = sum(c.get("components_total", 0) for c in changed.values())
-    removed = sum(c.get("components_removed", 0) for c in changed.values())
-    return None if not total else 1 - removed / total
 
 
 def sweep_table(records: list[dict[str, Any]], overrides: Sequence[str] = ()) -> str:
@@ -494,7 +455,7 @@ def sweep_table(records: list[dict[str, Any]], overrides: Sequence[str] = ()) ->
     found = [(r, line) for r in records for line in r.get("findings", [])]
     if found:
         text += ("\nK-FAC, per seed and rho: unedited -> edited score, % kept with its paired-bootstrap 95 % "
-                 "interval (harness.fidelity.kept_interval).\n\n")
+                 "interval (core.measures.paired_kept_interval).\n\n")
         text += "".join(f"- seed {r['seed']}, rho {r['setting']}: {line}\n" for r, line in found)
     return text
 

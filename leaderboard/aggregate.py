@@ -16,14 +16,14 @@ mean % kept over the family's tasks (for plots).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from core.families import family_goal, family_rank
 from core.hashing import canonical_hash
+from core.measures import percent_kept
 from core.runrecord import REPLICATE_KEYS, RUNTIME_ONLY_KEYS, replicate_of, without_paths
-from leaderboard.stats import interval, mean_std
+from core.measures import interval, mean_std
 
 REFERENCE_METHODS = ("none",)  # the unedited model as a "method": a reference point, never a contestant
 LONG_COLUMNS = ["model", "suite", "method", "variant", "rho", "config_key", "seed", "replicate", "config_hash",
@@ -34,12 +34,9 @@ LONG_COLUMNS = ["model", "suite", "method", "variant", "rho", "config_key", "see
 
 
 def pct_kept(edited: float, baseline: float, family: str, higher_is_better: bool) -> float:
-    """Edited as % of baseline, oriented per family goal (module docstring); nan if undefined."""
-    if family_goal(family) != "remove" and not higher_is_better:
-        edited, baseline = baseline, edited
-    if baseline == 0 or not math.isfinite(baseline) or not math.isfinite(edited):
-        return float("nan")
-    return 100.0 * edited / baseline
+    """core.measures.percent_kept, oriented per family goal (module docstring); nan if undefined."""
+    pct = percent_kept(edited, baseline, higher_is_better or family_goal(family) == "remove")
+    return float("nan") if pct is None else pct
 
 
 def data_needed_label(needed: list[str]) -> str:

@@ -39,10 +39,9 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from attacks.report import HEADLINE_FAMILIES
-from core.families import family_goal
+from core.families import HEADLINE_FAMILIES, family_goal
+from core.measures import mean_std, wilson_interval
 from leaderboard.aggregate import REFERENCE_METHODS
-from leaderboard.stats import mean_std, wilson_interval
 
 THRESHOLDS = (95.0, 90.0)  # utility a method must keep (% of the unedited model's skills)
 AREA_RANGE = (50.0, 100.0)  # utilities the area averages the front over

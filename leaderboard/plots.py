@@ -14,9 +14,8 @@ from __future__ import annotations
 import io
 import math
 
-from core.families import family_rank
+from core.families import HEADLINE_FAMILIES, family_rank
 
-X_FAMILIES = ("memorized_val", "memorized")
 Y_FAMILIES = ("logic", "qa_open")
 Y_FALLBACK = ("coherence",)  # when no Y_FAMILIES family was measured
 
@@ -51,7 +50,7 @@ def tradeoff_png(families: "pandas.DataFrame") -> bytes | None:
     import matplotlib.pyplot as plt
 
     present = set(families.family)
-    x_family = next((f for f in X_FAMILIES if f in present), None)
+    x_family = next((f for f in HEADLINE_FAMILIES if f in present), None)
     y_families = tradeoff_y_families(present)
     if x_family is None or not y_families:
         return None
@@ -121,7 +120,6 @@ def relearn_png(attack_summary: "pandas.DataFrame") -> bytes | None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from attacks.report import HEADLINE_FAMILIES
 
     rel = attack_summary[attack_summary.attack == "relearn"] if not attack_summary.empty else attack_summary
     family = next((f for f in HEADLINE_FAMILIES if not rel.empty and f in set(rel.family)), None)

@@ -62,7 +62,7 @@ def fmt_raw(mean: float, std: float, lo: float, hi: float) -> str:
 
 
 def build_sections(summary: "pandas.DataFrame", long: "pandas.DataFrame") -> list[Section]:
-    from leaderboard.stats import mean_std
+    from core.measures import mean_std
 
     sections = []
     for (model, suite), table in summary.groupby(["model", "suite"], sort=False):
@@ -444,7 +444,7 @@ def _attack_column(row) -> tuple[tuple, str]:
 def build_attack_sections(summary: "pandas.DataFrame") -> list[Section]:
     """One table per model × suite: variants as rows; the headline recall without attack, then one
     column per attack unit."""
-    from attacks.report import HEADLINE_FAMILIES
+    from core.families import HEADLINE_FAMILIES
 
     sections = []
     if summary.empty:
