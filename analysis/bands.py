@@ -3,7 +3,7 @@
 With the K-FAC factors A = U_A diag(mu) U_A^T (inputs) and G = U_G diag(lam) U_G^T (output
 gradients), eigenvalues descending, the weight W (out x in) in the curvature basis is
 C = U_G^T W U_A; component (i, j) is the rank-one direction u_i v_j^T with mass lam_i * mu_j (the
-same basis and masses the edit uses, methods/kfac.py). A band is a set of components chosen by
+same basis and masses the edit uses, methods/kfac/). A band is a set of components chosen by
 their mass rank (0 = largest mass); its output on an input x is U_G (C * M_band) U_A^T x. As U_G is
 orthogonal, the norm of that output is ||(C * M_band) U_A^T x||, which is what we compute.
 """

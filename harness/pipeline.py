@@ -82,7 +82,7 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
         except ConfigError as e:
             raise ConfigError(f"method {config['method']['name']}: {e}") from None
         if rank != 0:  # the other ranks read their share of the statistics; rank 0 does the rest
-            if getattr(method, "shards_statistics", False):
+            if method.shards_statistics:
                 torch.manual_seed(seed)
                 method.apply(loaded.model, build_method_context(method, loaded, config, None))
             return {"rank": rank, "world_size": world}
@@ -108,6 +108,7 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
         report = method.apply(loaded.model, build_method_context(method, loaded, config, progress))
         report["seconds"] = round(time.perf_counter() - start, 3)
         run["method"]["report"] = report
+        run["method"]["columns"] = [c.record() for c in method.columns]  # what the leaderboard shows of it
         timings["method"] = report["seconds"]
 
         start = time.perf_counter()

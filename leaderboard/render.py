@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.families import family_goal, family_rank
+from core.runcolumns import MethodColumn
 from leaderboard.aggregate import REFERENCE_METHODS
 
 NO_BEST_METHODS = REFERENCE_METHODS  # the unedited reference is shown but never marked best
@@ -189,8 +190,9 @@ def _fmt_statistics(unit: str, low: float, high: float) -> str:
     return f"{amount} {unit}"
 
 
-def headline_row(r) -> list[Cell]:
-    """The cells of one headline.csv row (aggregate/headline column names)."""
+def headline_row(r, extra: "list[MethodColumn]" = ()) -> list[Cell]:
+    """The cells of one headline.csv row (aggregate/headline column names); `extra`: the columns
+    the methods declared (core.runcolumns): counts noted in the seconds cell, amounts in the last."""
     from leaderboard.headline import THRESHOLDS
 
     row = r._asdict() if hasattr(r, "_asdict") else dict(r)
@@ -209,19 +211,23 @@ def headline_row(r) -> list[Cell]:
     if row["seeds"] > 1 and _finite(row["area_seed_std"]):
         area += f" (per seed {row['area_seed_mean']:.1f} ± {row['area_seed_std']:.1f})"
     seconds = f"{row['method_seconds_median']:.1f}" if _finite(row["method_seconds_median"]) else "—"
-    if row["factor_cache_hits"]:
-        seconds += f" ({int(row['factor_cache_hits'])} of {int(row['runs'])} runs reused cached statistics)"
+    for c in extra:
+        if c.role == "count" and row[f"{c.name}_hits"]:
+            seconds += f" ({int(row[f'{c.name}_hits'])} of {int(row['runs'])} runs {c.what})"
+    amounts = [_fmt_statistics(row[f"{c.name}_unit"], row[f"{c.name}_min"], row[f"{c.name}_max"])
+               for c in extra if c.role == "amount"]
     cells += [Cell(area), Cell(str(int(row["configs"]))), Cell(str(int(row["seeds"]))), Cell(seconds),
-              Cell(row["device"]), Cell(_fmt_statistics(row["statistics_unit"], row["statistics_min"],
-                                                        row["statistics_max"]))]
+              Cell(row["device"]), Cell("; ".join(a for a in amounts if a != "—") or "—")]
     return cells
 
 
 def build_headline_sections(long: "pandas.DataFrame", table: "pandas.DataFrame") -> list[HeadlineSection]:
     """One section per model × suite of the long table: the headline rows (headline.headline_table),
     or a note saying why there are none."""
+    from core.runcolumns import from_record
     from leaderboard.headline import no_headline_reason
 
+    extra = [from_record(e) for e in table.attrs.get("method_columns", [])]
     sections = []
     for (model, suite), g in long.groupby(["model", "suite"], sort=False):
         rows = table[(table.model == model) & (table.suite == suite)]
@@ -239,7 +245,7 @@ def build_headline_sections(long: "pandas.DataFrame", table: "pandas.DataFrame")
         about = (f"Memorization: `{family}`: {mem}. Utility over the skill families "
                  f"{', '.join(f for f in skills if f in finite)}"
                  + "".join(f"; {f} left out (its unedited value is 0)" for f in skills if f not in finite) + ".")
-        sections.append(HeadlineSection(model, suite, family, [headline_row(r) for r in rows.itertuples(index=False)],
+        sections.append(HeadlineSection(model, suite, family, [headline_row(r, extra) for r in rows.itertuples(index=False)],
                                         about=about))
     return sections
 
