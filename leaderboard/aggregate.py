@@ -260,13 +260,14 @@ def attack_long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFr
     models' values without the attack. Runs without attack results add no rows."""
     import pandas as pd
 
-    from attacks.report import attack_rows
+    from core.attackrecords import attack_rows
 
     labels = run_variant_labels(runs)
-    rows = []
+    rows, columns = [], {}
     for _, run in runs:
         ident, key = run["identity"], config_key(run["config"])
         for r in attack_rows(run):
+            columns.setdefault(r["unit"], r["column"])
             e_lo, e_hi = interval(r["kind"], r["edited_attacked"], r["n"], r["edited_samples"])
             b = r["unedited_attacked"]
             b_lo, b_hi = (interval(r["kind"], b, r["n"], r["unedited_samples"]) if b is not None
@@ -282,7 +283,9 @@ def attack_long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFr
                          "baseline_ci_low": b_lo, "baseline_ci_high": b_hi,
                          "edited_no_attack": _number(r["edited_no_attack"]),
                          "baseline_no_attack": _number(r["unedited_no_attack"])})
-    return pd.DataFrame(rows, columns=ATTACK_COLUMNS)
+    df = pd.DataFrame(rows, columns=ATTACK_COLUMNS)
+    df.attrs["unit_columns"] = columns  # unit -> the column its attack declared (core.attackrecords)
+    return df
 
 
 def _number(v: Any) -> float:
@@ -306,4 +309,6 @@ def attack_summary(attacks: "pandas.DataFrame") -> "pandas.DataFrame":
         for col in ("edited_ci_low", "edited_ci_high", "baseline_ci_low", "baseline_ci_high"):
             row[col] = g[col].iloc[0] if single else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["unit_columns"] = dict(attacks.attrs.get("unit_columns", {}))
+    return out

@@ -426,25 +426,10 @@ samples). `unedited` = the same attack on the unedited model. One seed: 95 % int
 mean ± std over seeds. See docs/attacks.md."""
 
 
-def _attack_column(row) -> tuple[tuple, str]:
-    """(sort key, header) of an attack unit's column."""
-    order = {"relearn": 1, "quantize": 2, "sample": 3}.get(row.attack, 4)
-    setting_rank = {"forget_half": 0, "retain": 1, "related": 2}.get(row.setting, 3)
-    if row.attack == "quantize":  # int8 before int4, per channel before grouped
-        from attacks.quantize import parse_scheme
-
-        bits, group = parse_scheme(row.setting)
-        setting_rank = -1000 * bits - (group or 10 ** 6) // 10 ** 3
-    steps = row.steps if _finite(row.steps) else 0
-    if row.attack == "relearn":
-        header = f"after relearn {row.setting} k={int(steps)}"
-    elif row.attack == "quantize":
-        header = f"after {row.setting}"
-    elif row.attack == "sample":
-        header = f"extractable by sampling ({row.setting})"
-    else:
-        header = f"{row.attack} {row.setting}"
-    return (order, setting_rank, steps, row.setting), header
+def _attack_column(row, declared: dict) -> tuple[tuple, str]:
+    """(sort key, header) of an attack unit's column, as its attack declared it (core.attackrecords)."""
+    column = declared[row.unit]
+    return (*column["rank"], row.setting), column["header"]
 
 
 def build_attack_sections(summary: "pandas.DataFrame") -> list[Section]:
@@ -455,6 +440,7 @@ def build_attack_sections(summary: "pandas.DataFrame") -> list[Section]:
     sections = []
     if summary.empty:
         return sections
+    declared = summary.attrs.get("unit_columns", {})
     for (model, suite), table in summary.groupby(["model", "suite"], sort=False):
         family = next((f for f in HEADLINE_FAMILIES if f in set(table.family)), None)
         if family is None:
@@ -463,9 +449,9 @@ def build_attack_sections(summary: "pandas.DataFrame") -> list[Section]:
         task = sorted(t for t in set(table.task) if "[" not in t)[0]
         # A task split by relearning on half of its examples counts by its held-out half.
         table = table[table.task.isin([task, f"{task}[heldout]"])]
-        columns = sorted({_attack_column(r) for r in table.itertuples()})
+        columns = sorted({_attack_column(r, declared) for r in table.itertuples()})
         headers = [h for _, h in columns]
-        unit_of = {r.unit: _attack_column(r)[1] for r in table.itertuples()}
+        unit_of = {r.unit: _attack_column(r, declared)[1] for r in table.itertuples()}
         table = table.assign(column=[unit_of[u] for u in table.unit])
         sec = Section(model, suite, [f"{family}: {task} no attack"] + headers)
         # Unedited row: the unedited model attacked (the same in every run of one seed and attack

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from conftest import harness_args
 from core.errors import HarnessError
 from core.runrecord import config_hash
-from attacks.report import attack_rows
+from core.attackrecords import attack_rows
 from harness.pipeline import resolve_config, run_experiment
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -45,9 +45,9 @@ def count_units(monkeypatch):
     calls: list[str] = []
     original = AttackUnit.to_json
 
-    def counted(self, attack):
+    def counted(self, attack, column=None):
         calls.append(self.key)
-        return original(self, attack)
+        return original(self, attack, column)
 
     monkeypatch.setattr(AttackUnit, "to_json", counted)
     return calls
