@@ -1,4 +1,4 @@
-"""`python -m harness.analyze spectrum|predict [overrides]`: the analysis behind the edit.
+"""`python -m studies.analyze spectrum|predict [overrides]`: the analysis behind the edit.
 
   spectrum  For each analysed matrix, its K-FAC curvature basis (the factor files the edit uses)
             split into bands by mass rank (deciles, top 10 %, bottom half); for each input set
@@ -33,24 +33,10 @@ FORMAT = 1
 # ---------------------------------------------------------------------------------------------
 
 def compose_config(overrides: list[str]) -> dict[str, Any]:
-    """conf/analyze.yaml with the command line's overrides, resolved to plain data."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+    """conf/analyze.yaml with the command line's overrides, resolved, its model named (harness.config)."""
+    from harness import config
 
-    from harness.app import CONF_DIR, check_group_choices
-    from harness.pipeline import resolve_config
-    from models import model_name
-
-    check_group_choices(overrides)
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose(config_name="analyze", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(f"bad override: {str(e).splitlines()[0]}") from None
-    config = resolve_config(cfg)
-    config["model"]["name"] = model_name(config["model"])
-    return config
+    return config.named_config(config.compose_config("analyze", overrides))
 
 
 def default_groups(suite: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -350,8 +336,8 @@ def write_outputs(command: str, config: dict[str, Any], result: dict[str, Any]) 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m harness.analyze {{{'|'.join(COMMANDS)}}} [overrides ...]\n"
-              "  e.g. python -m harness.analyze spectrum model=organism analyze.layers=[3]", file=sys.stderr)
+        print(f"usage: python -m studies.analyze {{{'|'.join(COMMANDS)}}} [overrides ...]\n"
+              "  e.g. python -m studies.analyze spectrum model=organism analyze.layers=[3]", file=sys.stderr)
         return 2
     command, overrides = argv[0], argv[1:]
     debug = any(o == "debug=true" for o in overrides)

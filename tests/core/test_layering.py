@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[2]
 # recorded in it: core.runcolumns, core.attackrecords), so it sits right above core and can
 # import no task, model, method or attack.
 LAYERS: list[set[str]] = [{"core"}, {"leaderboard"}, {"tasks"}, {"models"}, {"methods"}, {"attacks"},
-                          {"harness", "analysis", "hydra_plugins"}]
+                          {"harness", "analysis", "hydra_plugins"}, {"studies"}]
+# studies/: commands built on the runner (fidelity check, spectrum analysis, mining); nothing
+# below imports them.
 LAYER_OF = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 
 

@@ -12,7 +12,8 @@ from conftest import harness_args
 from core.errors import HarnessError
 from core.runrecord import config_hash
 from core.attackrecords import attack_rows
-from harness.pipeline import resolve_config, run_experiment
+from harness.config import resolve_config
+from harness.pipeline import run_experiment
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -137,7 +138,7 @@ def test_bad_attack_settings_fail_before_the_model_loads(tiny_model_dir, tmp_pat
 
 
 def test_a_misspelt_attack_config_is_one_line_with_a_suggestion() -> None:
-    from harness.app import check_group_choices
+    from harness.config import check_group_choices
 
     with pytest.raises(HarnessError, match=r"unknown attack 'standrd' \(did you mean 'standard'\?\); valid: none, standard"):
         check_group_choices(["attack=standrd"])

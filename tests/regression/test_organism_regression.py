@@ -11,7 +11,7 @@ if they agree with at least one, and the test warns that the edited numbers were
 The organism is trained once into the shared cache (`.cache/harness`, as `make run` uses); run
 files go to a temporary folder so that results of older code in `runs/` are never reused.
 Add or replace this build's entry, keeping the others (then review the diff):
-    python -m harness.fidelity write-reference --out tests/regression/reference.json
+    python -m studies.fidelity write-reference --out tests/regression/reference.json
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import torch
 
-from harness.fidelity import (REGRESSION_RUNS, claims, compare_with_reference, read_reference, reference_differences,
+from studies.fidelity import (REGRESSION_RUNS, claims, compare_with_reference, read_reference, reference_differences,
                               reference_record, run_config, same_build, summary)
 
 REFERENCE_FILE = Path(__file__).with_name("reference.json")

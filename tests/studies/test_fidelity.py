@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import fidelity
-from harness.fidelity import (REGRESSION_RUNS, add_reference_entry, claims, compare_with_reference,
+from studies import fidelity
+from studies.fidelity import (REGRESSION_RUNS, add_reference_entry, claims, compare_with_reference,
                               read_reference, reference_differences, summary)
 
 
@@ -78,13 +78,13 @@ def test_unknown_build_compares_baselines_only_and_says_so() -> None:
     problems, notes = compare_with_reference({"build": NEW, "runs": numbers(0.9, 0.95)}, entries, "ref.json")
     assert problems == []
     assert "edited numbers NOT compared" in notes[0] and "w-new" in notes[0]
-    assert "python -m harness.fidelity write-reference --out ref.json" in notes[0]
+    assert "python -m studies.fidelity write-reference --out ref.json" in notes[0]
     assert "arithmetic" in notes[1] and "NOT compared" in notes[1]
     assert "w-epyc" in notes[-1]
 
 
 def test_unknown_build_skips_the_baselines_of_late_emerging_skills_only() -> None:
-    from harness.fidelity import BUILD_VARIABLE_TASKS
+    from studies.fidelity import BUILD_VARIABLE_TASKS
 
     def with_arithmetic(value: float) -> dict:
         runs = numbers(0.82, 0.3)
@@ -160,8 +160,9 @@ def test_old_single_build_reference_is_read_as_one_entry(tmp_path: Path) -> None
 def test_finished_only_finds_the_run_file_the_pipeline_writes(tmp_path: Path) -> None:
     """`sweep --finished-only` looks a run up where run_experiment files it, and runs nothing."""
     from core.runrecord import run_path
-    from harness.fidelity import compose_config, run_config
-    from harness.pipeline import resolve_config, run_identity
+    from studies.fidelity import compose_config, run_config
+    from harness.config import resolve_config
+    from harness.pipeline import run_identity
     from models import model_name
 
     overrides = ["method=kfac", "method.rho=0.95", f"runs_dir={tmp_path}"]
@@ -231,7 +232,7 @@ def fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 
 def cli(capsys: pytest.CaptureFixture, argv: list[str]) -> tuple[int, list[str], str]:
-    """(exit code, stderr lines, stdout) of `python -m harness.fidelity *argv`."""
+    """(exit code, stderr lines, stdout) of `python -m studies.fidelity *argv`."""
     capsys.readouterr()
     try:
         code = fidelity.main(argv)
@@ -349,7 +350,7 @@ def test_the_ci_reference_takes_overrides_that_change_no_number(fake_runs, capsy
 
 
 def test_findings_read_the_heldout_arithmetic_and_both_fact_frequencies() -> None:
-    from harness.fidelity import findings
+    from studies.organism_claims import findings
 
     def task(samples: dict[str, list[float]]) -> dict:
         return {"samples": samples}
@@ -364,7 +365,7 @@ def test_findings_read_the_heldout_arithmetic_and_both_fact_frequencies() -> Non
 
 
 def test_sweep_table_lists_kfac_findings_after_the_table() -> None:
-    from harness.fidelity import sweep_table
+    from studies.tradeoff_sweep import sweep_table
 
     records = [{"seed": 0, "method": "none", "setting": None, "components_kept": None, "kept": {"logic": 1.0},
                 "findings": []},
