@@ -3,7 +3,7 @@
 With the K-FAC factors A = U_A diag(mu) U_A^T (inputs) and G = U_G diag(lam) U_G^T (output
 gradients), eigenvalues descending, the weight W (out x in) in the curvature basis is
 C = U_G^T W U_A; component (i, j) is the rank-one direction u_i v_j^T with mass lam_i * mu_j (the
-same basis and masses the edit uses, methods/kfac.py). A band is a set of components chosen by
+same basis and masses the edit uses, methods/kfac/). A band is a set of components chosen by
 their mass rank (0 = largest mass); its output on an input x is U_G (C * M_band) U_A^T x. As U_G is
 orthogonal, the norm of that output is ||(C * M_band) U_A^T x||, which is what we compute.
 """
@@ -14,6 +14,8 @@ import math
 from collections.abc import Sequence
 
 import torch
+
+from core.measures import percentile_interval, ratio_replicates
 
 # Bands by mass rank, as fractions of all components, 0 = the largest curvature mass: the ten
 # deciles, plus the two bands the paper reports (its "top 10 %" and "lower half").
@@ -91,19 +93,11 @@ def bootstrap_ratios(sums_a: torch.Tensor, counts_a: torch.Tensor, sums_b: torch
     which are correlated within an example) are resampled with replacement, each set on its own,
     with the same draw for every column (so columns can be combined per replicate)."""
     sums_a, sums_b = sums_a.double().reshape(len(counts_a), -1), sums_b.double().reshape(len(counts_b), -1)
-    ratio = pooled_mean(sums_a, counts_a.double()) / pooled_mean(sums_b, counts_b.double())
+    counts_a, counts_b = counts_a.double(), counts_b.double()
+    ratio = pooled_mean(sums_a, counts_a) / pooled_mean(sums_b, counts_b)
     g = torch.Generator().manual_seed(seed)
-    ia = torch.randint(len(counts_a), (resamples, len(counts_a)), generator=g)
-    ib = torch.randint(len(counts_b), (resamples, len(counts_b)), generator=g)
-    mean_a = sums_a[ia].sum(1) / counts_a.double()[ia].sum(1)[:, None]
-    mean_b = sums_b[ib].sum(1) / counts_b.double()[ib].sum(1)[:, None]
-    return ratio, mean_a / mean_b
-
-
-def percentile_interval(replicates: torch.Tensor, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
-    """(low, high) percentile interval over the first axis of the replicates."""
-    tail = (1 - level) / 2
-    return torch.quantile(replicates, tail, dim=0), torch.quantile(replicates, 1 - tail, dim=0)
+    draw = lambda n: torch.randint(n, (resamples, n), generator=g)  # noqa: E731  (torch's stream: a, then b)
+    return ratio, ratio_replicates(sums_a, sums_b, draw, counts_a, counts_b)
 
 
 def ratio_interval(sums_a: torch.Tensor, counts_a: torch.Tensor, sums_b: torch.Tensor, counts_b: torch.Tensor,
@@ -111,8 +105,8 @@ def ratio_interval(sums_a: torch.Tensor, counts_a: torch.Tensor, sums_b: torch.T
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(ratio, low, high) per column: bootstrap_ratios with a percentile interval."""
     ratio, replicates = bootstrap_ratios(sums_a, counts_a, sums_b, counts_b, resamples, seed)
-    lo, hi = percentile_interval(replicates, level)
-    return ratio, lo, hi
+    lo, hi = percentile_interval(replicates.cpu().numpy(), level)
+    return ratio, torch.from_numpy(lo), torch.from_numpy(hi)
 
 
 def percent_more(ratio: float) -> float:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from harness.fidelity import kept as task_kept  # share of the baseline kept, one definition
+from core.measures import task_kept
 
 
 def family_drops(run: Mapping[str, Any], families: Mapping[str, str]) -> dict[str, float]:

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dirs = [Path(a) for a in argv]
     missing = [str(d) for d in run_dirs if not (d / "analysis").is_dir()]
     if missing:
-        print(f"error: no analysis/ folder under {', '.join(missing)} (run python -m harness.analyze first)", file=sys.stderr)
+        print(f"error: no analysis/ folder under {', '.join(missing)} (run python -m studies.analyze first)", file=sys.stderr)
         return 2
     print("## Activation by curvature band\n")
     print(spectrum_table(results(run_dirs, "spectrum")))

@@ -19,6 +19,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from core.attackrecords import column_record
+
 if TYPE_CHECKING:  # the interface imports cheaply: torch loads when an attack runs
     import torch
 
@@ -56,9 +58,10 @@ class AttackUnit:
     steps: int | None = None  # relearning steps, when the attack trains
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def to_json(self, attack: str) -> dict[str, Any]:
+    def to_json(self, attack: str, column: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The run file's record of the unit; `column`: Attack.column's, for the leaderboard."""
         return {"attack": attack, "setting": self.setting, "steps": self.steps, "info": self.info,
-                "tasks": self.tasks}
+                "tasks": self.tasks, **({"column": column} if column is not None else {})}
 
 
 class Attack(ABC):
@@ -74,6 +77,13 @@ class Attack(ABC):
     def run(self, model: "torch.nn.Module", ctx: AttackContext, name: str, done: set[str],
             emit: Callable[[AttackUnit], None]) -> None:
         """emit(unit) for every unit not in `done`; never change `model` (work on `copy_model(model)`)."""
+
+    def column(self, unit: AttackUnit, attack: str) -> dict[str, Any]:
+        """The unit's leaderboard column (core.attackrecords.column_record): its header, and its
+        rank among the columns (attacks ordered by their first rank, then the rest). Recorded in
+        the run file, so the leaderboard needs no attack's code. Default: after the built-in
+        attacks, headed by the attack's registered name and the setting."""
+        return column_record([4, 3, unit.steps or 0], f"{attack} {unit.setting}")
 
 
 def copy_model(model: "torch.nn.Module") -> "torch.nn.Module":

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from attacks.base import Attack, AttackContext, AttackUnit, copy_model
+from core.attackrecords import column_record
 from core.errors import ConfigError
 
 SCHEME = re.compile(r"^int(\d+)(?:_g(\d+))?$")  # int8, int4, int4_g128
@@ -72,6 +73,11 @@ class Quantize(Attack):
         if not schemes:
             raise ConfigError("quantize: schemes must list at least one scheme (e.g. [int8, int4, int4_g128])")
         self.schemes = {s: parse_scheme(s) for s in schemes}
+
+    def column(self, unit: AttackUnit, attack: str) -> dict[str, Any]:
+        """After relearning; more bits first, per channel before grouped, larger groups first."""
+        bits, group = parse_scheme(unit.setting)
+        return column_record([2, -1000 * bits - (group or 10 ** 6) // 10 ** 3, 0], f"after {unit.setting}")
 
     def unit_keys(self, name: str) -> list[str]:
         return [f"{name}.{s}" for s in self.schemes]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from attacks.base import Attack, AttackContext, AttackUnit, copy_model, subset_entry
+from core.attackrecords import column_record
 from core.errors import ConfigError, DataError
 
 SOURCES = ("forget_half", "retain", "related")
@@ -50,6 +51,12 @@ class Relearn(Attack):
             raise ConfigError(f"relearn: params must be 'all' or 'mlp', got {params!r}")
         self.steps, self.data, self.related_data = sorted(set(steps)), list(data), related_data
         self.lr, self.batch_size, self.max_grad_norm, self.params = lr, batch_size, max_grad_norm, params
+
+    def column(self, unit: AttackUnit, attack: str) -> dict[str, Any]:
+        """First among the attacks; by data source (SOURCES' order), then steps."""
+        steps = unit.steps or 0
+        return column_record([1, SOURCES.index(unit.setting) if unit.setting in SOURCES else 3, steps],
+                             f"after relearn {unit.setting} k={steps}")
 
     def unit_keys(self, name: str) -> list[str]:
         return [f"{name}.{source}.k{k}" for source in self.data for k in self.steps]

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from attacks.base import Attack, AttackContext, AttackUnit
+from core.attackrecords import column_record
 from core.errors import ConfigError
 
 
@@ -95,6 +96,9 @@ class Sample(Attack):
 
     def setting(self) -> str:
         return f"n{self.n}_t{self.temperature:g}_k{self.top_k}_p{self.top_p}"
+
+    def column(self, unit: AttackUnit, attack: str) -> dict[str, Any]:
+        return column_record([3, 3, 0], f"extractable by sampling ({unit.setting})")
 
     def unit_keys(self, name: str) -> list[str]:
         return [f"{name}.{self.setting()}"]

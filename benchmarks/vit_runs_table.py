@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.measures import components_kept
+
 DEFAULT_METHOD = {"rho": 0.99, "layers": None, "matrices": ["up", "down"], "labels": "sampled", "overrides": {}}
 DEFAULT_STATS = {"tokens": "cls", "images": "all"}
 
@@ -44,9 +46,8 @@ def setting(run: dict[str, Any], organism: dict[str, Any]) -> str:
 
 
 def kept(run: dict[str, Any]) -> str:
-    changed = (run["method"].get("report") or {}).get("changed") or {}
-    total = sum(c.get("components_total", 0) for c in changed.values())
-    return f"{100 * sum(c['components_kept'] for c in changed.values()) / total:.2f} %" if total else ""
+    share = components_kept((run["method"].get("report") or {}).get("changed") or {})
+    return "" if share is None else f"{100 * share:.2f} %"
 
 
 def metrics(tasks: dict[str, Any]) -> tuple[float, float, float, float]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError
-from harness.app import check_command_line, check_group_choices, open_task_settings
+from harness.config import check_command_line, check_group_choices, open_task_settings
 from harness.execute import execute
 from models.hf import CausalLMData, TokenStatistics
 
@@ -56,7 +56,7 @@ def _quoted(value: str) -> str:
 
 
 def _check_single_run(argv: list[str]) -> None:
-    from harness.overrides import parse_overrides
+    from harness.config import parse_overrides
 
     choices, _ = parse_overrides(argv)
     for group, options in choices.items():

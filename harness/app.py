@@ -7,45 +7,15 @@ exit code; `debug=true` (or HARNESS_DEBUG=1) shows the traceback instead.
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from core.buildcache import CONF_DIR
-from core.errors import ConfigError, HarnessError, did_you_mean
+from core.errors import HarnessError
+from harness.config import check_command_line, open_task_settings
 from harness.execute import execute, offline_unless_hub  # noqa: F401 (offline_unless_hub: re-exported)
-from harness.overrides import check_method_keys
-
-CHECKED_GROUPS = ("method", "model", "suite", "attack", "sweep", "tracker")
-
-
-def group_options(group: str) -> list[str]:
-    """Config names available in a group: ours and those of installed plugin packages."""
-    from harness.help import group_files
-
-    return list(group_files(group, CONF_DIR))
-
-
-def open_task_settings(argv: list[str]) -> list[str]:
-    """`suite.tasks.<task>.<key>=value` works as documented whether or not the suite's YAML lists
-    the key (Hydra wants '+' for a new key): such overrides become '++' (add or override). A
-    misspelt key still fails, in one line naming the task's valid settings (core.registry.instantiate)."""
-    return ["++" + arg if re.match(r"suite\.tasks\.[\w-]+\.[\w.]+=", arg) else arg for arg in argv]
-
-
-def check_group_choices(argv: list[str]) -> None:
-    """Catch `method=kfc` before Hydra does, to answer in one line with a suggestion."""
-    for arg in argv:
-        match = re.fullmatch(r"(\w+)=(.+)", arg)
-        if not match or match.group(1) not in CHECKED_GROUPS:
-            continue
-        group, value = match.groups()
-        valid = group_options(group)
-        for choice in value.split(","):  # multirun sweeps list choices with commas
-            if choice not in valid:
-                raise ConfigError(f"unknown {group} '{choice}'{did_you_mean(choice, valid)}; valid: {', '.join(valid)}")
 
 
 def _debug(argv: list[str]) -> bool:
@@ -62,18 +32,6 @@ def interrupted(where: str) -> None:
     print(f"interrupted: every finished task is saved {where}; run the same command again to resume",
           file=sys.stderr)
     sys.exit(130)
-
-
-def check_command_line(argv: list[str]) -> None:
-    """Group choices and override keys, checked before Hydra so that a typo is one line."""
-    from harness.overrides import check_override_keys, parse_overrides
-
-    check_group_choices(argv)
-    choices, keys = parse_overrides(argv)
-    if all(len(options) == 1 for options in choices.values()):
-        check_override_keys({g: options[0] for g, options in choices.items()}, keys)
-    else:  # a sweep: a method-only key must exist in every swept method, before any job starts
-        check_method_keys(argv, CONF_DIR)
 
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")

@@ -119,10 +119,10 @@ def attack_all(attacks: dict[str, Any], config: dict[str, Any], loaded: Any, tas
                         progress=progress)
 
     for name, attack in attacks.items():
-        def emit(unit: Any, attack_name: str = config["attack"]["attacks"][name]["attack"]) -> None:
+        def emit(unit: Any, attack_name: str = config["attack"]["attacks"][name]["attack"], attack: Any = attack) -> None:
             for task_name, entry in unit.tasks.items():
                 entry.setdefault("task", registered.get(task_name.split("[")[0]))
-            results[unit.key] = unit.to_json(attack_name)
+            results[unit.key] = unit.to_json(attack_name, attack.column(unit, attack_name))
             save()
 
         torch.manual_seed(config["seed"])

@@ -3,7 +3,7 @@
 torchrun starts N copies of the run and sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR /
 MASTER_PORT. Every rank loads the model; a method that shards its statistics
 (`Method.shards_statistics`, K-FAC and its relatives) reads every N-th batch of the statistics
-stream on each rank and all-reduces its fp32 sums once at the end (methods/kfac.py). Rank 0 alone
+stream on each rank and all-reduces its fp32 sums once at the end (methods/kfac/distributed.py). Rank 0 alone
 evaluates the baseline, writes the factor cache, applies the edit and evaluates the edited model;
 the other ranks stop after their share of the statistics.
 

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
 from attacks.report import attack_table
 from core import registry
@@ -25,10 +24,11 @@ from core.registry import instantiate
 from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_hash, new_run_record, now,
                             run_path, task_entry_problem)
 from harness.attack_runner import build_attacks, run_attacks
+from harness.config import named_config
 from harness.distributed import init_from_env, rank_device
 from harness.export import RunExport
 from methods.base import Method, MethodContext
-from models import LoadedModel, load_model, model_name
+from models import LoadedModel, load_model
 from tasks.base import Task, TaskContext, TaskSkipped
 
 
@@ -37,8 +37,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     from rich.console import Console
 
     console = Console()
-    config = resolve_config(cfg)
-    config["model"]["name"] = model_name(config["model"])
+    config = named_config(cfg)
     seed = config["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
@@ -83,7 +82,7 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
         except ConfigError as e:
             raise ConfigError(f"method {config['method']['name']}: {e}") from None
         if rank != 0:  # the other ranks read their share of the statistics; rank 0 does the rest
-            if getattr(method, "shards_statistics", False):
+            if method.shards_statistics:
                 torch.manual_seed(seed)
                 method.apply(loaded.model, build_method_context(method, loaded, config, None))
             return {"rank": rank, "world_size": world}
@@ -107,6 +106,7 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
         export = RunExport.begin(config, loaded.model)  # save_edited=<dir>: base weights digested before the edit
         report = apply_method(method, loaded, config, progress)
         run["method"]["report"] = report
+        run["method"]["columns"] = [c.record() for c in method.columns]  # what the leaderboard shows of it
         timings["method"] = report["seconds"]
 
         start = time.perf_counter()
@@ -174,15 +174,6 @@ def valid_cached_tasks(baseline_file: Path, suite: dict[str, dict[str, Any]]) ->
         else:
             valid[name] = entry
     return valid
-
-
-def resolve_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as plain data; a required value left at ??? is a one-line error."""
-    try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
-    except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or "?"
-        raise ConfigError(f"config value '{key}' is required or invalid: {str(e).splitlines()[0]}") from None
 
 
 def build_method(method_cfg: dict[str, Any]) -> Method:

@@ -1,15 +1,11 @@
-"""The table a run prints: baseline, edited, and edited as % of baseline, grouped by family."""
+"""The table a run prints: baseline, edited, and % of the baseline kept (core.measures), grouped by family."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from core.families import family_rank
-
-
-def percent_of_baseline(edited: float, baseline: float) -> float | None:
-    """edited / baseline × 100, or None when the baseline is 0 (a ratio would be meaningless)."""
-    return None if baseline == 0 else 100.0 * edited / baseline
+from core.measures import percent_kept
 
 
 def run_table(run: dict[str, Any]) -> "rich.table.Table":
@@ -18,7 +14,7 @@ def run_table(run: dict[str, Any]) -> "rich.table.Table":
     ident = run["identity"]
     table = Table(title=f"{ident['model']} · {ident['suite']} · method={ident['method']} · seed={ident['seed']}")
     for col, justify in [("family", "left"), ("task", "left"), ("metric", "left"), ("n", "right"),
-                         ("baseline", "right"), ("edited", "right"), ("% of baseline", "right")]:
+                         ("baseline", "right"), ("edited", "right"), ("% kept", "right")]:
         # never "verbatim_f…": a cell too narrow for its name folds onto the next line instead
         table.add_column(col, justify=justify, overflow="fold")
     baseline, edited = run["baseline"]["tasks"], run["edited"]["tasks"]
@@ -29,7 +25,7 @@ def run_table(run: dict[str, Any]) -> "rich.table.Table":
         for metric, value in base["metrics"].items():
             arrow = "" if base["higher_is_better"].get(metric, True) else " ↓"
             edited_value = edit["metrics"].get(metric) if edit else None  # None: not measured there
-            pct = percent_of_baseline(edited_value, value) if edited_value is not None else None
+            pct = percent_kept(edited_value, value, base["higher_is_better"].get(metric, True)) if edited_value is not None else None
             table.add_row(
                 base["family"], name, metric + arrow, str(base["n"]), with_interval(value, base, metric),
                 "…" if edited_value is None else with_interval(edited_value, edit, metric),

@@ -13,7 +13,7 @@ DEFAULT_OUT = Path("leaderboard/generated")
 
 def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool = True) -> dict:
     """Read the runs, write every output under `out`; return counts and written paths."""
-    from leaderboard import aggregate, headline, plots, render
+    from leaderboard import aggregate, headline, plots, render, render_attacks
     from leaderboard.collect import collect
 
     runs, skipped = collect(run_dirs)
@@ -26,9 +26,9 @@ def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool
     written = []
     attacks = aggregate.attack_long_table(runs)  # issue 16: attack columns, when runs have them
     attack_summary = aggregate.attack_summary(attacks) if not attacks.empty else attacks
-    attack_sections = render.build_attack_sections(attack_summary)
+    attack_sections = render_attacks.build_attack_sections(attack_summary)
     (out / "leaderboard.md").write_text(render.markdown(sections, len(runs), run_dirs, top_sections)
-                                        + render.attack_markdown(attack_sections), encoding="utf-8")
+                                        + render_attacks.attack_markdown(attack_sections), encoding="utf-8")
     render.write_csv(top, out / "headline.csv")
     render.write_csv(long, out / "runs.csv")
     render.write_csv(summary, out / "summary.csv")
@@ -63,7 +63,7 @@ def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool
                 if png is not None:
                     top_images[(sec.model, sec.suite)] = png
         (out / "index.html").write_text(render.html_page(sections, images, len(runs),
-                                                         render.attack_html(attack_sections, attack_images),
+                                                         render_attacks.attack_html(attack_sections, attack_images),
                                                          run_dirs, render.headline_html(top_sections, top_images)),
                                         encoding="utf-8")
         written.append(out / "index.html")

@@ -16,17 +16,20 @@ mean % kept over the family's tasks (for plots).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from core.families import family_goal, family_rank
 from core.hashing import canonical_hash
+from core.measures import percent_kept
+from core.runcolumns import MethodColumn, amount_value, count_value, declared_columns, setting_value
 from core.runrecord import REPLICATE_KEYS, RUNTIME_ONLY_KEYS, replicate_of, without_paths
-from leaderboard.stats import interval, mean_std
+from core.measures import interval, mean_std
 
 REFERENCE_METHODS = ("none",)  # the unedited model as a "method": a reference point, never a contestant
-LONG_COLUMNS = ["model", "suite", "method", "variant", "rho", "config_key", "seed", "replicate", "config_hash",
+# The long table's columns; the methods' setting columns (core.runcolumns, role "setting") go
+# between `variant` and `config_key` (setting_names reads them back from a table).
+LONG_COLUMNS = ["model", "suite", "method", "variant", "config_key", "seed", "replicate", "config_hash",
                 "baseline_key", "data_needed",
                 "family", "task", "metric", "primary", "kind", "higher_is_better", "n",
                 "baseline", "baseline_ci_low", "baseline_ci_high",
@@ -34,12 +37,9 @@ LONG_COLUMNS = ["model", "suite", "method", "variant", "rho", "config_key", "see
 
 
 def pct_kept(edited: float, baseline: float, family: str, higher_is_better: bool) -> float:
-    """Edited as % of baseline, oriented per family goal (module docstring); nan if undefined."""
-    if family_goal(family) != "remove" and not higher_is_better:
-        edited, baseline = baseline, edited
-    if baseline == 0 or not math.isfinite(baseline) or not math.isfinite(edited):
-        return float("nan")
-    return 100.0 * edited / baseline
+    """core.measures.percent_kept, oriented per family goal (module docstring); nan if undefined."""
+    pct = percent_kept(edited, baseline, higher_is_better or family_goal(family) == "remove")
+    return float("nan") if pct is None else pct
 
 
 def data_needed_label(needed: list[str]) -> str:
@@ -104,10 +104,26 @@ def _baseline_key(run: dict[str, Any]) -> str:
     return str(run["baseline"].get("key", ""))[:12]
 
 
-def _rho(config: dict[str, Any]) -> float:
-    """The method's `rho` setting (K-FAC's kept curvature mass) if it has a number, else nan."""
-    rho = config.get("method", {}).get("rho")
-    return float(rho) if isinstance(rho, (int, float)) and not isinstance(rho, bool) else float("nan")
+def declared(runs: list[tuple[Path, dict[str, Any]]], role: str) -> list[MethodColumn]:
+    """The columns of `role` the runs' methods declared (core.runcolumns), each name once, in
+    the order first declared."""
+    found: dict[str, MethodColumn] = {}
+    for _, run in runs:
+        for column in declared_columns(run):
+            if column.role == role:
+                found.setdefault(column.name, column)
+    return list(found.values())
+
+
+def long_columns(settings: list[str]) -> list[str]:
+    at = LONG_COLUMNS.index("config_key")
+    return LONG_COLUMNS[:at] + settings + LONG_COLUMNS[at:]
+
+
+def setting_names(table: "pandas.DataFrame") -> list[str]:
+    """The setting columns of a long (or family) table: those between `variant` and `config_key`."""
+    cols = list(table.columns)
+    return cols[cols.index("variant") + 1:cols.index("config_key")]
 
 
 def run_variant_labels(runs: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[str, str], dict[str, tuple[str, int]]]:
@@ -124,9 +140,12 @@ def run_variant_labels(runs: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[st
 def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
     import pandas as pd
 
+    settings = declared(runs, "setting")
     rows = []
     for _, run in runs:
         ident, key = run["identity"], config_key(run["config"])
+        own = {c.name for c in declared_columns(run)}
+        values = {c.name: setting_value(run, c) if c.name in own else float("nan") for c in settings}
         base_tasks = run["baseline"]["tasks"]
         for task, edit in run["edited"]["tasks"].items():
             base = base_tasks[task]
@@ -138,7 +157,7 @@ def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
                 e_lo, e_hi = interval(kind, e, edit["n"], edit.get("samples", {}).get(metric))
                 rows.append({
                     "model": ident["model"], "suite": ident["suite"], "method": ident["method"],
-                    "rho": _rho(run["config"]),
+                    **values,
                     "config_key": key, "seed": ident["seed"], "replicate": replicate_of(run["config"]),
                     "config_hash": ident["config_hash"][:12], "baseline_key": _baseline_key(run),
                     "data_needed": data_needed_label(run["method"]["data_needed"]),
@@ -151,39 +170,48 @@ def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
     labels = run_variant_labels(runs)
     for row in rows:
         row["variant"] = labels[(row["model"], row["suite"])][row["config_key"]][0]
-    df = pd.DataFrame(rows, columns=LONG_COLUMNS)
+    df = pd.DataFrame(rows, columns=long_columns([c.name for c in settings]))
+    df.attrs["setting_labels"] = {c.name: c.label or c.name for c in settings}
     if df.empty:
         return df
     df["_variant_sort"] = [labels[(m, s)][k][1] for m, s, k in zip(df.model, df.suite, df.config_key)]
     df["_family_sort"] = [family_rank(f) for f in df.family]
     df = df.sort_values(["model", "suite", "_variant_sort", "seed", "_family_sort", "task", "metric"], kind="stable")
-    return df.drop(columns=["_variant_sort", "_family_sort"]).reset_index(drop=True)
+    out = df.drop(columns=["_variant_sort", "_family_sort"]).reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
 
 
-RUN_COLUMNS = ["model", "suite", "method", "config_key", "replicate", "config_hash", "seconds",
-               "statistics_unit", "statistics_inputs", "factor_cache", "device_name"]
-STATISTICS_UNITS = ("tokens", "images")  # K-FAC's report counts its statistics stream in the stream's unit
+RUN_COLUMNS = ["model", "suite", "method", "config_key", "replicate", "config_hash", "seconds", "device_name"]
 
 
 def run_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
     """One row per run: what the method cost. `seconds` is the method's own time (the pipeline's
-    report["seconds"], device-dependent; on a K-FAC factor cache hit (`factor_cache` "hit") it
-    excludes collecting the statistics); `statistics_inputs` the tokens or images of the
-    statistics stream the method read (K-FAC, random ablation; nan for methods that read none);
-    `device_name` from the run's environment."""
+    report["seconds"], device-dependent); `device_name` from the run's environment; then the
+    columns the methods declared (core.runcolumns): a count column's text value, an amount
+    column's `<name>_unit` and `<name>_inputs` (empty / nan in runs whose method lacks them).
+    df.attrs["method_columns"] lists the count and amount columns."""
     import pandas as pd
 
+    extra = declared(runs, "count") + declared(runs, "amount")
+    columns = RUN_COLUMNS + [n for c in extra for n in ([c.name] if c.role == "count" else [f"{c.name}_unit", f"{c.name}_inputs"])]
     rows = []
     for _, run in runs:
         ident, report = run["identity"], run["method"].get("report") or {}
-        unit = next((u for u in STATISTICS_UNITS if isinstance(report.get(u), (int, float))), "")
-        rows.append({"model": ident["model"], "suite": ident["suite"], "method": ident["method"],
-                     "config_key": config_key(run["config"]), "replicate": replicate_of(run["config"]),
-                     "config_hash": ident["config_hash"][:12], "seconds": _number(report.get("seconds")),
-                     "statistics_unit": unit, "statistics_inputs": _number(report.get(unit)) if unit else float("nan"),
-                     "factor_cache": str(report.get("factor_cache", "")),
-                     "device_name": str((run.get("environment") or {}).get("device_name") or "")})
-    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+        row = {"model": ident["model"], "suite": ident["suite"], "method": ident["method"],
+               "config_key": config_key(run["config"]), "replicate": replicate_of(run["config"]),
+               "config_hash": ident["config_hash"][:12], "seconds": _number(report.get("seconds")),
+               "device_name": str((run.get("environment") or {}).get("device_name") or "")}
+        own = {c.name for c in declared_columns(run)}
+        for c in extra:
+            if c.role == "count":
+                row[c.name] = count_value(run, c) if c.name in own else ""
+            else:
+                row[f"{c.name}_unit"], row[f"{c.name}_inputs"] = amount_value(run, c) if c.name in own else ("", float("nan"))
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=columns)
+    df.attrs["method_columns"] = [c.record() for c in extra]
+    return df
 
 
 def summary_table(long: "pandas.DataFrame") -> "pandas.DataFrame":
@@ -213,8 +241,9 @@ def summary_table(long: "pandas.DataFrame") -> "pandas.DataFrame":
 def family_table(long: "pandas.DataFrame") -> "pandas.DataFrame":
     """One row per run × family: mean % kept over the family's tasks (primary metrics)."""
     prim = long[long.primary]
-    keys = ["model", "suite", "method", "variant", "rho", "config_key", "seed", "family"]
+    keys = ["model", "suite", "method", "variant", *setting_names(long), "config_key", "seed", "family"]
     out = prim.groupby(keys, sort=False, as_index=False, dropna=False).agg(pct_kept=("pct_kept", "mean"))
+    out.attrs["setting_labels"] = dict(long.attrs.get("setting_labels", {}))
     return out
 
 
@@ -231,13 +260,14 @@ def attack_long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFr
     models' values without the attack. Runs without attack results add no rows."""
     import pandas as pd
 
-    from attacks.report import attack_rows
+    from core.attackrecords import attack_rows
 
     labels = run_variant_labels(runs)
-    rows = []
+    rows, columns = [], {}
     for _, run in runs:
         ident, key = run["identity"], config_key(run["config"])
         for r in attack_rows(run):
+            columns.setdefault(r["unit"], r["column"])
             e_lo, e_hi = interval(r["kind"], r["edited_attacked"], r["n"], r["edited_samples"])
             b = r["unedited_attacked"]
             b_lo, b_hi = (interval(r["kind"], b, r["n"], r["unedited_samples"]) if b is not None
@@ -253,7 +283,9 @@ def attack_long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFr
                          "baseline_ci_low": b_lo, "baseline_ci_high": b_hi,
                          "edited_no_attack": _number(r["edited_no_attack"]),
                          "baseline_no_attack": _number(r["unedited_no_attack"])})
-    return pd.DataFrame(rows, columns=ATTACK_COLUMNS)
+    df = pd.DataFrame(rows, columns=ATTACK_COLUMNS)
+    df.attrs["unit_columns"] = columns  # unit -> the column its attack declared (core.attackrecords)
+    return df
 
 
 def _number(v: Any) -> float:
@@ -277,4 +309,6 @@ def attack_summary(attacks: "pandas.DataFrame") -> "pandas.DataFrame":
         for col in ("edited_ci_low", "edited_ci_high", "baseline_ci_low", "baseline_ci_high"):
             row[col] = g[col].iloc[0] if single else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["unit_columns"] = dict(attacks.attrs.get("unit_columns", {}))
+    return out

@@ -22,7 +22,7 @@ from core.runrecord import IDENTITY_KEYS, SCHEMA_VERSION, task_entry_problem
 
 def find_run_files(run_dirs: Iterable[Path]) -> list[Path]:
     """Every `*.json` under the run folders (recursively), sorted, less `baselines/` caches and
-    `analysis/` outputs (python -m harness.analyze)."""
+    `analysis/` outputs (python -m studies.analyze)."""
     files: set[Path] = set()
     for run_dir in map(Path, run_dirs):
         if not run_dir.is_dir():

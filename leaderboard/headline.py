@@ -39,10 +39,10 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from attacks.report import HEADLINE_FAMILIES
-from core.families import family_goal
+from core.families import HEADLINE_FAMILIES, family_goal
+from core.measures import mean_std, wilson_interval
+from core.runcolumns import MethodColumn, from_record
 from leaderboard.aggregate import REFERENCE_METHODS
-from leaderboard.stats import mean_std, wilson_interval
 
 THRESHOLDS = (95.0, 90.0)  # utility a method must keep (% of the unedited model's skills)
 AREA_RANGE = (50.0, 100.0)  # utilities the area averages the front over
@@ -188,8 +188,16 @@ HEADLINE_COLUMNS = (["model", "suite", "memorization_family", "rank", "method", 
                        for c in ("variant", "memorization", "memorization_std", "memorization_ci_low",
                                  "memorization_ci_high", "utility", "utility_std", "seeds")]
                     + ["area", "area_seed_mean", "area_seed_std", "configs", "seeds", "runs",
-                       "method_seconds_median", "device", "factor_cache_hits", "statistics_unit",
-                       "statistics_min", "statistics_max"])
+                       "method_seconds_median", "device"])
+
+
+def method_headline_columns(column: MethodColumn) -> list[str]:
+    """The headline columns of a column a method declared (core.runcolumns)."""
+    if column.role == "count":
+        return [f"{column.name}_hits"]
+    if column.role == "amount":
+        return [f"{column.name}_unit", f"{column.name}_min", f"{column.name}_max"]
+    return []
 
 
 def rank_key(row: dict[str, Any]) -> tuple:
@@ -215,8 +223,10 @@ def headline_table(long: "pandas.DataFrame", runs: "pandas.DataFrame") -> "panda
     × suite in the long table's order, then by rank."""
     import pandas as pd
 
+    extra = [from_record(e) for e in runs.attrs.get("method_columns", [])]
+    columns = HEADLINE_COLUMNS + [n for c in extra for n in method_headline_columns(c)]
     if long.empty:
-        return pd.DataFrame(columns=HEADLINE_COLUMNS)
+        return pd.DataFrame(columns=columns)
     scores = run_scores(long)
     points = config_points(scores)
     out = []
@@ -248,13 +258,18 @@ def headline_table(long: "pandas.DataFrame", runs: "pandas.DataFrame") -> "panda
             row["configs"], row["seeds"], row["runs"] = len(mp), sc.replicate.nunique(), len(sc)
             row["method_seconds_median"] = float(info.seconds.median()) if info.seconds.notna().any() else NAN
             row["device"] = _device(info.device_name)
-            row["factor_cache_hits"] = int((info.factor_cache == "hit").sum())
-            stats = info[info.statistics_unit != ""]
-            row["statistics_unit"] = "/".join(sorted(set(stats.statistics_unit)))
-            row["statistics_min"] = float(stats.statistics_inputs.min()) if not stats.empty else NAN
-            row["statistics_max"] = float(stats.statistics_inputs.max()) if not stats.empty else NAN
+            for c in extra:
+                if c.role == "count":
+                    row[f"{c.name}_hits"] = int((info[c.name] == c.counts).sum())
+                elif c.role == "amount":
+                    has = info[info[f"{c.name}_unit"] != ""]
+                    row[f"{c.name}_unit"] = "/".join(sorted(set(has[f"{c.name}_unit"])))
+                    row[f"{c.name}_min"] = float(has[f"{c.name}_inputs"].min()) if not has.empty else NAN
+                    row[f"{c.name}_max"] = float(has[f"{c.name}_inputs"].max()) if not has.empty else NAN
             rows.append(row)
         for rank, row in enumerate(sorted(rows, key=rank_key), start=1):
             row["rank"] = rank
             out.append(row)
-    return pd.DataFrame(out, columns=HEADLINE_COLUMNS)
+    table = pd.DataFrame(out, columns=columns)
+    table.attrs["method_columns"] = [c.record() for c in extra]
+    return table

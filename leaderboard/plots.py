@@ -3,7 +3,8 @@
 - trade-off: x = memorized recall kept (family `memorized_val`, else `memorized`), y = a skill
   kept (`logic`, `qa_open`: one panel each; a suite with neither, e.g. own_model without lm-eval
   datasets, gets `coherence`: perplexity / nDCG@10); one point per run, and for a method swept
-  over `rho` a line through its per-config means sorted by rho.
+  over a setting it declares (core.runcolumns, role "setting", e.g. K-FAC's rho) a line through
+  its per-config means sorted by that setting.
 - family bars: mean % kept per family and method variant, error bars = std over seeds.
 - headline: memorization kept vs utility per configuration, each method's front as a step line
   (leaderboard/headline.py).
@@ -14,9 +15,8 @@ from __future__ import annotations
 import io
 import math
 
-from core.families import family_rank
+from core.families import HEADLINE_FAMILIES, family_rank
 
-X_FAMILIES = ("memorized_val", "memorized")
 Y_FAMILIES = ("logic", "qa_open")
 Y_FALLBACK = ("coherence",)  # when no Y_FAMILIES family was measured
 
@@ -51,25 +51,30 @@ def tradeoff_png(families: "pandas.DataFrame") -> bytes | None:
     import matplotlib.pyplot as plt
 
     present = set(families.family)
-    x_family = next((f for f in X_FAMILIES if f in present), None)
+    x_family = next((f for f in HEADLINE_FAMILIES if f in present), None)
     y_families = tradeoff_y_families(present)
     if x_family is None or not y_families:
         return None
-    # One row per run, one column per family (set_index keeps runs whose rho is nan; pivot_table
+    from leaderboard.aggregate import setting_names
+
+    settings = setting_names(families)
+    labels = families.attrs.get("setting_labels", {})
+    # One row per run, one column per family (set_index keeps runs whose setting is nan; pivot_table
     # would drop them, or with dropna=False invent every combination of the index levels).
-    wide = (families.set_index(["method", "variant", "rho", "config_key", "seed", "family"]).pct_kept
+    wide = (families.set_index(["method", "variant", *settings, "config_key", "seed", "family"]).pct_kept
             .unstack("family").reset_index())
     colours = _colours(list(wide.method.unique()))
     fig, axes = plt.subplots(1, len(y_families), figsize=(5.5 * len(y_families), 4.5), squeeze=False)
     for ax, y_family in zip(axes[0], y_families):
         for method, g in wide.groupby("method", sort=True):
             ax.scatter(g[x_family], g[y_family], color=colours[method], label=method, s=30, alpha=0.8)
-            sweep = g.dropna(subset=["rho"]).groupby("rho", sort=True)[[x_family, y_family]].mean()
-            if len(sweep) > 1:
-                ax.plot(sweep[x_family], sweep[y_family], color=colours[method], lw=1.2)
-                for rho, p in sweep.iterrows():
-                    ax.annotate(f"ρ={rho:g}", (p[x_family], p[y_family]), fontsize=7,
-                                xytext=(3, 3), textcoords="offset points")
+            for setting in settings:
+                sweep = g.dropna(subset=[setting]).groupby(setting, sort=True)[[x_family, y_family]].mean()
+                if len(sweep) > 1:
+                    ax.plot(sweep[x_family], sweep[y_family], color=colours[method], lw=1.2)
+                    for value, p in sweep.iterrows():
+                        ax.annotate(f"{labels.get(setting, setting)}={value:g}", (p[x_family], p[y_family]),
+                                    fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.axhline(100, color="#999", lw=0.6, ls="--")
         ax.axvline(100, color="#999", lw=0.6, ls="--")
         ax.set_xlabel(f"{x_family}: recall kept (% of unedited, lower = removed)")
@@ -121,7 +126,6 @@ def relearn_png(attack_summary: "pandas.DataFrame") -> bytes | None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from attacks.report import HEADLINE_FAMILIES
 
     rel = attack_summary[attack_summary.attack == "relearn"] if not attack_summary.empty else attack_summary
     family = next((f for f in HEADLINE_FAMILIES if not rel.empty and f in set(rel.family)), None)

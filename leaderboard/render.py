@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.families import family_goal, family_rank
+from core.runcolumns import MethodColumn
 from leaderboard.aggregate import REFERENCE_METHODS
 
 NO_BEST_METHODS = REFERENCE_METHODS  # the unedited reference is shown but never marked best
@@ -62,7 +63,7 @@ def fmt_raw(mean: float, std: float, lo: float, hi: float) -> str:
 
 
 def build_sections(summary: "pandas.DataFrame", long: "pandas.DataFrame") -> list[Section]:
-    from leaderboard.stats import mean_std
+    from core.measures import mean_std
 
     sections = []
     for (model, suite), table in summary.groupby(["model", "suite"], sort=False):
@@ -189,8 +190,9 @@ def _fmt_statistics(unit: str, low: float, high: float) -> str:
     return f"{amount} {unit}"
 
 
-def headline_row(r) -> list[Cell]:
-    """The cells of one headline.csv row (aggregate/headline column names)."""
+def headline_row(r, extra: "list[MethodColumn]" = ()) -> list[Cell]:
+    """The cells of one headline.csv row (aggregate/headline column names); `extra`: the columns
+    the methods declared (core.runcolumns): counts noted in the seconds cell, amounts in the last."""
     from leaderboard.headline import THRESHOLDS
 
     row = r._asdict() if hasattr(r, "_asdict") else dict(r)
@@ -209,19 +211,23 @@ def headline_row(r) -> list[Cell]:
     if row["seeds"] > 1 and _finite(row["area_seed_std"]):
         area += f" (per seed {row['area_seed_mean']:.1f} ± {row['area_seed_std']:.1f})"
     seconds = f"{row['method_seconds_median']:.1f}" if _finite(row["method_seconds_median"]) else "—"
-    if row["factor_cache_hits"]:
-        seconds += f" ({int(row['factor_cache_hits'])} of {int(row['runs'])} runs reused cached statistics)"
+    for c in extra:
+        if c.role == "count" and row[f"{c.name}_hits"]:
+            seconds += f" ({int(row[f'{c.name}_hits'])} of {int(row['runs'])} runs {c.what})"
+    amounts = [_fmt_statistics(row[f"{c.name}_unit"], row[f"{c.name}_min"], row[f"{c.name}_max"])
+               for c in extra if c.role == "amount"]
     cells += [Cell(area), Cell(str(int(row["configs"]))), Cell(str(int(row["seeds"]))), Cell(seconds),
-              Cell(row["device"]), Cell(_fmt_statistics(row["statistics_unit"], row["statistics_min"],
-                                                        row["statistics_max"]))]
+              Cell(row["device"]), Cell("; ".join(a for a in amounts if a != "—") or "—")]
     return cells
 
 
 def build_headline_sections(long: "pandas.DataFrame", table: "pandas.DataFrame") -> list[HeadlineSection]:
     """One section per model × suite of the long table: the headline rows (headline.headline_table),
     or a note saying why there are none."""
+    from core.runcolumns import from_record
     from leaderboard.headline import no_headline_reason
 
+    extra = [from_record(e) for e in table.attrs.get("method_columns", [])]
     sections = []
     for (model, suite), g in long.groupby(["model", "suite"], sort=False):
         rows = table[(table.model == model) & (table.suite == suite)]
@@ -239,7 +245,7 @@ def build_headline_sections(long: "pandas.DataFrame", table: "pandas.DataFrame")
         about = (f"Memorization: `{family}`: {mem}. Utility over the skill families "
                  f"{', '.join(f for f in skills if f in finite)}"
                  + "".join(f"; {f} left out (its unedited value is 0)" for f in skills if f not in finite) + ".")
-        sections.append(HeadlineSection(model, suite, family, [headline_row(r) for r in rows.itertuples(index=False)],
+        sections.append(HeadlineSection(model, suite, family, [headline_row(r, extra) for r in rows.itertuples(index=False)],
                                         about=about))
     return sections
 
@@ -349,7 +355,7 @@ img { max-width: 100%; }
 
 
 def analysis_images(run_dirs: list[Path]) -> dict[tuple[str, str], list[tuple[str, bytes]]]:
-    """PNG plots `python -m harness.analyze` wrote under <run dir>/analysis/<model>/<suite>/, if
+    """PNG plots `python -m studies.analyze` wrote under <run dir>/analysis/<model>/<suite>/, if
     any, for the page's model × suite sections (optional: none is fine)."""
     images: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
     for run_dir in map(Path, run_dirs):
@@ -405,104 +411,4 @@ def html_page(sections: list[Section], images: dict[tuple[str, str], list[tuple[
     if extra_html:
         parts.append(extra_html)
     parts += ["<p id=\"page-status\" data-status=\"pending\">page check pending</p>", "</body></html>", ""]
-    return "\n".join(parts)
-
-
-# --- Attacks (issue 16, docs/attacks.md) -------------------------------------------------------
-
-ATTACK_LEGEND = """\
-Does the removal last? Recall of the memorized passages no method was shown (family
-`memorized_val`, strict = all suffix tokens right) after each attack, on copies of each model:
-relearning k steps on half the forget set / retain text / related text (same topic, not the
-passages), round-to-nearest quantization of every Linear weight (int8, int4 per channel, int4 in
-groups of 128), and sampling (share of prompts with at least one exact continuation among n
-samples). `unedited` = the same attack on the unedited model. One seed: 95 % interval; several:
-mean ± std over seeds. See docs/attacks.md."""
-
-
-def _attack_column(row) -> tuple[tuple, str]:
-    """(sort key, header) of an attack unit's column."""
-    order = {"relearn": 1, "quantize": 2, "sample": 3}.get(row.attack, 4)
-    setting_rank = {"forget_half": 0, "retain": 1, "related": 2}.get(row.setting, 3)
-    if row.attack == "quantize":  # int8 before int4, per channel before grouped
-        from attacks.quantize import parse_scheme
-
-        bits, group = parse_scheme(row.setting)
-        setting_rank = -1000 * bits - (group or 10 ** 6) // 10 ** 3
-    steps = row.steps if _finite(row.steps) else 0
-    if row.attack == "relearn":
-        header = f"after relearn {row.setting} k={int(steps)}"
-    elif row.attack == "quantize":
-        header = f"after {row.setting}"
-    elif row.attack == "sample":
-        header = f"extractable by sampling ({row.setting})"
-    else:
-        header = f"{row.attack} {row.setting}"
-    return (order, setting_rank, steps, row.setting), header
-
-
-def build_attack_sections(summary: "pandas.DataFrame") -> list[Section]:
-    """One table per model × suite: variants as rows; the headline recall without attack, then one
-    column per attack unit."""
-    from attacks.report import HEADLINE_FAMILIES
-
-    sections = []
-    if summary.empty:
-        return sections
-    for (model, suite), table in summary.groupby(["model", "suite"], sort=False):
-        family = next((f for f in HEADLINE_FAMILIES if f in set(table.family)), None)
-        if family is None:
-            continue
-        table = table[table.family == family]
-        task = sorted(t for t in set(table.task) if "[" not in t)[0]
-        # A task split by relearning on half of its examples counts by its held-out half.
-        table = table[table.task.isin([task, f"{task}[heldout]"])]
-        columns = sorted({_attack_column(r) for r in table.itertuples()})
-        headers = [h for _, h in columns]
-        unit_of = {r.unit: _attack_column(r)[1] for r in table.itertuples()}
-        table = table.assign(column=[unit_of[u] for u in table.unit])
-        sec = Section(model, suite, [f"{family}: {task} no attack"] + headers)
-        # Unedited row: the unedited model attacked (the same in every run of one seed and attack
-        # config; the run with the most seeds gives it).
-        widest = table[table.seeds == table.seeds.max()]
-        first = widest.iloc[0]
-        row = [Cell("unedited"), Cell(""), Cell(str(int(first.seeds)))]
-        row.append(Cell(fmt_raw(first.baseline_no_attack_mean, first.baseline_no_attack_std, math.nan, math.nan)))
-        for h in headers:
-            g = widest[widest.column == h]
-            row.append(Cell("") if g.empty else Cell(fmt_raw(g.baseline_mean.iloc[0], g.baseline_std.iloc[0],
-                                                             g.baseline_ci_low.iloc[0], g.baseline_ci_high.iloc[0])))
-        sec.raw_rows.append(row)
-        for v in dict.fromkeys(table.variant):
-            g = table[table.variant == v]
-            cells = [Cell(v), Cell(g.data_needed.iloc[0]), Cell(str(int(g.seeds.max())))]
-            cells.append(Cell(fmt_raw(g.edited_no_attack_mean.iloc[0], g.edited_no_attack_std.iloc[0], math.nan, math.nan)))
-            for h in headers:
-                r = g[g.column == h]
-                cells.append(Cell("") if r.empty else Cell(fmt_raw(r.edited_mean.iloc[0], r.edited_std.iloc[0],
-                                                                   r.edited_ci_low.iloc[0], r.edited_ci_high.iloc[0])))
-            sec.raw_rows.append(cells)
-        sections.append(sec)
-    return sections
-
-
-def attack_markdown(sections: list[Section]) -> str:
-    if not sections:
-        return ""
-    out = ["# Attacks: does the removal last?", "", ATTACK_LEGEND, ""]
-    for sec in sections:
-        header = [Cell(h) for h in FIXED + sec.columns]
-        rule = "|" + "|".join(["---"] * 3 + ["---:"] * len(sec.columns)) + "|"
-        out += [f"## {sec.title}", "", _md_row(header), rule] + [_md_row(r) for r in sec.raw_rows] + [""]
-    return "\n".join(out)
-
-
-def attack_html(sections: list[Section], images: dict[tuple[str, str], list[tuple[str, bytes]]]) -> str:
-    if not sections:
-        return ""
-    parts = ["<h1>Attacks: does the removal last?</h1>", "<p>" + html.escape(ATTACK_LEGEND).replace("\n", " ") + "</p>"]
-    for sec in sections:
-        parts += [f"<h2>{html.escape(sec.title)}</h2>", _html_table(FIXED + sec.columns, sec.raw_rows)]
-        for title, png in images.get((sec.model, sec.suite), []):
-            parts += _img(title, png)
     return "\n".join(parts)

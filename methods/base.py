@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from core.runcolumns import MethodColumn
+
 if TYPE_CHECKING:  # the interface imports cheaply: torch loads when a method runs
     import torch
 
@@ -61,6 +63,12 @@ class Method(ABC):
 
     # Data the method needs besides the statistics stream: a subset of DATA_KINDS.
     needs: ClassVar[tuple[str, ...]] = ()
+    # Under torchrun: True if every rank reads a shard of the statistics stream and the method
+    # adds the ranks' statistics up itself (K-FAC); False: ranks other than 0 stop after loading.
+    shards_statistics: ClassVar[bool] = False
+    # Columns the method adds to the run table and the leaderboard (core.runcolumns); the
+    # pipeline records them in the run file, the leaderboard reads them from there.
+    columns: ClassVar[tuple[MethodColumn, ...]] = ()
 
     def check(self, model: "torch.nn.Module") -> None:
         """Check the settings against the loaded model (e.g. that the layers named exist); the

@@ -53,7 +53,7 @@ class ImageStatistics(StatisticsSource):
     """Training images; the loss is the classification cross-entropy. `tokens="cls"`: the CLS
     token (position 0) is the position that counts (the paper's ViT setting); `tokens="all"`:
     every token counts, and the loss is the images' summed cross-entropy divided by the number of
-    token positions, so that the collector's undoing of the mean (models/base.py, methods/kfac.py)
+    token positions, so that the collector's undoing of the mean (models/base.py, methods/kfac/statistics.py)
     gives each token the gradient of the summed loss and A, G average over all token positions."""
 
     unit = "images"

@@ -8,9 +8,14 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# Lower layers first; a package may import its own layer's package and anything below.
-LAYERS: list[set[str]] = [{"core"}, {"tasks"}, {"models"}, {"methods"}, {"attacks"},
-                          {"harness", "leaderboard", "analysis", "hydra_plugins"}]
+# Lower layers first; a package may import its own layer's package and anything below. The
+# leaderboard reads run records through core alone (what methods and attacks add to a run file is
+# recorded in it: core.runcolumns, core.attackrecords), so it sits right above core and can
+# import no task, model, method or attack.
+LAYERS: list[set[str]] = [{"core"}, {"leaderboard"}, {"tasks"}, {"models"}, {"methods"}, {"attacks"},
+                          {"harness", "analysis", "hydra_plugins"}, {"studies"}]
+# studies/: commands built on the runner (fidelity check, spectrum analysis, mining); nothing
+# below imports them.
 LAYER_OF = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 
 

@@ -11,8 +11,9 @@ from hydra import compose, initialize_config_dir
 from conftest import harness_args
 from core.errors import HarnessError
 from core.runrecord import config_hash
-from attacks.report import attack_rows
-from harness.pipeline import resolve_config, run_experiment
+from core.attackrecords import attack_rows
+from harness.config import resolve_config
+from harness.pipeline import run_experiment
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -45,9 +46,9 @@ def count_units(monkeypatch):
     calls: list[str] = []
     original = AttackUnit.to_json
 
-    def counted(self, attack):
+    def counted(self, attack, column=None):
         calls.append(self.key)
-        return original(self, attack)
+        return original(self, attack, column)
 
     monkeypatch.setattr(AttackUnit, "to_json", counted)
     return calls
@@ -137,7 +138,7 @@ def test_bad_attack_settings_fail_before_the_model_loads(tiny_model_dir, tmp_pat
 
 
 def test_a_misspelt_attack_config_is_one_line_with_a_suggestion() -> None:
-    from harness.app import check_group_choices
+    from harness.config import check_group_choices
 
     with pytest.raises(HarnessError, match=r"unknown attack 'standrd' \(did you mean 'standard'\?\); valid: none, standard"):
         check_group_choices(["attack=standrd"])

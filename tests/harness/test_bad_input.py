@@ -1,7 +1,7 @@
 """Issue 14: every bad input ends in ONE clear stderr line (what was wrong, where, what is valid)
 with exit code != 0, before the expensive work, and no finished work is lost.
 
-The table runs the real entry points in-process (harness.app.main, harness.mine.main,
+The table runs the real entry points in-process (harness.app.main, studies.mine.main,
 leaderboard.__main__.main with sys.argv patched) on the tiny saved model of conftest.py.
 """
 
@@ -257,18 +257,18 @@ def mine_args(folder: Path, tmp: Path, *extra: str) -> list[str]:
 ])
 def test_mining_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, corpus: str, extra: list[str],
                                       needles: list[str]) -> None:
-    from harness.mine import main
+    from studies.mine import main
 
     path = tmp_path / ("corpus.jsonl" if corpus.startswith("{") else "corpus.txt")
     path.write_text(corpus)
-    code, err = cli(main, "harness.mine", mine_args(tiny_model_dir, tmp_path, f"corpus={path}", *extra))
+    code, err = cli(main, "studies.mine", mine_args(tiny_model_dir, tmp_path, f"corpus={path}", *extra))
     assert_one_line(code, err, needles)
 
 
 def test_mine_help_lists_only_what_mine_uses(monkeypatch, capsys) -> None:
-    from harness.mine import main
+    from studies.mine import main
 
-    monkeypatch.setattr(sys, "argv", ["harness.mine", "--help"])
+    monkeypatch.setattr(sys, "argv", ["studies.mine", "--help"])
     main()
     text = capsys.readouterr().out
     assert "model=" in text and "organism" in text and "corpus:" in text and "text_field:" in text
@@ -277,7 +277,7 @@ def test_mine_help_lists_only_what_mine_uses(monkeypatch, capsys) -> None:
 
 def test_override_parsing_and_sweep_combinations() -> None:
     """The pieces a sweep check reuses: which overrides are group choices, which are keys."""
-    from harness.overrides import check_override_keys, parse_overrides, sweep_combinations
+    from harness.config import check_override_keys, parse_overrides, sweep_combinations
 
     choices, keys = parse_overrides(["-m", "method=kfac,npo", "suite=memorization", "method.lr=1e-3",
                                      "+method.extra=1", "hydra.verbose=true", "seed=1,2"])

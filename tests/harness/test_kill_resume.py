@@ -25,7 +25,7 @@ DRIVER = r"""
 import os, signal, sys
 mode, argv = sys.argv[1], sys.argv[2:]
 if mode == "kill-in-factors":
-    import methods.kfac as kfac
+    import methods.kfac.statistics as kfac
     collect = kfac.collect_kfac_factors
     def dying(model, modules, batches, **kw):
         def batches_then_kill():

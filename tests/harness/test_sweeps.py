@@ -11,7 +11,7 @@ import pytest
 
 from conftest import harness_args
 from core.io import file_lock
-from harness.overrides import check_method_keys
+from harness.config import check_method_keys
 from test_app import REPO, assert_one_line_error, run_harness
 
 

@@ -1,4 +1,4 @@
-"""The leaderboard page embeds the analysis plots `python -m harness.analyze` leaves beside the run
+"""The leaderboard page embeds the analysis plots `python -m studies.analyze` leaves beside the run
 files, and does not read the analysis JSON as (broken) run files."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import copy
 import json
 from pathlib import Path
 
-from leaderboard import aggregate, plots, render
+from leaderboard import aggregate, plots, render_attacks
 from leaderboard.__main__ import build
 from leaderboard.collect import collect, problem
 from tests.harness.test_attack_runner import attack_args, run
@@ -27,7 +27,7 @@ def test_attack_columns_come_from_the_run_files(tiny_model_dir: Path, tmp_path: 
     assert row.edited == entry["metrics"]["strict"] and row.n == 6
     assert 0 <= row.edited_ci_low <= row.edited <= row.edited_ci_high <= 1  # Wilson interval
     assert row.baseline == record["baseline"]["attacks"]["quantize.int8"]["tasks"]["verbatim"]["metrics"]["strict"]
-    sections = render.build_attack_sections(aggregate.attack_summary(table))
+    sections = render_attacks.build_attack_sections(aggregate.attack_summary(table))
     assert [c.text for c in sections[0].raw_rows[0][:1]] == ["unedited"] and len(sections[0].raw_rows) == 2
     png = plots.relearn_png(aggregate.attack_summary(table))
     assert png is not None and png.startswith(b"\x89PNG")

@@ -81,7 +81,7 @@ def test_cheap_import():
     import sys
 
     code = ("import sys, leaderboard, leaderboard.__main__, leaderboard.collect, leaderboard.aggregate, "
-            "leaderboard.render, leaderboard.plots, leaderboard.stats, leaderboard.headline; "
+            "leaderboard.render, leaderboard.plots, core.measures, leaderboard.headline; "
             "print(sorted(m for m in ('pandas', 'scipy', 'matplotlib', 'numpy', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -505,3 +505,13 @@ def test_rho_one_apply_leaves_the_model_unchanged(method_context):
     report = KFAC(rho=1.0, matrices=["gate", "up", "down"], **SMALL).apply(model, method_context)
     assert all(f["components_removed"] == 0 for f in report["changed"].values())
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), before))
+
+
+def test_kfac_declares_the_columns_old_run_files_are_read_with() -> None:
+    """Run files written before methods recorded their columns are read with core.runcolumns'
+    LEGACY_COLUMNS: they must stay what K-FAC declares, or old and new K-FAC runs would differ."""
+    from core.runcolumns import LEGACY_COLUMNS, declared_columns
+
+    assert KFAC.columns == LEGACY_COLUMNS and KFAC.shards_statistics
+    recorded = {"method": {"columns": [c.record() for c in KFAC.columns]}}
+    assert declared_columns(recorded) == KFAC.columns and declared_columns({"method": {}}) == LEGACY_COLUMNS

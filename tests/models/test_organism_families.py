@@ -37,7 +37,8 @@ def test_suite_file_is_the_registry() -> None:
 def test_composed_suite_equals_the_registry_entries() -> None:
     from hydra import compose, initialize_config_dir
 
-    from harness.pipeline import parse_suite, resolve_config
+    from harness.config import resolve_config
+    from harness.pipeline import parse_suite
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
         config = resolve_config(compose(config_name="config", overrides=["suite=organism_full"]))

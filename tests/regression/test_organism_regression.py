@@ -6,7 +6,7 @@ tests/regression/reference.json (tests/regression/tolerance.json), and a deliber
 
 Run files go to a temporary folder so that results of older code in `runs/` are never reused.
 Replace a seed's entry after a deliberate change (then review the diff):
-    python -m harness.fidelity write-reference --out tests/regression/reference.json model.organism.seed=S seed=S
+    python -m studies.fidelity write-reference --out tests/regression/reference.json model.organism.seed=S seed=S
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import torch
 
-from harness.fidelity import REGRESSION_RUNS, claims, reference_record, run_config
-from harness.reference import (REFERENCE_FILE, TOLERANCE_FILE, compare_with_reference, read_reference, read_tolerances,
-                               reference_differences, summary)
+from studies.fidelity import REGRESSION_RUNS, claims, reference_record, run_config
+from studies.organism_claims import summary
+from studies.reference import (REFERENCE_FILE, TOLERANCE_FILE, compare_with_reference, read_reference, read_tolerances,
+                               reference_differences)
 
 pytestmark = pytest.mark.regression
 SEEDS = (0, 1, 2)

@@ -13,7 +13,8 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 @pytest.mark.regression
 def test_organism_full_suite_runs_on_the_baseline(tmp_path: Path) -> None:
     from models import load_model
-    from harness.pipeline import build_tasks, parse_suite, resolve_config
+    from harness.config import resolve_config
+    from harness.pipeline import build_tasks, parse_suite
     from tasks.base import TaskContext
 
     with initialize_config_dir(config_dir=str(CONF), version_base=None):

@@ -8,7 +8,8 @@ from hydra import compose, initialize_config_dir
 
 from core.errors import ConfigError, DataError
 from core.registry import instantiate
-from harness.pipeline import parse_suite, resolve_config
+from harness.config import resolve_config
+from harness.pipeline import parse_suite
 from core.registry import load_class
 from tasks.base import Task, TaskContext
 

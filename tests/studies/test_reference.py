@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.reference import (add_reference_entry, compare_with_reference, largest_differences, read_reference,
+from studies.reference import (add_reference_entry, compare_with_reference, largest_differences, read_reference,
                                reference_differences, tolerance_bound)
 
 SEED0 = {"seed": 0, "settings_hash": "s", "weights_sha256": "w0", "shipped": True}

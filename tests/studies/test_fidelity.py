@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import fidelity
-from harness.fidelity import REGRESSION_RUNS, claims, components_kept, kept
-from harness.reference import read_reference, summary
+from studies import fidelity
+from studies.fidelity import REGRESSION_RUNS, claims
+from studies.reference import read_reference
+from studies.organism_claims import summary
 
 
 def entry(value: float, higher: bool = True, kind: str = "proportion") -> dict:
@@ -25,13 +26,6 @@ def run(base: dict[str, float], edited: dict[str, float]) -> dict:
 BASE = {"verbatim_test": 1.0, "logic": 0.9, "qa_open": 0.8, "perplexity": 4.0}
 
 
-def test_kept_inverts_lower_is_better_metrics() -> None:
-    r = run(BASE, {"verbatim_test": 0.05, "logic": 0.9, "qa_open": 0.4, "perplexity": 8.0})
-    assert kept(r, "verbatim_test") == 0.05
-    assert kept(r, "qa_open") == 0.5
-    assert kept(r, "perplexity") == 0.5  # perplexity doubled: half the quality kept
-
-
 def test_claims_hold_and_fail_where_they_should() -> None:
     good = run(BASE, {"verbatim_test": 0.05, "logic": 0.88, "qa_open": 0.8, "perplexity": 4.2})
     rand = run(BASE, {"verbatim_test": 0.0, "logic": 0.5, "qa_open": 0.1, "perplexity": 50.0})
@@ -46,19 +40,12 @@ def test_claims_hold_and_fail_where_they_should() -> None:
     assert failed == ["kfac keeps perplexity (>= 90% kept: mean NLL rises <= 11%)"]
 
 
-def test_components_kept_sums_over_matrices() -> None:
-    r = run(BASE, BASE)
-    r["method"]["report"]["changed"] = {"a": {"components_total": 100, "components_removed": 90},
-                                        "b": {"components_total": 300, "components_removed": 290}}
-    assert components_kept(r) == 1 - 380 / 400
-    assert components_kept(run(BASE, BASE)) is None
-
-
 def test_finished_only_finds_the_run_file_the_pipeline_writes(tmp_path: Path) -> None:
     """`sweep --finished-only` looks a run up where run_experiment files it, and runs nothing."""
     from core.runrecord import run_path
-    from harness.fidelity import compose_config, run_config
-    from harness.pipeline import resolve_config, run_identity
+    from studies.fidelity import compose_config, run_config
+    from harness.config import resolve_config
+    from harness.pipeline import run_identity
     from models import model_name
 
     overrides = ["method=kfac", "method.rho=0.95", f"runs_dir={tmp_path}"]
@@ -99,7 +86,7 @@ def fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 
 def cli(capsys: pytest.CaptureFixture, argv: list[str]) -> tuple[int, list[str], str]:
-    """(exit code, stderr lines, stdout) of `python -m harness.fidelity *argv`."""
+    """(exit code, stderr lines, stdout) of `python -m studies.fidelity *argv`."""
     capsys.readouterr()
     try:
         code = fidelity.main(argv)
@@ -188,27 +175,8 @@ def test_bad_command_line_is_one_line_before_any_run(fake_runs, capsys, tmp_path
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-def test_kept_interval_is_a_paired_bootstrap_of_the_ratio_of_sums() -> None:
-    import numpy as np
-
-    from harness.fidelity import kept_interval
-
-    baseline = [1.0] * 80 + [0.0] * 20
-    edited = [1.0] * 40 + [0.0] * 40 + [1.0] * 5 + [0.0] * 15
-    point, low, high = kept_interval(baseline, edited, resamples=500, seed=3)
-    assert point == 45 / 80 and low < point < high
-    # The slow obvious reference: resample item indices, recompute the ratio, take the quantiles.
-    rng = np.random.default_rng(3)
-    ratios = []
-    for picks in rng.integers(0, 100, size=(500, 100)):
-        ratios.append(sum(edited[i] for i in picks) / sum(baseline[i] for i in picks))
-    assert (low, high) == pytest.approx((np.quantile(ratios, 0.025), np.quantile(ratios, 0.975)), rel=1e-12)
-    assert kept_interval(baseline, baseline)[0] == 1.0
-    assert kept_interval([0.0, 0.0], [1.0, 0.0]) is None
-
-
 def test_findings_read_the_heldout_arithmetic_and_both_fact_frequencies() -> None:
-    from harness.fidelity import findings
+    from studies.fidelity import findings
 
     def task(samples: dict[str, list[float]]) -> dict:
         return {"samples": samples}
@@ -223,7 +191,7 @@ def test_findings_read_the_heldout_arithmetic_and_both_fact_frequencies() -> Non
 
 
 def test_sweep_table_lists_kfac_findings_after_the_table() -> None:
-    from harness.fidelity import sweep_table
+    from studies.fidelity import sweep_table
 
     records = [{"seed": 0, "method": "none", "setting": None, "components_kept": None, "kept": {"logic": 1.0},
                 "findings": []},

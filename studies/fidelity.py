@@ -1,16 +1,16 @@
 """Fidelity checks: on the organism, where the truth is known, does the harness show what the
 paper reports? Used by the CI regression tests and by the fidelity study (docs/fidelity.md).
 
-    python -m harness.fidelity check --reference tests/regression/reference.json   # runs, claims, diff
-    python -m harness.fidelity write-reference --out tests/regression/reference.json model.organism.seed=1 seed=1
-    python -m harness.fidelity measure-tolerance --seeds 0 1 2   # tests/regression/tolerance.json (slow)
-    python -m harness.fidelity sweep --seeds 0 1 2    # the rho sweep study (slow), then a table
+    python -m studies.fidelity check --reference tests/regression/reference.json   # runs, claims, diff
+    python -m studies.fidelity write-reference --out tests/regression/reference.json model.organism.seed=1 seed=1
+    python -m studies.fidelity measure-tolerance --seeds 0 1 2   # tests/regression/tolerance.json (slow)
+    python -m studies.fidelity sweep --seeds 0 1 2    # the rho sweep study (slow), then a table
 
 Each command takes trailing Hydra overrides of the organism (model.<key>=<value>) and of seed=,
 device=, runs_dir=, cache_dir=, applied to every run it makes after the run's own overrides, so the
 claims can be checked on any organism:
 
-    python -m harness.fidelity check model.organism.seed=1 seed=1 model.organism.model.hidden=128
+    python -m studies.fidelity check model.organism.seed=1 seed=1 model.organism.model.hidden=128
 
 Group choices (method=, suite=, model=) are not taken: each run fixes its method and the suite.
 `sweep` and `measure-tolerance` set seed= and model.organism.seed= from --seeds.
@@ -18,7 +18,7 @@ Group choices (method=, suite=, model=) are not taken: each run fixes its method
 Runs go through the normal pipeline (`run_experiment`), so they land in `runs/` as run files,
 reuse the cached baseline and K-FAC factors, and resume when interrupted.
 
-A reference (harness/reference.py) holds one entry per *shipped* organism (the default settings
+A reference (studies/reference.py) holds one entry per *shipped* organism (the default settings
 of seeds 0-2, committed with their weights): every number of its runs, edited ones included, is
 the same on every machine within the tolerance `measure-tolerance` measured. Runs on an organism
 built here (other settings) are another organism: a reference is refused for them before any run.
@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import re
-import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,9 +39,10 @@ from core.buildcache import CONF_DIR
 from core.errors import ConfigError, HarnessError
 from core.io import atomic_write_json, atomic_write_text
 from core.runrecord import REPLICATE_KEYS
-from harness.reference import (REFERENCE_FILE, TOLERANCE_FILE, add_reference_entry, compare_with_reference, describe,
-                               largest_differences, organism_identity, read_reference, read_tolerances, summary,
-                               tolerance_bound)
+from studies.organism_claims import claims, findings, summary
+from studies.reference import (REFERENCE_FILE, TOLERANCE_FILE, add_reference_entry, compare_with_reference, describe,
+                               largest_differences, organism_identity, read_reference, read_tolerances, tolerance_bound)
+from studies.tradeoff_sweep import sweep, sweep_table
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -55,8 +55,6 @@ REGRESSION_RUNS: dict[str, list[str]] = {
     "random_ablation": ["method=random_ablation"],
     "balanced_subnet": ["method=balanced_subnet"],
 }
-SKILLS = ("logic", "qa_open")  # task instances the fidelity claims protect
-SCORED = "verbatim_test"  # the memorized passages the claims score (no method is shown them)
 # The command-line overrides the commands take besides model.<key>=: the run seed, and where runs
 # happen and are stored. Group choices are not taken: the claims are about these methods on SUITE.
 TOP_LEVEL_OVERRIDES = ("seed", "device", "runs_dir", "cache_dir")
@@ -72,22 +70,16 @@ _OVERRIDE_LIKE = re.compile(r"[+~]|[A-Za-z_][\w.]*=")
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
-    """The config of a run with `overrides` (as on the command line) on SUITE; an override Hydra
-    cannot parse or apply is a one-line ConfigError."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
+    """The config of a run with `overrides` (as on the command line) on SUITE (harness.config)."""
+    from harness import config
 
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            return compose(config_name="config", overrides=[f"suite={SUITE}", *overrides])
-    except HydraException as e:
-        raise ConfigError(f"bad override ({' '.join(overrides)}): {str(e).splitlines()[0]}") from None
+    return config.compose_config("config", [f"suite={SUITE}", *overrides])
 
 
 def run_config(overrides: list[str], runs_dir: Path | None = None, finished_only: bool = False) -> dict[str, Any] | None:
     """Compose the config with `overrides` (as on the command line) and run it; with
     `finished_only`, return its finished run file if there is one (else None) and run nothing."""
-    from harness.pipeline import resolve_config, run_experiment
+    from harness.pipeline import run_experiment
 
     extra = [f"runs_dir={runs_dir}"] if runs_dir is not None else []
     cfg = compose_config([*overrides, *extra])
@@ -95,90 +87,12 @@ def run_config(overrides: list[str], runs_dir: Path | None = None, finished_only
         return run_experiment(cfg)
     from core.io import read_json
     from core.runrecord import run_path
+    from harness.config import named_config
     from harness.pipeline import run_identity
-    from models import model_name
 
-    config = resolve_config(cfg)
-    config["model"]["name"] = model_name(config["model"])
+    config = named_config(cfg)
     run = read_json(run_path(Path(config["runs_dir"]), run_identity(config)))
     return run if run is not None and run.get("status") == "complete" else None
-
-
-def primary(entry: dict[str, Any]) -> float:
-    return float(entry["metrics"][entry["primary"]])
-
-
-def kept(run: dict[str, Any], task: str) -> float | None:
-    """Share of the baseline kept on `task`'s primary metric: edited / baseline, or baseline /
-    edited for a lower-is-better metric (perplexity), so 1.0 = unchanged and < 1 = worse or less.
-    None when the baseline is 0."""
-    base, edited = run["baseline"]["tasks"][task], run["edited"]["tasks"][task]
-    b, e = primary(base), primary(edited)
-    if not base["higher_is_better"][base["primary"]]:
-        b, e = e, b
-    return None if b == 0 else e / b
-
-
-def claims(runs: dict[str, dict[str, Any]]) -> dict[str, tuple[bool, str]]:
-    """The paper's qualitative findings at the organism defaults: claim -> (holds, numbers)."""
-    out: dict[str, tuple[bool, str]] = {}
-    k = {t: kept(runs["kfac"], t) for t in (SCORED, *SKILLS)}
-    out["kfac removes memorized test passages (<= 10% kept)"] = (
-        k[SCORED] is not None and k[SCORED] <= 0.10, f"test recall kept {k[SCORED]}")
-    for skill in SKILLS:
-        out[f"kfac keeps {skill} (>= 90% kept)"] = (k[skill] is not None and k[skill] >= 0.90, f"{skill} kept {k[skill]}")
-    # Coherence, the paper's perplexity column: booleans and open-book reading barely use the MLPs
-    # on the organism (a K-FAC keeping the LOWEST-curvature components still keeps them, and
-    # wrecks perplexity, quotes and arithmetic), so they alone cannot tell a working edit.
-    ppl = kept(runs["kfac"], "perplexity")
-    out["kfac keeps perplexity (>= 90% kept: mean NLL rises <= 11%)"] = (ppl is not None and ppl >= 0.90, f"perplexity kept {ppl}")
-    if "random_ablation" in runs:
-        mean = lambda run: statistics.fmean(kept(run, t) or 0.0 for t in SKILLS)  # noqa: E731
-        kf, ra = mean(runs["kfac"]), mean(runs["random_ablation"])
-        out["kfac keeps more skills than random_ablation at the same count"] = (kf > ra, f"kfac {kf:.3f} vs random {ra:.3f}")
-    return out
-
-
-# The organism's open questions (issue 19), reported, not asserted: does an edit treat arithmetic
-# the model computes (held-out operand pairs) as it treats a stored table, and rare facts as
-# common ones? (run, task, metric) per line; the paper: arithmetic falls, rare facts fall most.
-FINDINGS: tuple[tuple[str, str, str], ...] = (
-    ("computed arithmetic (held-out pairs)", "arithmetic", "exact_match_heldout"),
-    ("stored table (math_facts, trained pairs)", "math_facts", "exact_match_trained"),
-    ("rare facts", "facts_rare", "exact_match"),
-    ("common facts", "facts_common", "exact_match"),
-)
-
-
-def kept_interval(baseline: Sequence[float], edited: Sequence[float], resamples: int = 2000,
-                  confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float] | None:
-    """Share of the baseline kept, sum(edited) / sum(baseline) over the same items, with a paired
-    bootstrap interval (items resampled together); None when the baseline scores nothing."""
-    import numpy as np
-
-    b, e = np.asarray(baseline, dtype=float), np.asarray(edited, dtype=float)
-    if len(b) != len(e) or not b.sum():
-        return None
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(b), size=(resamples, len(b)))
-    sums_b, sums_e = b[picks].sum(axis=1), e[picks].sum(axis=1)
-    ratios = sums_e[sums_b > 0] / sums_b[sums_b > 0]
-    tail = (1 - confidence) / 2
-    return float(e.sum() / b.sum()), float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))
-
-
-def findings(run: dict[str, Any]) -> list[str]:
-    """One line per FINDINGS entry the run has: % of the baseline kept with its 95 % interval."""
-    lines = []
-    for label, task, metric in FINDINGS:
-        base, edited = run["baseline"]["tasks"].get(task), run["edited"]["tasks"].get(task)
-        if base is None or edited is None or metric not in base.get("samples", {}):
-            continue
-        b, e = base["samples"][metric], edited["samples"][metric]
-        k = kept_interval(b, e)
-        rate = f"{sum(b) / len(b):.2f} -> {sum(e) / len(e):.2f} (n={len(b)})"
-        lines.append(f"{label}: {rate}, kept " + ("n/a" if k is None else f"{100 * k[0]:.0f} % [{100 * k[1]:.0f}, {100 * k[2]:.0f}]"))
-    return lines
 
 
 def reference_record(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -196,8 +110,8 @@ def measuring_overrides(overrides: Sequence[str]) -> list[str]:
 
 def check_overrides(command: str, overrides: list[str]) -> None:
     """Raise ConfigError, in one line, for an override `command` does not take or a key the config
-    lacks (harness.overrides names the valid keys beside it). Runs nothing."""
-    from harness.overrides import check_override_keys, parse_overrides
+    lacks (harness.config names the valid keys beside it). Runs nothing."""
+    from harness.config import check_override_keys, parse_overrides
 
     keys = []
     for arg in overrides:
@@ -241,65 +155,6 @@ def regression_runs(runs_dir: Path | None = None, overrides: Sequence[str] = ())
     return {name: run_config([*own, *overrides], runs_dir) for name, own in REGRESSION_RUNS.items()}
 
 
-def sweep(seeds: list[int], rhos: list[float], svd_fractions: list[float],
-          finished_only: bool = False, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The trade-off study: kfac and random_ablation at every rho, svd at every fraction, for
-    every organism seed (each seed trains its own organism), each run with `overrides` after its
-    own. `finished_only` tabulates the runs already finished and runs nothing."""
-    records = []
-    for seed in seeds:
-        base = [f"{key}={seed}" for key in SEED_KEYS]
-        plans = [("none", ["method=none"], None)]
-        plans += [(m, [f"method={m}", f"method.rho={r}"], r) for m in ("kfac", "random_ablation") for r in rhos]
-        plans += [("svd", ["method=svd", f"method.fractions={{gate:{f},up:{f},down:{f}}}"], f) for f in svd_fractions]
-        for method, own, setting in plans:
-            run = run_config([*base, *own, *overrides], finished_only=finished_only)
-            if run is None:
-                continue
-            records.append({"seed": seed, "method": method, "setting": setting,
-                            "components_kept": components_kept(run),
-                            "kept": {t: kept(run, t) for t in sorted(run["baseline"]["tasks"])},
-                            "findings": findings(run) if method == "kfac" else []})
-    return records
-
-
-def components_kept(run: dict[str, Any]) -> float | None:
-    """Share of eigenbasis components (or singular values) kept over all edited matrices."""
-    changed = run["method"]["report"].get("changed") or {}
-    total = sum(c.get("components_total", 0) for c in changed.values())
-    removed = sum(c.get("components_removed", 0) for c in changed.values())
-    return None if not total else 1 - removed / total
-
-
-def sweep_table(records: list[dict[str, Any]], overrides: Sequence[str] = ()) -> str:
-    """Markdown: one row per (method, setting), % of baseline kept per task, mean ± std over seeds;
-    made with `overrides` that change the runs, a heading says which."""
-    changed = measuring_overrides(overrides)
-    heading = ("" if not changed else
-               f"Organism and runs: conf/model/organism.yaml and conf/config.yaml with {' '.join(changed)} "
-               f"(and each row's seeds as {' and '.join(SEED_KEYS)}).\n\n")
-    tasks = sorted({t for r in records for t in r["kept"]})
-    groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault((r["method"], r["setting"]), []).append(r)
-    fmt = lambda xs: "n/a" if not xs else (f"{100 * statistics.fmean(xs):.0f}" + (f" ± {100 * statistics.stdev(xs):.0f}" if len(xs) > 1 else ""))  # noqa: E731
-    lines = [heading + "| method | setting | seeds | components kept | " + " | ".join(tasks) + " |",
-             "|---|---|---|---|" + "---|" * len(tasks)]
-    for (method, setting), rs in groups.items():
-        comp = [r["components_kept"] for r in rs if r["components_kept"] is not None]
-        cells = [fmt([r["kept"][t] for r in rs if r["kept"].get(t) is not None]) for t in tasks]
-        share = "-" if not comp else f"{100 * statistics.fmean(comp):.2f} %"
-        seeds = ",".join(str(r["seed"]) for r in rs)
-        lines.append(f"| {method} | {setting if setting is not None else '-'} | {seeds} | {share} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n\n% of baseline kept (mean ± std over the seeds listed in each row).\n"
-    found = [(r, line) for r in records for line in r.get("findings", [])]
-    if found:
-        text += ("\nK-FAC, per seed and rho: unedited -> edited score, % kept with its paired-bootstrap 95 % "
-                 "interval (harness.fidelity.kept_interval).\n\n")
-        text += "".join(f"- seed {r['seed']}, rho {r['setting']}: {line}\n" for r, line in found)
-    return text
-
-
 class _OneLineParser(argparse.ArgumentParser):
     """Bad options end in one line (argparse's default prints the usage first)."""
 
@@ -314,7 +169,7 @@ OVERRIDES_HELP = (f"Trailing overrides, applied to every run after its own: mode
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="python -m harness.fidelity", description=__doc__.split("\n\n")[0],
+    parser = _OneLineParser(prog="python -m studies.fidelity", description=__doc__.split("\n\n")[0],
                             epilog=OVERRIDES_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="regression runs, fidelity claims, reference comparison",
@@ -367,8 +222,8 @@ def run_command(args: argparse.Namespace, overrides: list[str]) -> int:
         entries, tolerances = read_reference_files(args.reference, args.tolerance)
 
     if args.command == "sweep":
-        records = sweep(args.seeds, args.rhos, args.svd_fractions, args.finished_only, overrides)
-        table = sweep_table(records, overrides)
+        records = sweep(run_config, args.seeds, args.rhos, args.svd_fractions, args.finished_only, overrides)
+        table = sweep_table(records, measuring_overrides(overrides))
         atomic_write_text(args.out, table)
         print(table)
         return 0
@@ -418,7 +273,7 @@ EVALUATION_SETTINGS: dict[str, dict[str, str]] = {
 def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str]) -> int:
     """Run the regression runs of each shipped seed under every EVALUATION_SETTINGS entry (each in
     its own process, runs and K-FAC factors computed afresh), and write each task's largest
-    difference and tolerance (harness.reference.tolerance_bound) to `out`."""
+    difference and tolerance (studies.reference.tolerance_bound) to `out`."""
     import subprocess
     import tempfile
 
@@ -431,7 +286,7 @@ def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str]) -> 
             check_reference_use(out, seed_overrides, "measure a tolerance into")
             with tempfile.TemporaryDirectory() as folder:
                 ref = Path(folder) / "reference.json"
-                command = [sys.executable, "-m", "harness.fidelity", "write-reference", "--out", str(ref),
+                command = [sys.executable, "-m", "studies.fidelity", "write-reference", "--out", str(ref),
                            *seed_overrides, f"runs_dir={folder}/runs", f"cache_dir={folder}/cache"]
                 print(f"[{name}] seed {seed}: {' '.join(command[2:])}", flush=True)
                 subprocess.run(command, check=True, env={**os.environ, **env})

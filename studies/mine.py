@@ -1,4 +1,4 @@
-"""Mine memorized sequences from a text corpus: `python -m harness.mine model=... corpus=...`.
+"""Mine memorized sequences from a text corpus: `python -m studies.mine model=... corpus=...`.
 
 Slides windows of `prefix_len + suffix_len` tokens (64 + 48 as in the paper) with `stride` over
 each document of the corpus (a .txt / .jsonl file or folder, a `model:` file, or `hf:<dataset>`),
@@ -110,7 +110,7 @@ def run_mining(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
 
     from core.data import iter_texts
     from models import load_model
-    from harness.pipeline import resolve_config
+    from harness.config import resolve_config
 
     config = resolve_config(cfg) if isinstance(cfg, DictConfig) else OmegaConf.to_container(OmegaConf.create(cfg))
     for key in ("prefix_len", "suffix_len", "stride", "batch_size"):
@@ -172,7 +172,7 @@ def help_text() -> str:
     """`--help`: mine's own settings and the one group it uses (model), not the harness's groups."""
     from omegaconf import OmegaConf
 
-    from harness.app import group_options
+    from harness.config import group_options
 
     settings = OmegaConf.load(CONF_DIR / "mine.yaml")
     for key in ("defaults", "hydra"):
@@ -187,8 +187,7 @@ def main() -> None:
     if "--help" in argv or "-h" in argv:
         print(help_text())
         return
-    from harness.app import check_group_choices
-    from harness.overrides import check_override_keys, parse_overrides
+    from harness.config import check_group_choices, check_override_keys, parse_overrides
 
     if "debug=true" not in argv:
         try:

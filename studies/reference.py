@@ -2,7 +2,7 @@
 so every machine compares every number, edited ones included, with the same file.
 
     tests/regression/reference.json   {"organisms": [{"organism": identity, "runs": {run: {task: numbers}}}]}
-    tests/regression/tolerance.json   what `python -m harness.fidelity measure-tolerance` measured
+    tests/regression/tolerance.json   what `python -m studies.fidelity measure-tolerance` measured
 
 Why this works now: training differs by CPU, evaluating the same weights barely does (issue 26
 measured identical accuracy metrics at 1 and 2 threads). The organisms are shipped, so the only
@@ -38,20 +38,6 @@ def organism_identity(settings: Mapping[str, Any], cache_dir: Path) -> dict[str,
     folder = shipped if shipped is not None else Path(cache_dir) / "organism" / key
     return {"seed": int(settings["seed"]), "settings_hash": key[:16],
             "weights_sha256": file_sha256(folder / "model" / "model.safetensors")[:16], "shipped": shipped is not None}
-
-
-def primary(entry: Mapping[str, Any]) -> float:
-    return float(entry["metrics"][entry["primary"]])
-
-
-def summary(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Task -> {"baseline", "edited": primary metric, "kind": its kind, "n": examples}."""
-    out = {}
-    for task, base in sorted(run["baseline"]["tasks"].items()):
-        edited = run["edited"]["tasks"][task]
-        out[task] = {"baseline": round(primary(base), 4), "edited": round(primary(edited), 4),
-                     "kind": base["kinds"][base["primary"]], "n": int(base["n"])}
-    return out
 
 
 def same_organism(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

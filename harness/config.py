@@ -1,5 +1,8 @@
-"""Command-line overrides checked before Hydra sees them, so a typo ends in one line that lists the
-valid keys ("did you mean ...") instead of Hydra's multi-line "Could not override" message.
+"""The config of a run, in one place: composed from conf/ and the command line, checked, resolved,
+and its model named. The app, the sweep and the studies (studies/) all get their configs here.
+
+Command-line overrides are checked before Hydra sees them, so a typo ends in one line that lists
+the valid keys ("did you mean ...") instead of Hydra's multi-line "Could not override" message.
 
 `check_override_keys` checks one combination of group choices (a single run). A sweep
 (`-m method=kfac,npo method.lr=1e-3`) is checked by calling it once per combination of choices
@@ -11,9 +14,13 @@ from __future__ import annotations
 import itertools
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 GROUPS = ("method", "model", "suite", "attack", "sweep", "tracker")
 _OVERRIDE = re.compile(r"([A-Za-z_][\w.]*)=(.*)")
@@ -116,3 +123,76 @@ def check_method_keys(argv: list[str], conf_dir: Path, default_method: str = "no
             also = f" (only {', '.join(having)} has it)" if having else ""
             raise ConfigError(f"method.{key} is not a setting of method {', '.join(lacking)}{also}; "
                               f"sweep it over methods that have it, or run those separately")
+
+
+def group_options(group: str) -> list[str]:
+    """Config names available in a group: ours and those of installed plugin packages."""
+    from harness.help import group_files
+
+    return list(group_files(group, CONF_DIR))
+
+
+def open_task_settings(argv: list[str]) -> list[str]:
+    """`suite.tasks.<task>.<key>=value` works as documented whether or not the suite's YAML lists
+    the key (Hydra wants '+' for a new key): such overrides become '++' (add or override). A
+    misspelt key still fails, in one line naming the task's valid settings (core.registry.instantiate)."""
+    return ["++" + arg if re.match(r"suite\.tasks\.[\w-]+\.[\w.]+=", arg) else arg for arg in argv]
+
+
+def check_group_choices(argv: list[str]) -> None:
+    """Catch `method=kfc` before Hydra does, to answer in one line with a suggestion."""
+    for arg in argv:
+        match = re.fullmatch(r"(\w+)=(.+)", arg)
+        if not match or match.group(1) not in GROUPS:
+            continue
+        group, value = match.groups()
+        valid = group_options(group)
+        for choice in value.split(","):  # multirun sweeps list choices with commas
+            if choice not in valid:
+                raise ConfigError(f"unknown {group} '{choice}'{did_you_mean(choice, valid)}; valid: {', '.join(valid)}")
+
+
+def check_command_line(argv: list[str]) -> None:
+    """Group choices and override keys, checked before Hydra so that a typo is one line."""
+    check_group_choices(argv)
+    choices, keys = parse_overrides(argv)
+    if all(len(options) == 1 for options in choices.values()):
+        check_override_keys({g: options[0] for g, options in choices.items()}, keys)
+    else:  # a sweep: a method-only key must exist in every swept method, before any job starts
+        check_method_keys(argv, CONF_DIR)
+
+
+def compose_config(config_name: str, overrides: list[str]) -> "DictConfig":
+    """conf/<config_name>.yaml with `overrides` (as on the command line); an unknown group choice
+    or an override Hydra cannot parse or apply is a one-line ConfigError."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    check_group_choices(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            return compose(config_name=config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"bad override ({' '.join(overrides)}): {str(e).splitlines()[0]}") from None
+
+
+def resolve_config(cfg: "DictConfig") -> dict[str, Any]:
+    """The resolved config as plain data; a required value left at ??? is a one-line error."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "?"
+        raise ConfigError(f"config value '{key}' is required or invalid: {str(e).splitlines()[0]}") from None
+
+
+def named_config(cfg: "DictConfig") -> dict[str, Any]:
+    """resolve_config, with the model named (models.model_name: what run files are filed under)."""
+    from models import model_name
+
+    config = resolve_config(cfg)
+    config["model"]["name"] = model_name(config["model"])
+    return config

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.mine import document_windows, mine, split_rows
+from studies.mine import document_windows, mine, split_rows
 from tests.conftest import WORDS, make_tiny_olmo2, make_tiny_tokenizer
 
 PREFIX, SUFFIX = 6, 4  # small windows so a tiny model memorizes them in a second
@@ -75,7 +75,7 @@ def test_mine_app_writes_files_the_verbatim_task_reads(memorizer, tmp_path: Path
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     (tmp_path / "corpus.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in passages(2, 3) + planted))
-    args = [sys.executable, "-m", "harness.mine", "model=hf", f"model.path={tmp_path / 'model'}",
+    args = [sys.executable, "-m", "studies.mine", "model=hf", f"model.path={tmp_path / 'model'}",
             f"corpus={tmp_path / 'corpus.jsonl'}", f"prefix_len={PREFIX}", f"suffix_len={SUFFIX}",
             "stride=2", f"out_dir={tmp_path / 'mined'}", "device=cpu", f"cache_dir={tmp_path / 'cache'}"]
     out = subprocess.run(args, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
@@ -99,7 +99,7 @@ def test_mine_on_the_organism_finds_its_planted_passages(tmp_path: Path) -> None
     from hydra import compose, initialize_config_dir
 
     from core.data import read_jsonl
-    from harness.mine import run_mining
+    from studies.mine import run_mining
     from models import load_model
 
     conf = Path(__file__).resolve().parents[2] / "conf"

@@ -1,4 +1,4 @@
-"""`python -m harness.analyze spectrum|predict` end to end on the tiny saved model (tests/conftest.py):
+"""`python -m studies.analyze spectrum|predict` end to end on the tiny saved model (tests/conftest.py):
 K-FAC factors are collected by the same method code the edit uses, the outputs land beside the
 run files, and bad input is one line."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import harness_args
-from harness.analyze import main
+from studies.analyze import main
 
 KFAC_SMALL = ["method=kfac", "method.tokens=256", "method.seq_len=16", "method.batch_size=4", "method.rho=0.9"]
 

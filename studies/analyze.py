@@ -1,4 +1,4 @@
-"""`python -m harness.analyze spectrum|predict [overrides]`: the analysis behind the edit.
+"""`python -m studies.analyze spectrum|predict [overrides]`: the analysis behind the edit.
 
   spectrum  For each analysed matrix, its K-FAC curvature basis (the factor files the edit uses)
             split into bands by mass rank (deciles, top 10 %, bottom half); for each input set
@@ -33,24 +33,10 @@ FORMAT = 1
 # ---------------------------------------------------------------------------------------------
 
 def compose_config(overrides: list[str]) -> dict[str, Any]:
-    """conf/analyze.yaml with the command line's overrides, resolved to plain data."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+    """conf/analyze.yaml with the command line's overrides, resolved, its model named (harness.config)."""
+    from harness import config
 
-    from harness.app import CONF_DIR, check_group_choices
-    from harness.pipeline import resolve_config
-    from models import model_name
-
-    check_group_choices(overrides)
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose(config_name="analyze", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(f"bad override: {str(e).splitlines()[0]}") from None
-    config = resolve_config(cfg)
-    config["model"]["name"] = model_name(config["model"])
-    return config
+    return config.named_config(config.compose_config("analyze", overrides))
 
 
 def default_groups(suite: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -183,8 +169,9 @@ def pool(per_instance: dict[str, dict[str, Any]], names: list[str], module: str)
 def spectrum(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from analysis.bands import band_masses, bootstrap_ratios, percentile_interval
+    from analysis.bands import band_masses, bootstrap_ratios
     from analysis.collect import spectrum_masks
+    from core.measures import percentile_interval
     from core.runrecord import now
 
     session = Session(config)
@@ -231,7 +218,7 @@ def spectrum(config: dict[str, Any]) -> dict[str, Any]:
         for g in comparisons:
             sums, counts = pool(per_instance, groups[g], name)
             ratio, reps = bootstrap_ratios(ref_sums, ref_counts, sums, counts, a["resamples"], config["seed"])
-            lo, hi = percentile_interval(reps, a["level"])
+            lo, hi = percentile_interval(reps.cpu().numpy(), a["level"])
             entry["ratios"][f"{reference}/{g}"] = {
                 b: {"ratio": float(ratio[i]), "lo": float(lo[i]), "hi": float(hi[i])} for i, b in enumerate(band_names)}
             points[g].append(ratio)
@@ -242,7 +229,7 @@ def spectrum(config: dict[str, Any]) -> dict[str, Any]:
     # so the matrices' correlation (they see the same inputs) is kept, not averaged away.
     for g in comparisons:
         ratio = torch.stack(points[g]).mean(0)
-        lo, hi = percentile_interval(torch.stack(replicates[g]).mean(0), a["level"])
+        lo, hi = percentile_interval(torch.stack(replicates[g]).mean(0).cpu().numpy(), a["level"])
         result["summary"][f"{reference}/{g}"] = {
             b: {"ratio": float(ratio[i]), "lo": float(lo[i]), "hi": float(hi[i])} for i, b in enumerate(band_names)}
     write_outputs("spectrum", config, result)
@@ -349,8 +336,8 @@ def write_outputs(command: str, config: dict[str, Any], result: dict[str, Any]) 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m harness.analyze {{{'|'.join(COMMANDS)}}} [overrides ...]\n"
-              "  e.g. python -m harness.analyze spectrum model=organism analyze.layers=[3]", file=sys.stderr)
+        print(f"usage: python -m studies.analyze {{{'|'.join(COMMANDS)}}} [overrides ...]\n"
+              "  e.g. python -m studies.analyze spectrum model=organism analyze.layers=[3]", file=sys.stderr)
         return 2
     command, overrides = argv[0], argv[1:]
     debug = any(o == "debug=true" for o in overrides)

@@ -1,0 +1,185 @@
+"""The measures every report shares, defined once: how much of the unedited model's score an edit
+keeps, the Wilson interval of a proportion, and the bootstrap intervals. Pure functions on
+numbers (numpy and scipy are imported when used; no torch).
+
+% kept, one orientation: edited / baseline for a higher-is-better metric, baseline / edited for a
+lower-is-better one (perplexity's mean NLL), so that 1.0 (100 %) is unchanged and below it is
+always "less of it" (worse for a skill, more removed for memorized content). Whether less is
+good is the family's goal (core/families.py), not part of the measure. Undefined (None) when
+the denominator is 0 or either value is not finite.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0  # fixed: the same run files always give the same intervals
+NAN = float("nan")
+
+
+def _oriented(edited: float, baseline: float, higher_is_better: bool) -> tuple[float, float] | None:
+    """(numerator, denominator) of the share kept, or None where the share is undefined."""
+    if not higher_is_better:
+        edited, baseline = baseline, edited
+    if baseline == 0 or not math.isfinite(baseline) or not math.isfinite(edited):
+        return None
+    return edited, baseline
+
+
+def share_kept(edited: float, baseline: float, higher_is_better: bool = True) -> float | None:
+    """Share of the baseline kept (module docstring): 1.0 = unchanged; None if undefined."""
+    pair = _oriented(edited, baseline, higher_is_better)
+    return None if pair is None else pair[0] / pair[1]
+
+
+def percent_kept(edited: float, baseline: float, higher_is_better: bool = True) -> float | None:
+    """share_kept × 100 (computed as 100 · e / b, the order the published tables were made with)."""
+    pair = _oriented(edited, baseline, higher_is_better)
+    return None if pair is None else 100.0 * pair[0] / pair[1]
+
+
+def primary_value(entry: Mapping[str, Any]) -> float:
+    """A run file's task entry's headline (primary) metric."""
+    return float(entry["metrics"][entry["primary"]])
+
+
+def task_kept(run: Mapping[str, Any], task: str) -> float | None:
+    """share_kept of `task`'s primary metric in a run file (baseline vs edited)."""
+    base, edited = run["baseline"]["tasks"][task], run["edited"]["tasks"][task]
+    return share_kept(primary_value(edited), primary_value(base), base["higher_is_better"][base["primary"]])
+
+
+def components_kept(changed: Mapping[str, Mapping[str, Any]]) -> float | None:
+    """Share of components (eigenbasis components or singular values) kept over all matrices a
+    method's report lists as changed ({matrix: {components_total, components_removed}}); None if
+    it lists none."""
+    total = sum(c.get("components_total", 0) for c in changed.values())
+    removed = sum(c.get("components_removed", 0) for c in changed.values())
+    return None if not total else 1 - removed / total
+
+
+def wilson_interval(rate: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval for a proportion `rate` observed on `n` examples; (nan, nan) if n < 1.
+
+    centre = (p + z²/2n) / (1 + z²/n),  half-width = z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n).
+    Unlike p ± z·sqrt(p(1-p)/n) it stays inside [0, 1] and is not zero-width at p = 0 or 1.
+    """
+    from scipy.stats import norm
+
+    if n < 1:
+        return NAN, NAN
+    z = float(norm.ppf(0.5 + confidence / 2))
+    denom = 1 + z * z / n
+    centre = (rate + z * z / (2 * n)) / denom
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denom
+    # At p = 0 (or 1) the bound is exactly 0 (or 1); the formula leaves rounding dust like 3e-17.
+    low = 0.0 if rate <= 0 else max(0.0, centre - half)
+    high = 1.0 if rate >= 1 else min(1.0, centre + half)
+    return low, high
+
+
+# ---------------------------------------------------------------------------------------------
+# The bootstrap: examples resampled with replacement, a percentile interval over the replicates.
+# ---------------------------------------------------------------------------------------------
+
+def bootstrap_mean_interval(samples: Sequence[float], confidence: float = CONFIDENCE,
+                            n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `samples` (scipy.stats.bootstrap, fixed seed).
+
+    Fewer than 2 samples: (nan, nan). All samples equal: a zero-width interval at that value (the
+    bootstrap distribution is a point; scipy would warn and return nan).
+    """
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    x = np.asarray(samples, dtype=float)
+    if x.size < 2 or not np.all(np.isfinite(x)):
+        return NAN, NAN
+    if np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    res = bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
+                    method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def percentile_interval(replicates: Any, confidence: float = CONFIDENCE) -> tuple[Any, Any]:
+    """(low, high) percentile interval over the first axis of the replicates (numpy arrays)."""
+    import numpy as np
+
+    tail = (1 - confidence) / 2
+    return np.quantile(replicates, tail, axis=0), np.quantile(replicates, 1 - tail, axis=0)
+
+
+def _pooled(sums: Any, counts: Any | None, picks: Any) -> Any:
+    """Per replicate: the resampled rows' sum, over their summed counts when there are counts."""
+    total = sums[picks].sum(1)
+    if counts is None:
+        return total
+    n = counts[picks].sum(1)
+    return total / (n[:, None] if total.ndim > 1 else n)
+
+
+Draw = Callable[[int], Any]  # n -> (resamples, n) row indices drawn with replacement
+
+
+def ratio_replicates(sums_a: Any, sums_b: Any, draw: Draw, counts_a: Any | None = None,
+                     counts_b: Any | None = None, paired: bool = False) -> Any:
+    """Bootstrap replicates of the ratio of set a's total (or mean per count) to set b's: rows
+    (examples) are resampled with replacement, both sets with the same draw when `paired` (the
+    same items scored twice), each on its own otherwise (a first, then b). Rows may hold several
+    columns, all resampled together. Works on numpy arrays and torch tensors alike, so the caller's
+    generator (`draw`) decides the stream of indices."""
+    picks_a = draw(len(sums_a))
+    picks_b = picks_a if paired else draw(len(sums_b))
+    return _pooled(sums_a, counts_a, picks_a) / _pooled(sums_b, counts_b, picks_b)
+
+
+def numpy_draw(resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Draw:
+    """Index draws from numpy's default generator, seeded."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return lambda n: rng.integers(0, n, size=(resamples, n))
+
+
+def paired_kept_interval(baseline: Sequence[float], edited: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
+                         confidence: float = CONFIDENCE, seed: int = BOOTSTRAP_SEED
+                         ) -> tuple[float, float, float] | None:
+    """Share kept, sum(edited) / sum(baseline) over the same items, with a paired bootstrap
+    percentile interval (items resampled together; replicates whose baseline sums to 0 are
+    dropped); None when the lengths differ or the baseline scores nothing."""
+    import numpy as np
+
+    b, e = np.asarray(baseline, dtype=float), np.asarray(edited, dtype=float)
+    if len(b) != len(e) or not b.sum():
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = ratio_replicates(e, b, numpy_draw(resamples, seed), paired=True)
+    low, high = percentile_interval(ratios[np.isfinite(ratios)], confidence)
+    return float(e.sum() / b.sum()), float(low), float(high)
+
+
+def interval(kind: str, value: float, n: int, samples: Sequence[float] | None) -> tuple[float, float]:
+    """The 95 % interval a task entry's metric carries, by its kind: a proportion (a mean of 0/1 per
+    example) gets the Wilson interval from the rate and n; a mean of real values the percentile
+    bootstrap over its per-example `samples`; a single value (e.g. perplexity = exp(mean NLL)) none."""
+    if kind == "proportion":
+        return wilson_interval(value, n)
+    if kind == "mean" and samples:
+        return bootstrap_mean_interval(samples)
+    return NAN, NAN
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof = 1) over seeds; std is nan for a single seed."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return NAN, NAN
+    mean = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return mean, NAN
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
