@@ -46,6 +46,9 @@ FAMILIES: tuple[Family, ...] = (
 # The recall a headline measures memorization by (an attack's column, the leaderboard's headline
 # and its plots' x axis): the first of these families a suite has.
 HEADLINE_FAMILIES: tuple[str, ...] = ("memorized_val", "memorized")
+# The family a leaderboard chooses each method's setting by, when the suite has it (the organism's
+# tune split), so that the family it scores is never the one it selected on.
+SELECTION_FAMILY = "memorized_tune"
 FAMILY_ORDER: tuple[str, ...] = tuple(f.name for f in FAMILIES)
 _GOALS: dict[str, Goal] = {f.name: f.goal for f in FAMILIES}
 

@@ -14,10 +14,14 @@ docs/leaderboard.md state the same definitions:
   recall of memorized passages no method is shown; the mean over its tasks if it has several), or
   of `memorized` when the suite has no `memorized_val` (the ViT suite `mislabeled`: the share of
   noised training images still predicted as their noise label).
-- A configuration's utility and memorization: the mean, and the sample std, over its seeds
-  (replicates: core.runrecord.REPLICATE_KEYS).
+- Selection of a run: the % kept of family `memorized_tune` (the organism's tune split, read only
+  to choose a setting) when the suite has it, else its memorization (then the choice is in-sample).
+- A configuration's utility, memorization and selection: the mean, and the sample std, over its
+  seeds (replicates: core.runrecord.REPLICATE_KEYS).
 - A method's best setting at threshold T (95, 90): of its configurations whose mean utility is
-  >= T, the one with the lowest mean memorization (ties: the higher mean utility, then the label).
+  >= T, the one with the lowest mean selection (ties: the higher mean utility, then the label); its
+  memorization (scored on passages the choice never saw, where the suite has a tune split) is what
+  the table reports.
   Its 95 % interval: the Wilson interval of the edited rate pooled over the configuration's seeds
   (Σ rate·n / Σ n, the share of hits among all their per-example 0/1 samples) as % of the unedited
   rate pooled the same way. It covers the edited model's sampling noise, not the unedited's; a
@@ -39,7 +43,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from core.families import HEADLINE_FAMILIES, family_goal
+from core.families import HEADLINE_FAMILIES, SELECTION_FAMILY, family_goal
 from core.measures import mean_std, wilson_interval
 from core.runcolumns import MethodColumn, from_record
 from leaderboard.aggregate import REFERENCE_METHODS
@@ -121,12 +125,12 @@ def front_area(points: Iterable[tuple[float, float]], low: float = AREA_RANGE[0]
 
 
 def best_setting(configs: Sequence[Any], threshold: float) -> Any | None:
-    """Of configurations (objects with variant, utility_mean, memorization_mean), the one with the
-    lowest mean memorization among those whose mean utility is >= threshold (ties: the higher
-    utility, then the label); None when none reaches it."""
+    """Of configurations (objects with variant, utility_mean, selection_mean), the one with the
+    lowest mean selection (tune-split memorization) among those whose mean utility is >= threshold
+    (ties: the higher utility, then the label); None when none reaches it."""
     eligible = [c for c in configs if _finite(c.utility_mean) and c.utility_mean >= threshold
-                and _finite(c.memorization_mean)]
-    return min(eligible, key=lambda c: (c.memorization_mean, -c.utility_mean, c.variant), default=None)
+                and _finite(c.selection_mean)]
+    return min(eligible, key=lambda c: (c.selection_mean, -c.utility_mean, c.variant), default=None)
 
 
 # --- DataFrames -----------------------------------------------------------------------------------
@@ -149,16 +153,20 @@ def run_scores(long: "pandas.DataFrame") -> "pandas.DataFrame":
             row["utility"] = run_utility(zip(run.family, run.pct_kept))
             mem = run[run.family == family]
             proportion = not mem.empty and bool((mem.kind == "proportion").all())
+            tune = run[run.family == SELECTION_FAMILY]
+            row["selection_family"] = SELECTION_FAMILY if not tune.empty else family or ""
+            row["selection"] = _mean(tune.pct_kept) if not tune.empty else _mean(mem.pct_kept)
             row.update(memorization_family=family or "", memorization=_mean(mem.pct_kept),
                        mem_n=int(mem.n.sum()) if proportion else 0,
                        mem_edited_hits=float((mem.edited * mem.n).sum()) if proportion else NAN,
                        mem_baseline_hits=float((mem.baseline * mem.n).sum()) if proportion else NAN)
             rows.append(row)
-    return pd.DataFrame(rows, columns=RUN_IDS + ["utility", "memorization_family", "memorization", "mem_n",
-                                                 "mem_edited_hits", "mem_baseline_hits"])
+    return pd.DataFrame(rows, columns=RUN_IDS + ["utility", "selection_family", "selection", "memorization_family",
+                                                 "memorization", "mem_n", "mem_edited_hits", "mem_baseline_hits"])
 
 
-CONFIG_IDS = ["model", "suite", "method", "variant", "config_key", "data_needed", "memorization_family"]
+CONFIG_IDS = ["model", "suite", "method", "variant", "config_key", "data_needed", "selection_family",
+              "memorization_family"]
 
 
 def config_points(scores: "pandas.DataFrame") -> "pandas.DataFrame":
@@ -171,11 +179,12 @@ def config_points(scores: "pandas.DataFrame") -> "pandas.DataFrame":
         row = dict(zip(CONFIG_IDS, key))
         row["seeds"] = len(g)
         row["utility_mean"], row["utility_std"] = mean_std(g.utility.tolist())
+        row["selection_mean"], _ = mean_std(g.selection.tolist())
         row["memorization_mean"], row["memorization_std"] = mean_std(g.memorization.tolist())
         row["memorization_ci_low"], row["memorization_ci_high"] = pooled_interval(
             g.mem_edited_hits.sum(skipna=False), g.mem_baseline_hits.sum(skipna=False), int(g.mem_n.sum()))
         rows.append(row)
-    return pd.DataFrame(rows, columns=CONFIG_IDS + ["seeds", "utility_mean", "utility_std", "memorization_mean",
+    return pd.DataFrame(rows, columns=CONFIG_IDS + ["seeds", "utility_mean", "utility_std", "selection_mean", "memorization_mean",
                                                     "memorization_std", "memorization_ci_low", "memorization_ci_high"])
 
 
@@ -183,9 +192,9 @@ def _tag(threshold: float) -> str:
     return f"{threshold:g}"
 
 
-HEADLINE_COLUMNS = (["model", "suite", "memorization_family", "rank", "method", "data_needed"]
+HEADLINE_COLUMNS = (["model", "suite", "selection_family", "memorization_family", "rank", "method", "data_needed"]
                     + [f"{c}_{_tag(t)}" for t in THRESHOLDS
-                       for c in ("variant", "memorization", "memorization_std", "memorization_ci_low",
+                       for c in ("variant", "selection", "memorization", "memorization_std", "memorization_ci_low",
                                  "memorization_ci_high", "utility", "utility_std", "seeds")]
                     + ["area", "area_seed_mean", "area_seed_std", "configs", "seeds", "runs",
                        "method_seconds_median", "device"])
@@ -240,6 +249,7 @@ def headline_table(long: "pandas.DataFrame", runs: "pandas.DataFrame") -> "panda
             info = runs[(runs.model == model) & (runs.suite == suite) & (runs.method == method)
                         & runs.config_hash.isin(sc.config_hash)]
             row: dict[str, Any] = {"model": model, "suite": suite, "method": method,
+                                   "selection_family": mp.selection_family.iloc[0],
                                    "memorization_family": mp.memorization_family.iloc[0],
                                    "data_needed": "/".join(sorted(set(mp.data_needed)))}
             configs = list(mp.itertuples())
@@ -247,7 +257,8 @@ def headline_table(long: "pandas.DataFrame", runs: "pandas.DataFrame") -> "panda
                 best = best_setting(configs, t)
                 tag = _tag(t)
                 row[f"variant_{tag}"] = best.variant if best else ""
-                for col, attr in (("memorization", "memorization_mean"), ("memorization_std", "memorization_std"),
+                for col, attr in (("selection", "selection_mean"), ("memorization", "memorization_mean"),
+                                  ("memorization_std", "memorization_std"),
                                   ("memorization_ci_low", "memorization_ci_low"),
                                   ("memorization_ci_high", "memorization_ci_high"),
                                   ("utility", "utility_mean"), ("utility_std", "utility_std"), ("seeds", "seeds")):

@@ -71,7 +71,35 @@ def test_front_area_matches_a_fine_grid_on_random_fronts():
 
 
 def configs(*triples):
-    return [SimpleNamespace(variant=v, utility_mean=u, memorization_mean=m) for v, u, m in triples]
+    """Configurations chosen on their memorization (no tune split: the selection is the memorization)."""
+    return [SimpleNamespace(variant=v, utility_mean=u, memorization_mean=m, selection_mean=m) for v, u, m in triples]
+
+
+def test_best_setting_chooses_on_the_tune_split_and_reports_the_test_split():
+    """With a tune split the choice reads only its recall: a setting that happens to score best on
+    the test split is not picked for it."""
+    cs = [SimpleNamespace(variant="lucky on test", utility_mean=97.0, selection_mean=30.0, memorization_mean=5.0),
+          SimpleNamespace(variant="best on tune", utility_mean=96.0, selection_mean=10.0, memorization_mean=20.0)]
+    best = best_setting(cs, 95)
+    assert best.variant == "best on tune" and best.memorization_mean == 20.0
+
+
+def test_run_scores_select_on_memorized_tune_when_the_suite_has_it():
+    import pandas as pd
+
+    from leaderboard.headline import RUN_IDS, run_scores
+
+    def row(family: str, pct: float) -> dict:
+        return {"model": "m", "suite": "s", "method": "k", "variant": "k", "config_key": "c", "replicate": 0,
+                "config_hash": "h", "data_needed": "none", "family": family, "pct_kept": pct, "primary": True,
+                "kind": "proportion", "n": 10, "edited": pct / 100, "baseline": 1.0}
+    long = pd.DataFrame([row("memorized_val", 20.0), row("memorized_tune", 10.0), row("logic", 99.0)])
+    scores = run_scores(long)
+    assert list(scores.columns[: len(RUN_IDS)]) == RUN_IDS
+    assert scores.loc[0, ["selection_family", "selection", "memorization_family", "memorization"]].tolist() == [
+        "memorized_tune", 10.0, "memorized_val", 20.0]
+    without = run_scores(long[long.family != "memorized_tune"])
+    assert without.loc[0, ["selection_family", "selection"]].tolist() == ["memorized_val", 20.0]
 
 
 def test_best_setting_lowest_memorization_at_the_threshold_then_higher_utility_then_label():
