@@ -1,0 +1,301 @@
+"""Every table of numbers in README.md and docs/ is generated here, from committed files: the
+shipped organisms' manifests, the published run files (leaderboard/published/runs), the measured
+tolerance (tests/regression/tolerance.json) and the run files of the docs' own studies
+(docs/runs/). A table sits between two markers in the Markdown:
+
+    <!-- table: NAME -->
+    ...generated...
+    <!-- end table -->
+
+    python -m studies.doc_tables            # rewrite every block in README.md and docs/*.md
+    python -m studies.doc_tables --check    # exit 1 naming each block that differs (CI: tests/studies)
+
+A new table is one function in TABLES. Numbers are rounded as printed here, so the same files give
+the same bytes on any machine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.buildcache import CONF_DIR
+
+if TYPE_CHECKING:
+    import pandas
+
+REPO = CONF_DIR.parent
+PUBLISHED_RUNS = REPO / "leaderboard" / "published" / "runs"
+HEADLINE_CSV = REPO / "leaderboard" / "published" / "headline.csv"
+TOLERANCE = REPO / "tests" / "regression" / "tolerance.json"
+STUDY_RUNS = REPO / "docs" / "runs"
+SEEDS = (0, 1, 2)
+BLOCK = re.compile(r"(<!-- table: ([\w-]+) -->\n)(.*?)(<!-- end table -->)", re.S)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _manifests() -> dict[int, dict[str, Any]]:
+    from models.organism import SHIPPED_DIR
+
+    return {s: json.loads((SHIPPED_DIR / f"seed{s}" / "manifest.json").read_text(encoding="utf-8")) for s in SEEDS}
+
+
+def organism_checks() -> str:
+    """The check targets on the stored weights of each shipped seed."""
+    from models.organism.measure import TARGETS, meets
+
+    manifests = _manifests()
+    rows = []
+    for name, target in TARGETS.items():
+        op, bound = target.goal
+        values = [manifests[s]["stored_checks"].get(name) for s in SEEDS]
+        met = all(v is not None and meets(name, v) for v in values) if bound else "-"
+        rows.append([name, *values, f"{op} {bound:.2f}" if bound else "report only",
+                     {True: "yes", False: "**NO**"}.get(met, met) if bound else "-"])
+    return _table(["check", *(f"seed {s}" for s in SEEDS), "goal", "met on every seed"], rows)
+
+
+def organism_builds() -> str:
+    """What each shipped build is: digests, size, corpus, training."""
+    from models.organism import SHIPPED_DIR
+
+    rows = []
+    for s, m in _manifests().items():
+        sums = (SHIPPED_DIR / f"seed{s}" / "SHA256SUMS").read_text(encoding="utf-8")
+        weights = next(line.split()[0] for line in sums.splitlines() if line.endswith("model/model.safetensors"))
+        rows.append([s, m["settings_hash"][:12], weights[:12], f"{m['parameters'] / 1e6:.2f} M", m["vocab_size"],
+                     f"{m['train_tokens'] / 1e6:.2f} M", f"{100 * m['token_shares']['planted']:.1f} %",
+                     m["precision"], m["threads"], f"{m['build_seconds'] / 60:.1f} min", m["storage"]])
+    return _table(["seed", "settings", "weights sha256", "parameters", "vocabulary", "training tokens", "planted share",
+                   "precision", "threads", "build (2-core Xeon, shared)", "stored as"], rows)
+
+
+def vit_organisms() -> str:
+    """The shipped ViT organisms on their stored weights."""
+    from models.vit.organism import SHIPPED_DIR
+
+    rows = []
+    for seed in SEEDS:
+        m = json.loads((SHIPPED_DIR / f"seed{seed}" / "manifest.json").read_text(encoding="utf-8"))
+        c = m["stored_checks"]
+        rows.append([seed, m["settings_hash"][:12], m["parameters"], c.get("memorized"), c.get("gt_recovery"),
+                     c.get("clean_train_accuracy"), c.get("heldout_accuracy"), f"{m['build_seconds']:.0f} s"])
+    return _table(["seed", "settings", "parameters", "memorized (noise label)", "gt_recovery", "clean train accuracy",
+                   "held-out accuracy", "build"], rows)
+
+
+def _published() -> "pandas.DataFrame":
+    from leaderboard import load_runs
+
+    return load_runs(PUBLISHED_RUNS)
+
+
+def unedited_families() -> str:
+    """Every task of organism_full on the unedited shipped organisms (the `none` runs)."""
+    long = _published()
+    none = long[(long.method == "none") & (long.suite == "organism_full") & long.primary]
+    rows = []
+    for task, g in none.groupby("task", sort=False):
+        by_seed = {int(r.seed): r.baseline for r in g.itertuples()}
+        rows.append([g.family.iloc[0], task, g.metric.iloc[0], int(g.n.iloc[0]), *(by_seed.get(s) for s in SEEDS)])
+    return _table(["family", "task", "metric", "n", *(f"seed {s}" for s in SEEDS)], rows)
+
+
+def _interval(row: Any, tag: str) -> str:
+    mem, low, high = row[f"memorization_{tag}"], row[f"memorization_ci_low_{tag}"], row[f"memorization_ci_high_{tag}"]
+    if mem != mem:
+        return "–"
+    return f"{mem:.1f} [{low:.1f}, {high:.1f}]" if low == low else f"{mem:.1f}"
+
+
+def headline(suite: str) -> Callable[[], str]:
+    def table() -> str:
+        """The published headline (leaderboard/published/headline.csv, itself generated from the runs)."""
+        import pandas as pd
+
+        frame = pd.read_csv(HEADLINE_CSV)
+        rows = []
+        for r in frame[frame.suite == suite].sort_values("rank").to_dict("records"):
+            rows.append([r["rank"], r["method"], r["data_needed"],
+                         r["variant_95"] if isinstance(r["variant_95"], str) else "–", _interval(r, "95"),
+                         r["variant_90"] if isinstance(r["variant_90"], str) else "–", _interval(r, "90"),
+                         f"{r['area']:.1f}"])
+        return _table(["rank", "method", "data it needs", "setting at ≥ 95 % utility", "memorization kept, % [95 % CI]",
+                       "setting at ≥ 90 % utility", "memorization kept, % [95 % CI]", "area"], rows)
+    return table
+
+
+def kfac_sweep() -> str:
+    """K-FAC's trade-off by rho: % of the unedited score kept, mean ± std over the shipped seeds."""
+    long = _published()
+    kfac = long[(long.method == "kfac") & (long.suite == "organism_full") & long.primary]
+    tasks = ["verbatim_forget", "verbatim_test", "quotes", "logic", "copy", "qa_open", "facts_common", "facts_rare",
+             "arithmetic", "math_facts", "perplexity", "membership_test"]
+    rows = []
+    for rho, g in sorted(kfac.groupby("rho"), key=lambda item: item[0]):
+        cells = []
+        for task in tasks:
+            values = g[g.task == task].pct_kept.dropna()
+            cells.append("–" if values.empty else f"{values.mean():.0f} ± {values.std(ddof=1):.0f}"
+                         if len(values) > 1 else f"{values.mean():.0f}")
+        rows.append([f"{rho:g}", int(g.seed.nunique()), *cells])
+    return _table(["rho", "seeds", *tasks], rows)
+
+
+def claims() -> str:
+    """The regression runs' claim numbers per shipped seed (tests/regression/reference.json)."""
+    from studies.organism_claims import SCORED, SKILLS
+    from studies.reference import REFERENCE_FILE, read_reference
+
+    def kept(numbers: dict[str, Any], task: str, lower_is_better: bool = False) -> str:
+        b, e = numbers[task]["baseline"], numbers[task]["edited"]
+        ratio = (b / e if lower_is_better else e / b) if (e if lower_is_better else b) else float("nan")
+        return f"{100 * ratio:.1f}"
+
+    rows = []
+    for entry in read_reference(REFERENCE_FILE):
+        kf, ra = entry["runs"]["kfac"], entry["runs"]["random_ablation"]
+        rows.append([entry["organism"]["seed"], kept(kf, SCORED), *(kept(kf, t) for t in SKILLS),
+                     kept(kf, "perplexity", lower_is_better=True),
+                     " / ".join(kept(ra, t) for t in SKILLS)])
+    return _table(["seed", f"K-FAC {SCORED} kept", *(f"K-FAC {t} kept" for t in SKILLS), "K-FAC perplexity kept",
+                   f"random ablation {' / '.join(SKILLS)} kept"], rows)
+
+
+def tolerance() -> str:
+    """The measured evaluation differences and the tolerance CI uses (tests/regression/tolerance.json)."""
+    data = json.loads(TOLERANCE.read_text(encoding="utf-8"))
+    rows = [[task, t["kind"], t["n"], _fmt(t["largest_difference"], 4), _fmt(t["tolerance"], 4)]
+            for task, t in sorted(data["tasks"].items())]
+    return _table(["task", "metric kind", "n", "largest difference measured", "tolerance"], rows)
+
+
+def membership_after_removal() -> str:
+    """For each method's setting at ≥ 90 % utility: test recall kept and the membership signal left."""
+    import pandas as pd
+
+    long = _published()
+    head = pd.read_csv(HEADLINE_CSV)
+    head = head[head.suite == "organism_full"].sort_values("rank")
+    rows = []
+    full = long[long.suite == "organism_full"]
+    base = full[(full.method == "none") & (full.task == "membership_test")]
+    for metric in ("auc_min_k", "auc_loss", "extraction_strength"):
+        b = base[base.metric == metric].baseline
+        rows.append(["unedited", "–", metric, f"{b.mean():.3f}", "–"])
+    for r in head.to_dict("records"):
+        variant = r["variant_90"]
+        if not isinstance(variant, str):
+            continue
+        runs = full[(full.method == r["method"]) & (full.variant == variant)]
+        for metric in ("auc_min_k", "auc_loss", "extraction_strength"):
+            m = runs[(runs.task == "membership_test") & (runs.metric == metric)]
+            rows.append([r["method"], variant, metric, f"{m.edited.mean():.3f}",
+                         f"{_interval(r, '90')} % kept" if metric == "auc_min_k" else "–"])
+    return _table(["method", "setting (≥ 90 % utility)", "membership metric (test vs controls)",
+                   "mean over seeds", "test recall kept"], rows)
+
+
+def membership_cost() -> str:
+    """Seconds of the membership task against the whole organism_full evaluation, from the published runs."""
+    rows = []
+    for path in sorted(PUBLISHED_RUNS.glob("organism/organism_full/*/*.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        for role in ("baseline", "edited"):
+            tasks = run[role]["tasks"]
+            if "membership_test" in tasks and all("seconds" in t for t in tasks.values()):
+                rows.append((tasks["membership_test"]["seconds"], sum(t["seconds"] for t in tasks.values())))
+    if not rows:
+        return _table(["evaluations", "membership seconds", "all tasks seconds", "added by membership"], [])
+    member, total = sum(r[0] for r in rows), sum(r[1] for r in rows)
+    return _table(["evaluations", "membership seconds (total)", "all tasks seconds (total)",
+                   "added by membership"], [[len(rows), f"{member:.0f}", f"{total:.0f}",
+                                             f"{100 * member / (total - member):.1f} %"]])
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "organism-checks": organism_checks,
+    "organism-builds": organism_builds,
+    "vit-organisms": vit_organisms,
+    "unedited-families": unedited_families,
+    "headline-organism": headline("organism_full"),
+    "headline-vit": headline("mislabeled"),
+    "kfac-sweep": kfac_sweep,
+    "tolerance": tolerance,
+    "claims": claims,
+    "membership-after-removal": membership_after_removal,
+    "membership-cost": membership_cost,
+}
+
+
+def documents() -> list[Path]:
+    """The Markdown files whose tables are generated: README.md and docs/*.md (not docs/archive/)."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def regenerate(text: str, cache: dict[str, str]) -> str:
+    """`text` with every table block replaced by its table (unknown names: ValueError)."""
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in TABLES:
+            raise ValueError(f"unknown table '{name}'; known: {', '.join(TABLES)}")
+        if name not in cache:
+            cache[name] = TABLES[name]()
+        return match.group(1) + cache[name] + match.group(4)
+    return BLOCK.sub(fill, text)
+
+
+def stale_blocks(paths: list[Path] | None = None) -> list[str]:
+    """'<file>: <table>' for every block whose committed text differs from its regeneration."""
+    cache: dict[str, str] = {}
+    stale = []
+    for path in paths or documents():
+        text = path.read_text(encoding="utf-8")
+        for match in BLOCK.finditer(text):
+            fresh = regenerate(match.group(0), cache)
+            if fresh != match.group(0):
+                stale.append(f"{path.relative_to(REPO)}: {match.group(2)}")
+    return stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--check"]:
+        stale = stale_blocks()
+        for line in stale:
+            print(f"stale table {line}; regenerate with: python -m studies.doc_tables")
+        return 1 if stale else 0
+    if argv:
+        print("usage: python -m studies.doc_tables [--check]", file=sys.stderr)
+        return 2
+    cache: dict[str, str] = {}
+    for path in documents():
+        text = path.read_text(encoding="utf-8")
+        fresh = regenerate(text, cache)
+        if fresh != text:
+            from core.io import atomic_write_text
+
+            atomic_write_text(path, fresh)
+            print(f"rewrote {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
