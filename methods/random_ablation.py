@@ -1,7 +1,7 @@
 """Random ablation: the control for K-FAC. Same layers, matrices, factors and eigenbasis as K-FAC;
 in each matrix it removes exactly as many components as K-FAC would at that rho, but chosen
 uniformly at random (seeded with the run seed). If it removed memorization as well as K-FAC, the
-curvature ranking would not be what does the work (PAPER.md, "Random ablation")."""
+curvature ranking would not be what does the work (docs/paper.md, "Baselines")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """SVD truncation, the paper's baseline: in the chosen layers, drop the smallest singular values of
-each MLP matrix (7B: layer 21 only, the bottom 0.5 % of up/down, 50 % of gate; PAPER.md).
+each MLP matrix (7B: layer 21 only, the bottom 0.5 % of up/down, 50 % of gate; docs/paper.md).
 
 W = U diag(s) V^T; dropping the k smallest: W' = W - U[:, -k:] diag(s[-k:]) V[:, -k:]^T, computed in
 fp32 and written back in the model's dtype. k = round(fraction * min(out, in)) per matrix."""
@@ -25,7 +25,7 @@ def drop_smallest_singular_values(weight: torch.Tensor, k: int) -> tuple[torch.T
     return W - dropped, float((s[-k:] ** 2).sum() / (s ** 2).sum())
 
 
-# The paper's 7B setting (PAPER.md): bottom 0.5 % of up/down, 50 % of gate. Read, never mutated.
+# The paper's 7B setting (docs/paper.md): bottom 0.5 % of up/down, 50 % of gate. Read, never mutated.
 PAPER_FRACTIONS = {"gate": 0.5, "up": 0.005, "down": 0.005}
 
 

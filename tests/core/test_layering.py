@@ -117,3 +117,11 @@ def test_the_checker_sees_a_circle(tmp_path: Path) -> None:
     modules = {"a": a, "b": b, "c": c}
     assert imports_of(a, modules) == {"b"} and imports_of(b, modules) == {"a"}
     assert imports_of(c, modules) == {"b"}  # the type-only import is not a runtime one
+
+
+def test_the_readme_layout_table_is_these_layers() -> None:
+    """README.md's layout table lists every layered package at its layer, and no other numbered row."""
+    import re
+
+    rows = re.findall(r"^\| (\d+) \| `(\w+)/` \|", (REPO / "README.md").read_text(encoding="utf-8"), flags=re.M)
+    assert {pkg: int(layer) for layer, pkg in rows} == LAYER_OF

@@ -72,20 +72,6 @@ def test_mean_std_over_seeds():
     assert mean_std([5.0])[0] == 5.0 and math.isnan(mean_std([5.0])[1])
 
 
-def entry(value: float, higher: bool = True, kind: str = "proportion") -> dict:
-    return {"metrics": {"m": value}, "primary": "m", "higher_is_better": {"m": higher}, "kinds": {"m": kind}}
-
-
-def run(base: dict[str, float], edited: dict[str, float]) -> dict:
-    lower = {"perplexity"}
-    return {"baseline": {"tasks": {t: entry(v, t not in lower, "value" if t in lower else "proportion") for t, v in base.items()}},
-            "edited": {"tasks": {t: entry(v, t not in lower, "value" if t in lower else "proportion") for t, v in edited.items()}},
-            "method": {"report": {}}}
-
-
-BASE = {"verbatim_validation": 1.0, "logic": 0.9, "qa_open": 0.8, "perplexity": 4.0}
-
-
 def test_percent_kept_has_one_orientation() -> None:
     assert percent_kept(0.2, 0.8) == pytest.approx(25.0)
     assert percent_kept(4.0, 3.0, higher_is_better=False) == pytest.approx(75.0)  # NLL up by a third
@@ -95,17 +81,20 @@ def test_percent_kept_has_one_orientation() -> None:
 
 
 def test_task_kept_inverts_lower_is_better_metrics() -> None:
-    r = run(BASE, {"verbatim_validation": 0.05, "logic": 0.9, "qa_open": 0.4, "perplexity": 8.0})
-    assert task_kept(r, "verbatim_validation") == 0.05
-    assert task_kept(r, "qa_open") == 0.5
-    assert task_kept(r, "perplexity") == 0.5  # perplexity doubled: half the quality kept
+    def entry(value: float, higher: bool = True) -> dict:
+        return {"metrics": {"m": value}, "primary": "m", "higher_is_better": {"m": higher}}
+
+    run = {"baseline": {"tasks": {"recall": entry(1.0), "qa": entry(0.8), "perplexity": entry(4.0, False)}},
+           "edited": {"tasks": {"recall": entry(0.05), "qa": entry(0.4), "perplexity": entry(8.0, False)}}}
+    assert task_kept(run, "recall") == 0.05
+    assert task_kept(run, "qa") == 0.5
+    assert task_kept(run, "perplexity") == 0.5  # perplexity doubled: half the quality kept
 
 
 def test_components_kept_sums_over_matrices() -> None:
-    r = run(BASE, BASE)
-    r["method"]["report"]["changed"] = {"a": {"components_total": 100, "components_removed": 90},
-                                        "b": {"components_total": 300, "components_removed": 290}}
-    assert components_kept(r["method"]["report"]["changed"]) == 1 - 380 / 400
+    changed = {"a": {"components_total": 100, "components_removed": 90},
+               "b": {"components_total": 300, "components_removed": 290}}
+    assert components_kept(changed) == 1 - 380 / 400
     assert components_kept({}) is None
 
 

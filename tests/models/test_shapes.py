@@ -13,7 +13,7 @@ from models.shapes import build_config, load, parameter_count, read_shape
 
 TINY = str(Path(__file__).resolve().parents[1] / "fixtures" / "shapes" / "tiny_olmo2.json")
 
-# PAPER.md, "The real architectures": hidden, MLP, layers, heads, KV heads.
+# docs/paper.md, "Real architectures": hidden, MLP, layers, heads, KV heads.
 PUBLISHED = {"olmo2_1b": (2048, 8192, 16, 16, 16), "olmo2_7b": (4096, 11008, 32, 32, 32)}
 
 
