@@ -28,15 +28,14 @@ def model_name(model_cfg: Mapping[str, Any]) -> str:
     import json
     import re
 
+    from models.gguf import gguf_name
     from models.hf import safe_name
 
     if model_cfg.get("name"):
         return str(model_cfg["name"])
-    gguf = str(model_cfg.get("gguf_file") or "")
-    if not gguf and str(model_cfg.get("path") or "").lower().endswith(".gguf"):
-        gguf = str(model_cfg["path"])
-    if gguf:  # a GGUF file: its name without the extension
-        return safe_name(Path(gguf).name.rsplit(".", 1)[0])
+    gguf = gguf_name(model_cfg)
+    if gguf:
+        return safe_name(gguf)
     path = str(model_cfg.get("path") or model_cfg.get("kind", "model"))
     folder = Path(path).expanduser()
     if not folder.is_dir():

@@ -50,6 +50,14 @@ def gguf_source(model_cfg: Mapping[str, Any]) -> Path | None:
     return file
 
 
+def gguf_name(model_cfg: Mapping[str, Any]) -> str | None:
+    """The GGUF file's name without its extension, when `model_cfg` names one (a run's default name)."""
+    name = str(model_cfg.get("gguf_file") or "")
+    if not name and str(model_cfg.get("path") or "").lower().endswith(".gguf"):
+        name = str(model_cfg["path"])
+    return Path(name).name.rsplit(".", 1)[0] if name else None
+
+
 def package_folder(package: str, install_hint: str | None = None) -> Path:
     """The folder of an installed package, found without importing it (a packaged model's
     `__init__` may import dependencies it declares but that reading its file does not need)."""

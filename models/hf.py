@@ -102,16 +102,15 @@ def load(model_cfg: Mapping[str, Any], device: torch.device, cache_dir: Path, pr
     """`model=hf`: `model.path` is a hub id, a local save_pretrained folder or a GGUF file (also
     `gguf_file=<name>` in `path`, or in an installed `package`; models/gguf.py converts it once).
     `files`: data files the model brings (`model:<name>` references), for loaders built on this one."""
-    from models.gguf import ensure_converted, gguf_source
+    from models.gguf import ensure_converted, gguf_name, gguf_source
 
     gguf = gguf_source(model_cfg)
     if gguf is not None:
-        from models import model_name
-
         folder = ensure_converted(gguf, cache_dir, progress)
         loaded = load_hf_causal_lm(str(folder), device, model_cfg.get("dtype", "auto"),
                                    data_refs=model_cfg.get("data") or {}, files=files)
-        loaded.name, loaded.key = model_name(model_cfg), f"gguf-{folder.name}"
+        loaded.name = str(model_cfg.get("name") or safe_name(gguf_name(model_cfg) or gguf.stem))
+        loaded.key = f"gguf-{folder.name}"
         return loaded
     path = model_cfg.get("path")
     if not path:

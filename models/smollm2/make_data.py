@@ -8,6 +8,10 @@ Sources and licences:
            (sorted by name) are held out for perplexity / nDCG@10, odd ones feed statistics / retain.
   code     CPython 3.11 standard-library modules (PSF License 2.0): HELDOUT_MODULES for perplexity,
            STATS_MODULES for statistics / retain (never the same module).
+  passages Debian's licence texts (/usr/share/common-licenses, package base-files): LICENCE_TEXTS,
+           whitespace-normalised, cut into PASSAGE_WORDS-word passages, PASSAGES of them (shuffled,
+           seed 0) kept; each licence permits verbatim copies of its text. model=smollm2_planted
+           memorizes some of them (models/smollm2/planted.py).
   skills   written here: capitals (facts), one-digit sums, word-list copying, review sentiment.
 """
 
@@ -23,6 +27,10 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 HELDOUT_MODULES = ["textwrap", "shlex", "fractions"]
 STATS_MODULES = ["string", "heapq", "bisect", "colorsys", "fnmatch", "glob", "graphlib", "keyword", "numbers",
                  "operator", "queue", "sched", "secrets", "statistics", "copy", "abc"]
+LICENCE_DIR = Path("/usr/share/common-licenses")
+LICENCE_TEXTS = ["GPL-3", "GPL-2", "GPL-1", "LGPL-2.1", "Apache-2.0", "MPL-2.0", "MPL-1.1", "GFDL-1.3", "Artistic",
+                 "CC0-1.0"]
+PASSAGE_WORDS, PASSAGES = 100, 128
 SHOTS = [("Japan", "Tokyo"), ("Italy", "Rome"), ("Egypt", "Cairo")]  # in the prompt, not asked
 CAPITALS = [
     ("France", "Paris"), ("Germany", "Berlin"), ("Spain", "Madrid"), ("Portugal", "Lisbon"), ("Greece", "Athens"),
@@ -75,6 +83,16 @@ def prose_paragraphs(topics: list[str]) -> list[str]:
 def module_sources(names: list[str]) -> list[str]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     return [(stdlib / f"{n}.py").read_text(encoding="utf-8") for n in names]
+
+
+def licence_passages(rng: random.Random) -> list[dict]:
+    chunks = []
+    for name in LICENCE_TEXTS:
+        words = (LICENCE_DIR / name).read_text(encoding="utf-8").split()
+        chunks += [{"source": name, "text": " ".join(words[i:i + PASSAGE_WORDS])}
+                   for i in range(0, len(words) - PASSAGE_WORDS + 1, PASSAGE_WORDS)]
+    rng.shuffle(chunks)
+    return chunks[:PASSAGES]
 
 
 def capitals_rows() -> list[dict]:
@@ -136,6 +154,7 @@ def main() -> None:
     write("arithmetic.jsonl", arithmetic_rows(rng))
     write("copy.jsonl", copy_rows(rng))
     write("two_way.jsonl", two_way_rows(rng))
+    write("licence_passages.jsonl", licence_passages(random.Random(0)))
 
 
 if __name__ == "__main__":
