@@ -30,7 +30,7 @@ STATS_MODULES = ["string", "heapq", "bisect", "colorsys", "fnmatch", "glob", "gr
 LICENCE_DIR = Path("/usr/share/common-licenses")
 LICENCE_TEXTS = ["GPL-3", "GPL-2", "GPL-1", "LGPL-2.1", "Apache-2.0", "MPL-2.0", "MPL-1.1", "GFDL-1.3", "Artistic",
                  "CC0-1.0"]
-PASSAGE_WORDS, PASSAGES = 100, 128
+PASSAGE_WORDS, PASSAGES = 120, 128
 SHOTS = [("Japan", "Tokyo"), ("Italy", "Rome"), ("Egypt", "Cairo")]  # in the prompt, not asked
 CAPITALS = [
     ("France", "Paris"), ("Germany", "Berlin"), ("Spain", "Madrid"), ("Portugal", "Lisbon"), ("Greece", "Athens"),

@@ -77,14 +77,16 @@ def base_folder(model_cfg: Mapping[str, Any], cache_dir: Path, progress: Any = N
     return Path(str(model_cfg["path"]))
 
 
-def deal_passages(passages: list[list[int]], counts: Mapping[str, int], seed: int) -> tuple[dict[str, list[int]], list[int]]:
-    """Passage indices per split (shuffled with `seed`, dealt in SPLITS order) and the unused rest."""
+def deal_passages(eligible: list[int], counts: Mapping[str, int], seed: int) -> tuple[dict[str, list[int]], list[int]]:
+    """Passage indices per split (the eligible ones shuffled with `seed`, dealt in SPLITS order) and
+    the unused rest."""
     need = sum(int(counts[s]) for s in SPLITS)
-    if need > len(passages):
+    if need > len(eligible):
         from core.errors import ConfigError
 
-        raise ConfigError(f"model.planted.passages asks for {need} passages; the source has {len(passages)}")
-    order = list(range(len(passages)))
+        raise ConfigError(f"model.planted.passages asks for {need} passages; the source has {len(eligible)} "
+                          "long enough for prefix + suffix")
+    order = list(eligible)
     random.Random(seed).shuffle(order)
     splits, start = {}, 0
     for split in SPLITS:
@@ -93,15 +95,10 @@ def deal_passages(passages: list[list[int]], counts: Mapping[str, int], seed: in
     return splits, sorted(order[start:])
 
 
-def passage_ids(tokenizer: Any, texts: list[str], length: int) -> list[list[int]]:
-    """The first `length` token ids of each passage (an error if one is shorter)."""
-    from core.errors import DataError
-
+def passage_ids(tokenizer: Any, texts: list[str], length: int) -> dict[int, list[int]]:
+    """The first `length` token ids of each passage that has that many, by passage index."""
     rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    short = [i for i, r in enumerate(rows) if len(r) < length]
-    if short:
-        raise DataError(f"licence passage(s) {short[:5]} have fewer than {length} tokens (prefix + suffix)")
-    return [r[:length] for r in rows]
+    return {i: r[:length] for i, r in enumerate(rows) if len(r) >= length}
 
 
 def replay_windows(tokenizer: Any, sources: list[Path], seq_len: int) -> Iterator["torch.Tensor"]:
@@ -175,7 +172,7 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
     source = read_jsonl(files["licence_passages"])
     length = int(shape["prefix"]) + int(shape["suffix"])
     ids = passage_ids(tokenizer, [r["text"] for r in source], length)
-    splits, rest = deal_passages(ids, shape, int(settings["seed"]))
+    splits, rest = deal_passages(sorted(ids), shape, int(settings["seed"]))
     data_dir = folder / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     for split, rows in splits.items():

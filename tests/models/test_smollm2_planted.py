@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from omegaconf import OmegaConf
+
+from core.buildcache import CONF_DIR
 from core.errors import ConfigError
 from models.smollm2.planted import SPLITS, deal_passages, load
 
@@ -24,13 +27,14 @@ TINY = {"seed": 0, "passages": {"prefix": 8, "suffix": 8, "forget": 2, "validati
 
 def test_deal_passages_is_disjoint_and_seeded() -> None:
     counts = {"forget": 3, "validation": 2, "test": 2, "control": 3}
-    splits, rest = deal_passages([[0]] * 12, counts, seed=0)
+    splits, rest = deal_passages(list(range(12)), counts, seed=0)
     dealt = [i for s in SPLITS for i in splits[s]]
     assert sorted(dealt + rest) == list(range(12)) and len(set(dealt)) == 10
     assert {s: len(v) for s, v in splits.items()} == counts
-    assert deal_passages([[0]] * 12, counts, seed=0) == (splits, rest) != deal_passages([[0]] * 12, counts, seed=1)
-    with pytest.raises(ConfigError, match="asks for 10 passages; the source has 9"):
-        deal_passages([[0]] * 9, counts, seed=0)
+    assert deal_passages(list(range(12)), counts, seed=0) == (splits, rest) != deal_passages(list(range(12)), counts, seed=1)
+    assert deal_passages([1, 3, 5, 7, 9, 11, 13, 15, 17, 19], counts, seed=0)[1] == []  # only eligible ones
+    with pytest.raises(ConfigError, match="asks for 10 passages; the source has 9 long enough"):
+        deal_passages(list(range(9)), counts, seed=0)
 
 
 def test_tiny_planted_build(tmp_path: Path) -> None:
@@ -54,6 +58,9 @@ def test_tiny_planted_build(tmp_path: Path) -> None:
     assert torch.equal(new["model.layers.0.self_attn.q_proj.weight"], old["model.layers.0.self_attn.q_proj.weight"])
     assert not torch.equal(new["model.layers.0.mlp.up_proj.weight"], old["model.layers.0.mlp.up_proj.weight"])
     assert len(loaded.sources.forget()) == 2 and "capitals" in loaded.data and loaded.key.endswith(folder.name)
+    suites = [OmegaConf.load(CONF_DIR / "suite" / f"{name}.yaml") for name in ("smollm2", "smollm2_planted")]
+    refs = {t["data"].removeprefix("model:") for suite in suites for t in suite.tasks.values()}
+    assert refs <= set(loaded.data)  # every file suite=smollm2_planted reads is brought
     mtime = (folder / "manifest.json").stat().st_mtime_ns
     load(cfg, torch.device("cpu"), tmp_path / "cache")  # cached: not rebuilt
     assert (folder / "manifest.json").stat().st_mtime_ns == mtime
