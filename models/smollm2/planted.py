@@ -44,6 +44,7 @@ def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, 
     from models.smollm2 import data_files
 
     settings = _plain(model_cfg["planted"])
+    check_settings(settings)
     base = base_folder(model_cfg, Path(cache_dir), progress)
     keyed = {**settings, "base": base.name if base.parent.parent == Path(cache_dir) else str(base)}
     folder = ensure_built(keyed, Path(cache_dir) / "smollm2_planted", PLANTED_FORMAT_VERSION,
@@ -61,6 +62,25 @@ def _plain(node: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """One line for a bad `model.planted` before anything slow runs."""
+    from core.errors import ConfigError
+    from models.smollm2 import data_files
+
+    where = "model.planted"
+    for block in ("passages", "replay", "train", "check"):
+        if not isinstance(settings.get(block), Mapping):
+            raise ConfigError(f"{where}.{block} is missing; see conf/model/smollm2_planted.yaml")
+    missing = [s for s in ("prefix", "suffix", *SPLITS) if not isinstance(settings["passages"].get(s), int)]
+    if missing:
+        raise ConfigError(f"{where}.passages needs whole numbers for {', '.join(missing)}")
+    unknown = [s for s in settings["replay"].get("sources", []) if s not in data_files()]
+    if unknown:
+        raise ConfigError(f"{where}.replay.sources: unknown {unknown}; valid: {', '.join(sorted(data_files()))}")
+    if str(settings["train"].get("params", "mlp")) not in ("mlp", "all"):
+        raise ConfigError(f"{where}.train.params={settings['train']['params']!r}; valid: mlp, all")
 
 
 def base_folder(model_cfg: Mapping[str, Any], cache_dir: Path, progress: Any = None) -> Path:
@@ -143,10 +163,7 @@ def measure(model: "torch.nn.Module", tokenizer: Any, data_dir: Path, splits: li
 
 
 def trainable(model: "torch.nn.Module", which: str) -> list["torch.nn.Parameter"]:
-    from core.errors import ConfigError
-
-    if which not in ("mlp", "all"):
-        raise ConfigError(f"model.planted.train.params={which!r}; valid: mlp, all")
+    """The parameters that train ('mlp': names with '.mlp.'; 'all'); the rest are frozen."""
     params = []
     for name, p in model.named_parameters():
         p.requires_grad_(which == "all" or ".mlp." in name)

@@ -64,3 +64,15 @@ def test_tiny_planted_build(tmp_path: Path) -> None:
     mtime = (folder / "manifest.json").stat().st_mtime_ns
     load(cfg, torch.device("cpu"), tmp_path / "cache")  # cached: not rebuilt
     assert (folder / "manifest.json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"replay": {"sources": ["nope"], "per_step": 1}}, "replay.sources: unknown"),
+    ({"train": {**TINY["train"], "params": "attention"}}, "train.params='attention'; valid: mlp, all"),
+    ({"passages": {**TINY["passages"], "forget": 1.5}}, "passages needs whole numbers for forget"),
+    ({"check": None}, "model.planted.check is missing"),
+])
+def test_bad_settings_are_one_line_before_loading(change: dict, message: str, tmp_path: Path) -> None:
+    cfg = {"kind": "smollm2_planted", "path": str(tmp_path / "absent.gguf"), "planted": TINY | change}
+    with pytest.raises(ConfigError, match=message):
+        load(cfg, torch.device("cpu"), tmp_path)
