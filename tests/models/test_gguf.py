@@ -80,3 +80,18 @@ def test_package_file_is_found_without_importing_the_package(tiny_gguf, tmp_path
     shutil.copy(file, package / file.name)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     assert gguf_source({"package": "packaged_tiny_model", "gguf_file": file.name}) == package / file.name
+
+
+def test_an_architecture_transformers_cannot_read_is_one_line(tmp_path: Path) -> None:
+    import gguf
+
+    path = tmp_path / "odd.gguf"
+    writer = gguf.GGUFWriter(str(path), "made_up_architecture")
+    writer.add_block_count(1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelLoadError, match=r"^cannot load GGUF file .*odd\.gguf: "):
+        load_model({"kind": "hf", "path": str(path)}, "cpu", tmp_path / "cache")
+    assert not [p for p in (tmp_path / "cache" / "gguf").iterdir() if p.is_dir()]  # nothing half-built left
