@@ -43,7 +43,7 @@ def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, 
     from models.hf import load_hf_causal_lm
     from models.smollm2 import data_files
 
-    settings = _plain(model_cfg["planted"])
+    settings = _plain(model_cfg.get("planted") or {})
     check_settings(settings)
     base = base_folder(model_cfg, Path(cache_dir), progress)
     keyed = {**settings, "base": base.name if base.parent.parent == Path(cache_dir) else str(base)}
