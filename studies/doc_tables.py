@@ -230,6 +230,14 @@ def membership_cost() -> str:
                                              f"{100 * member / (total - member):.1f} %"]])
 
 
+def smollm2_skills() -> str:
+    """SmolLM2-135M's unedited skills, from the committed run file of `suite=smollm2`."""
+    [path] = sorted((STUDY_RUNS / "smollm2").glob("*.json"))
+    tasks = json.loads(path.read_text(encoding="utf-8"))["baseline"]["tasks"]
+    rows = [[name, t["family"], t["primary"], t["n"], t["metrics"][t["primary"]]] for name, t in tasks.items()]
+    return _table(["task", "family", "metric", "n", "unedited SmolLM2"], rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "organism-checks": organism_checks,
     "organism-builds": organism_builds,
@@ -242,6 +250,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "claims": claims,
     "membership-after-removal": membership_after_removal,
     "membership-cost": membership_cost,
+    "smollm2-skills": smollm2_skills,
 }
 
 
