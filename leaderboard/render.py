@@ -137,9 +137,11 @@ metric's % kept, each task capped at 100 (an edit cannot keep more than all of a
 a method that improves perplexity could hide damage elsewhere); tasks whose unedited value is 0
 are left out. **Memorization** of a run = % kept of the primary metric of `memorized_val` (recall
 of memorized passages no method is shown), or of `memorized` when the suite has none (named in
-each heading). A configuration's values: mean over its seeds (utility ± std). **Best setting at
-≥ T %**: of the method's configurations whose mean utility is ≥ T, the one keeping the least
-memorization (ties: higher utility); its [95 % interval] is the Wilson interval of the edited
+each heading). **Selection** of a run = % kept of `memorized_tune` (the organism's tune split,
+read only to choose a setting), or its memorization when the suite has no tune split. A
+configuration's values: mean over its seeds (utility ± std). **Best setting at ≥ T %**: of the
+method's configurations whose mean utility is ≥ T, the one with the lowest selection (ties: higher
+utility), scored by its memorization; its [95 % interval] is the Wilson interval of the edited
 recall pooled over its seeds (all their examples together), as % of the unedited recall pooled
 the same way (the unedited recall's own noise is not in it). **Area**: R(t) = the most
 memorization removed (100 − % kept) by a configuration of the method with utility ≥ t, at least 0
