@@ -49,6 +49,9 @@ HEADLINE_FAMILIES: tuple[str, ...] = ("memorized_val", "memorized")
 # The family a leaderboard chooses each method's setting by, when the suite has it (the organism's
 # tune split), so that the family it scores is never the one it selected on.
 SELECTION_FAMILY = "memorized_tune"
+# The family whose primary metric (a membership-inference AUC) the headline shows beside
+# memorization: is the content still detectable after its recall is removed?
+MEMBERSHIP_FAMILY = "membership"
 FAMILY_ORDER: tuple[str, ...] = tuple(f.name for f in FAMILIES)
 _GOALS: dict[str, Goal] = {f.name: f.goal for f in FAMILIES}
 

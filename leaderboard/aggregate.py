@@ -137,6 +137,12 @@ def run_variant_labels(runs: list[tuple[Path, dict[str, Any]]]) -> dict[tuple[st
     return {ms: variant_labels(configs[ms], methods[ms]) for ms in configs}
 
 
+def own_interval(entry: dict[str, Any], metric: str) -> tuple[float, float] | None:
+    """The interval a task recorded for `metric` itself (e.g. a membership AUC's bootstrap), if any."""
+    got = (entry.get("intervals") or {}).get(metric)
+    return (float(got[0]), float(got[1])) if isinstance(got, (list, tuple)) and len(got) == 2 else None
+
+
 def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
     import pandas as pd
 
@@ -153,8 +159,8 @@ def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
                 hib = bool(edit["higher_is_better"].get(metric, True))
                 kind = edit["kinds"].get(metric, "value")
                 b, e = base["metrics"].get(metric, float("nan")), edit["metrics"][metric]
-                b_lo, b_hi = interval(kind, b, base["n"], base.get("samples", {}).get(metric))
-                e_lo, e_hi = interval(kind, e, edit["n"], edit.get("samples", {}).get(metric))
+                b_lo, b_hi = own_interval(base, metric) or interval(kind, b, base["n"], base.get("samples", {}).get(metric))
+                e_lo, e_hi = own_interval(edit, metric) or interval(kind, e, edit["n"], edit.get("samples", {}).get(metric))
                 rows.append({
                     "model": ident["model"], "suite": ident["suite"], "method": ident["method"],
                     **values,

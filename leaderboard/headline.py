@@ -43,7 +43,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from core.families import HEADLINE_FAMILIES, SELECTION_FAMILY, family_goal
+from core.families import HEADLINE_FAMILIES, MEMBERSHIP_FAMILY, SELECTION_FAMILY, family_goal
 from core.measures import mean_std, wilson_interval
 from core.runcolumns import MethodColumn, from_record
 from leaderboard.aggregate import REFERENCE_METHODS
@@ -153,6 +153,10 @@ def run_scores(long: "pandas.DataFrame") -> "pandas.DataFrame":
             row["utility"] = run_utility(zip(run.family, run.pct_kept))
             mem = run[run.family == family]
             proportion = not mem.empty and bool((mem.kind == "proportion").all())
+            mia = run[run.family == MEMBERSHIP_FAMILY]
+            row["membership"] = _mean(mia.edited)
+            row["membership_low"] = float(mia.edited_ci_low.min()) if not mia.empty else NAN
+            row["membership_high"] = float(mia.edited_ci_high.max()) if not mia.empty else NAN
             tune = run[run.family == SELECTION_FAMILY]
             row["selection_family"] = SELECTION_FAMILY if not tune.empty else family or ""
             row["selection"] = _mean(tune.pct_kept) if not tune.empty else _mean(mem.pct_kept)
@@ -161,7 +165,8 @@ def run_scores(long: "pandas.DataFrame") -> "pandas.DataFrame":
                        mem_edited_hits=float((mem.edited * mem.n).sum()) if proportion else NAN,
                        mem_baseline_hits=float((mem.baseline * mem.n).sum()) if proportion else NAN)
             rows.append(row)
-    return pd.DataFrame(rows, columns=RUN_IDS + ["utility", "selection_family", "selection", "memorization_family",
+    return pd.DataFrame(rows, columns=RUN_IDS + ["utility", "membership", "membership_low", "membership_high",
+                                                 "selection_family", "selection", "memorization_family",
                                                  "memorization", "mem_n", "mem_edited_hits", "mem_baseline_hits"])
 
 
@@ -180,11 +185,15 @@ def config_points(scores: "pandas.DataFrame") -> "pandas.DataFrame":
         row["seeds"] = len(g)
         row["utility_mean"], row["utility_std"] = mean_std(g.utility.tolist())
         row["selection_mean"], _ = mean_std(g.selection.tolist())
+        # membership: the mean AUC over seeds, and the union of the seeds' own 95 % intervals
+        row["membership_mean"], _ = mean_std(g.membership.tolist())
+        row["membership_ci_low"], row["membership_ci_high"] = g.membership_low.min(), g.membership_high.max()
         row["memorization_mean"], row["memorization_std"] = mean_std(g.memorization.tolist())
         row["memorization_ci_low"], row["memorization_ci_high"] = pooled_interval(
             g.mem_edited_hits.sum(skipna=False), g.mem_baseline_hits.sum(skipna=False), int(g.mem_n.sum()))
         rows.append(row)
-    return pd.DataFrame(rows, columns=CONFIG_IDS + ["seeds", "utility_mean", "utility_std", "selection_mean", "memorization_mean",
+    return pd.DataFrame(rows, columns=CONFIG_IDS + ["seeds", "utility_mean", "utility_std", "membership_mean",
+                                                    "membership_ci_low", "membership_ci_high", "selection_mean", "memorization_mean",
                                                     "memorization_std", "memorization_ci_low", "memorization_ci_high"])
 
 
@@ -195,7 +204,8 @@ def _tag(threshold: float) -> str:
 HEADLINE_COLUMNS = (["model", "suite", "selection_family", "memorization_family", "rank", "method", "data_needed"]
                     + [f"{c}_{_tag(t)}" for t in THRESHOLDS
                        for c in ("variant", "selection", "memorization", "memorization_std", "memorization_ci_low",
-                                 "memorization_ci_high", "utility", "utility_std", "seeds")]
+                                 "memorization_ci_high", "utility", "utility_std", "seeds", "membership",
+                                 "membership_ci_low", "membership_ci_high")]
                     + ["area", "area_seed_mean", "area_seed_std", "configs", "seeds", "runs",
                        "method_seconds_median", "device"])
 
@@ -261,7 +271,9 @@ def headline_table(long: "pandas.DataFrame", runs: "pandas.DataFrame") -> "panda
                                   ("memorization_std", "memorization_std"),
                                   ("memorization_ci_low", "memorization_ci_low"),
                                   ("memorization_ci_high", "memorization_ci_high"),
-                                  ("utility", "utility_mean"), ("utility_std", "utility_std"), ("seeds", "seeds")):
+                                  ("utility", "utility_mean"), ("utility_std", "utility_std"), ("seeds", "seeds"),
+                                  ("membership", "membership_mean"), ("membership_ci_low", "membership_ci_low"),
+                                  ("membership_ci_high", "membership_ci_high")):
                     row[f"{col}_{tag}"] = getattr(best, attr) if best else NAN
             row["area"] = front_area(zip(mp.utility_mean, mp.memorization_mean))
             per_seed = [front_area(zip(g.utility, g.memorization)) for _, g in sc.groupby("replicate", sort=True)]

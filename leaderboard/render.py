@@ -149,7 +149,9 @@ memorization removed (100 − % kept) by a configuration of the method with util
 (100 = removes everything while keeping every skill; 0 = never removes anything without losing
 more than half the skills); several seeds: also each seed's front alone, mean ± std (a seed that
 lacks some configurations has a lower front). **Rank**: by memorization kept at ≥ 95 % (methods
-with no setting there last), then at ≥ 90 %, then area, then name. The unedited reference `none`
+with no setting there last), then at ≥ 90 %, then area, then name. **Membership AUC**: where the
+suite has a `membership` task, its primary AUC (min-k %) of the chosen setting, mean over seeds,
+with the union of the seeds' bootstrap intervals (0.5: the passages look never seen). The unedited reference `none`
 is the no-edit point, not a contestant. Method seconds: median over the method's runs of its own
 time, on the device named (not comparable across devices); a K-FAC run that reused cached
 statistics did not pay for collecting them (counted in the cell). Statistics stream: the tokens
@@ -176,13 +178,21 @@ def headline_columns() -> list[str]:
 
     cols = ["rank", "method", "data needed"]
     for t in THRESHOLDS:
-        cols += [f"best setting at ≥ {t:g} %", f"memorization kept at ≥ {t:g} % [95 % CI]", f"utility at ≥ {t:g} %"]
+        cols += [f"best setting at ≥ {t:g} %", f"memorization kept at ≥ {t:g} % [95 % CI]", f"utility at ≥ {t:g} %",
+                 f"membership AUC at ≥ {t:g} % [95 % CI]"]
     return cols + ["area (t = 50–100)", "configs swept", "seeds", "method seconds (median)", "device",
                    "statistics stream"]
 
 
 def _fmt_mem(mean: float, low: float, high: float) -> str:
     return f"{mean:.1f}" + (f" [{low:.1f}, {high:.1f}]" if _finite(low) and _finite(high) else "")
+
+
+def _fmt_auc(mean: float, low: float, high: float) -> str:
+    """A membership-inference AUC (0.5: the content looks never seen) with its interval, or —."""
+    if not _finite(mean):
+        return "—"
+    return f"{mean:.2f}" + (f" [{low:.2f}, {high:.2f}]" if _finite(low) and _finite(high) else "")
 
 
 def _fmt_statistics(unit: str, low: float, high: float) -> str:
@@ -202,13 +212,15 @@ def headline_row(r, extra: "list[MethodColumn]" = ()) -> list[Cell]:
     for t in THRESHOLDS:
         tag = f"{t:g}"
         if not row[f"variant_{tag}"]:
-            cells += [Cell(f"none ≥ {tag} %"), Cell("—"), Cell("—")]
+            cells += [Cell(f"none ≥ {tag} %"), Cell("—"), Cell("—"), Cell("—")]
             continue
         seeds = int(row[f"seeds_{tag}"])
         label = row[f"variant_{tag}"] + (f", {seeds} of {int(row['seeds'])} seeds" if seeds != row["seeds"] else "")
         cells += [Cell(label), Cell(_fmt_mem(row[f"memorization_{tag}"], row[f"memorization_ci_low_{tag}"],
                                              row[f"memorization_ci_high_{tag}"])),
-                  Cell(fmt_pct(row[f"utility_{tag}"], row[f"utility_std_{tag}"]))]
+                  Cell(fmt_pct(row[f"utility_{tag}"], row[f"utility_std_{tag}"])),
+                  Cell(_fmt_auc(row[f"membership_{tag}"], row[f"membership_ci_low_{tag}"],
+                                row[f"membership_ci_high_{tag}"]))]
     area = f"{row['area']:.1f}"
     if row["seeds"] > 1 and _finite(row["area_seed_std"]):
         area += f" (per seed {row['area_seed_mean']:.1f} ± {row['area_seed_std']:.1f})"

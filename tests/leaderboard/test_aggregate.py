@@ -86,3 +86,10 @@ def test_family_table_averages_tasks_of_a_family(tables):
     assert len(one) == 2  # logic and copy
     got = fam[(fam.variant == "svd") & (fam.suite == "organism_full") & (fam.family == "logic")].pct_kept.iloc[0]
     assert got == pytest.approx(one.pct_kept.mean())
+
+
+def test_a_task_s_own_interval_wins_over_the_computed_one():
+    from leaderboard.aggregate import own_interval
+
+    assert own_interval({"intervals": {"auc_min_k": [0.8, 0.97]}}, "auc_min_k") == (0.8, 0.97)
+    assert own_interval({"intervals": {}}, "auc_min_k") is None and own_interval({}, "strict") is None

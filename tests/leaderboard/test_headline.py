@@ -93,8 +93,12 @@ def test_run_scores_select_on_memorized_tune_when_the_suite_has_it():
         return {"model": "m", "suite": "s", "method": "k", "variant": "k", "config_key": "c", "replicate": 0,
                 "config_hash": "h", "data_needed": "none", "family": family, "pct_kept": pct, "primary": True,
                 "kind": "proportion", "n": 10, "edited": pct / 100, "baseline": 1.0}
-    long = pd.DataFrame([row("memorized_val", 20.0), row("memorized_tune", 10.0), row("logic", 99.0)])
+    membership = {**row("membership", float("nan")), "kind": "value", "edited": 0.9, "edited_ci_low": 0.8,
+                  "edited_ci_high": 0.97}
+    long = pd.DataFrame([row("memorized_val", 20.0), row("memorized_tune", 10.0), row("logic", 99.0), membership])
     scores = run_scores(long)
+    assert scores.loc[0, ["membership", "membership_low", "membership_high"]].tolist() == [0.9, 0.8, 0.97]
+    assert scores.loc[0, "utility"] == 99.0  # membership is not a skill
     assert list(scores.columns[: len(RUN_IDS)]) == RUN_IDS
     assert scores.loc[0, ["selection_family", "selection", "memorization_family", "memorization"]].tolist() == [
         "memorized_tune", 10.0, "memorized_val", 20.0]
