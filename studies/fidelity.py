@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "task's largest difference and tolerance (slow)", epilog=OVERRIDES_HELP)
     tol.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     tol.add_argument("--out", type=Path, default=TOLERANCE_FILE)
+    tol.add_argument("--setting", action="append", default=[], help=f"evaluation settings to run (default all: "
+                     f"{', '.join(EVALUATION_SETTINGS)})")
+    tol.add_argument("--compare", action="append", default=[], metavar="LABEL=FILE",
+                     help="a reference made by write-reference under another setting, compared as one more setting")
     sw = sub.add_parser("sweep", help="rho sweep over organism seeds (slow)",
                         epilog=f"{OVERRIDES_HELP} The seeds ({', '.join(k + '=' for k in SEED_KEYS)}) come from --seeds.")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -213,7 +217,7 @@ def run_command(args: argparse.Namespace, overrides: list[str]) -> int:
     check_overrides(args.command, overrides)
     compose_config(overrides)  # a value Hydra cannot parse fails here, not in the first run
     if args.command == "measure-tolerance":
-        return measure_tolerance(args.seeds, args.out, overrides)
+        return measure_tolerance(args.seeds, args.out, overrides, args.setting, args.compare)
     if args.command == "write-reference":
         check_reference_use(args.out, overrides, "write into")
     tolerances, entries = None, None
@@ -270,17 +274,32 @@ EVALUATION_SETTINGS: dict[str, dict[str, str]] = {
 }
 
 
-def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str]) -> int:
-    """Run the regression runs of each shipped seed under every EVALUATION_SETTINGS entry (each in
-    its own process, runs and K-FAC factors computed afresh), and write each task's largest
-    difference and tolerance (studies.reference.tolerance_bound) to `out`."""
+def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], settings: Sequence[str] = (),
+                      compare: Sequence[str] = ()) -> int:
+    """Run the regression runs of each shipped seed under each chosen EVALUATION_SETTINGS entry
+    (`settings`; default all), each in its own process with runs and K-FAC factors computed
+    afresh; add the references named in `compare` (`LABEL=FILE`, made by write-reference under
+    another setting); write each task's largest difference between any two settings and its
+    tolerance (studies.reference.tolerance_bound) to `out`."""
     import subprocess
     import tempfile
 
     from core.runrecord import cpu_name
 
+    chosen = list(settings) or list(EVALUATION_SETTINGS)
+    unknown = [name for name in chosen if name not in EVALUATION_SETTINGS]
+    if unknown:
+        raise ConfigError(f"unknown evaluation setting {unknown[0]!r}; valid: {', '.join(EVALUATION_SETTINGS)}")
     per_setting: dict[str, list[dict[str, Any]]] = {}
-    for name, env in EVALUATION_SETTINGS.items():
+    for item in compare:
+        label, _, path = item.partition("=")
+        if not path:
+            raise ConfigError(f"--compare takes LABEL=FILE (a reference made by write-reference), got {item!r}")
+        per_setting[label] = [e for e in read_reference_files(Path(path), TOLERANCE_FILE)[0]
+                              if e["organism"]["seed"] in seeds] if Path(path).exists() else []
+        if not per_setting[label]:
+            raise ConfigError(f"--compare {item}: no entry for seeds {seeds} in {path}")
+    for name in chosen:
         for seed in seeds:
             seed_overrides = [*overrides, *(f"{key}={seed}" for key in SEED_KEYS)]
             check_reference_use(out, seed_overrides, "measure a tolerance into")
@@ -289,16 +308,18 @@ def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str]) -> 
                 command = [sys.executable, "-m", "studies.fidelity", "write-reference", "--out", str(ref),
                            *seed_overrides, f"runs_dir={folder}/runs", f"cache_dir={folder}/cache"]
                 print(f"[{name}] seed {seed}: {' '.join(command[2:])}", flush=True)
-                subprocess.run(command, check=True, env={**os.environ, **env})
+                subprocess.run(command, check=True, env={**os.environ, **EVALUATION_SETTINGS[name]})
                 per_setting.setdefault(name, []).extend(read_reference(ref))
     summaries = []
-    for name, entries in per_setting.items():
+    for entries in per_setting.values():
         summaries.append({f"seed{e['organism']['seed']}/{run}": tasks for e in entries for run, tasks in e["runs"].items()})
     tasks = largest_differences(summaries)
     for task in tasks.values():
         task["tolerance"] = tolerance_bound(task["kind"], task["n"], task["largest_difference"])
-    atomic_write_json(out, {"machine": cpu_name(), "seeds": seeds, "settings": EVALUATION_SETTINGS,
-                            "runs": sorted(REGRESSION_RUNS), "tasks": tasks}, sort_keys=True)
+    atomic_write_json(out, {"machine": cpu_name(), "seeds": seeds, "settings": {
+        **{label: "reference file" for label in per_setting if label not in EVALUATION_SETTINGS},
+        **{name: EVALUATION_SETTINGS[name] for name in chosen}}, "runs": sorted(REGRESSION_RUNS), "tasks": tasks},
+        sort_keys=True)
     print(f"wrote {out}")
     return 0
 
