@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "task's largest difference and tolerance (slow)", epilog=OVERRIDES_HELP)
     tol.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     tol.add_argument("--out", type=Path, default=TOLERANCE_FILE)
-    tol.add_argument("--setting", action="append", default=[], help=f"evaluation settings to run (default all: "
+    tol.add_argument("--setting", action="append", default=[], help=f"evaluation settings to run (default all, or none with --compare: "
                      f"{', '.join(EVALUATION_SETTINGS)})")
     tol.add_argument("--compare", action="append", default=[], metavar="LABEL=FILE",
                      help="a reference made by write-reference under another setting, compared as one more setting")
@@ -277,7 +277,7 @@ EVALUATION_SETTINGS: dict[str, dict[str, str]] = {
 def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], settings: Sequence[str] = (),
                       compare: Sequence[str] = ()) -> int:
     """Run the regression runs of each shipped seed under each chosen EVALUATION_SETTINGS entry
-    (`settings`; default all), each in its own process with runs and K-FAC factors computed
+    (`settings`; default all, none when `compare` is given), each in its own process with runs and K-FAC factors computed
     afresh; add the references named in `compare` (`LABEL=FILE`, made by write-reference under
     another setting); write each task's largest difference between any two settings and its
     tolerance (studies.reference.tolerance_bound) to `out`."""
@@ -286,7 +286,7 @@ def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], set
 
     from core.runrecord import cpu_name
 
-    chosen = list(settings) or list(EVALUATION_SETTINGS)
+    chosen = list(settings) or ([] if compare else list(EVALUATION_SETTINGS))  # only --compare: compare files
     unknown = [name for name in chosen if name not in EVALUATION_SETTINGS]
     if unknown:
         raise ConfigError(f"unknown evaluation setting {unknown[0]!r}; valid: {', '.join(EVALUATION_SETTINGS)}")
