@@ -21,8 +21,8 @@ from core import registry
 from core.errors import ConfigError, warn
 from core.io import atomic_write_json, check_writable_dir, file_lock, read_json
 from core.registry import instantiate
-from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_hash, new_run_record, now,
-                            run_path, task_entry_problem)
+from core.runrecord import (baseline_key, baseline_path, config_hash, new_run_record, now, run_path, run_problem,
+                            task_entry_problem)
 from harness.attack_runner import build_attacks, run_attacks
 from harness.config import named_config
 from harness.distributed import init_from_env, rank_device
@@ -65,6 +65,10 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
                    rank: int = 0, world: int = 1) -> dict[str, Any]:
     seed = config["seed"]
     run = read_json(path)
+    why = None if run is None else run_problem(run, finished=run.get("status") == "complete")
+    if why:  # a poisoned or hand-edited run file (a NaN metric, another schema): never reused
+        warn(f"run file {path}: {why}; recomputing the run")
+        run = None
     if run is not None and run.get("status") == "complete" and not config.get("save_edited"):
         console.print(f"[green]reusing finished run[/] {path}")
         print_run(console, run)
@@ -99,7 +103,7 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
                            save=lambda: atomic_write_json(baseline_file, baseline))
         timings["baseline"] = time.perf_counter() - start
 
-        if run is None or run.get("schema_version") != SCHEMA_VERSION:
+        if run is None:
             run = new_run_record(config, identity, list(method.needs), str(loaded.device))
         run["baseline"] = baseline
 

@@ -297,3 +297,53 @@ def test_override_parsing_and_sweep_combinations() -> None:
     check_override_keys({"attack": "standard"}, ["attack.attacks.sample.n"])
     with pytest.raises(ConfigError, match="attack.attacks.sample"):
         check_override_keys({"attack": "none"}, ["attack.attacks.sample.n"])
+
+
+def _set(path: str, value: object) -> Callable[[dict], None]:
+    """A poison: set the dotted `path` of a run file to `value`."""
+    def poison(run: dict) -> None:
+        *parents, last = path.split(".")
+        node = run
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return poison
+
+
+def _delete(key: str) -> Callable[[dict], None]:
+    return lambda run: run.pop(key)
+
+
+# (id, poison of a finished run file, substring of the one warning line)
+RUN_FILE_POISONS = [
+    ("nan-metric", _set("edited.tasks.quotes.metrics.loose", math.nan), "edited.tasks.quotes.metrics.loose is NaN"),
+    ("infinite-metric", _set("edited.tasks.verbatim.metrics.strict", math.inf), "metrics.strict is inf (not finite)"),
+    ("unknown-schema", _set("schema_version", 99), "schema_version 99"),
+    ("no-identity", _delete("identity"), "identity missing"),
+    ("string-task-result", _set("edited.tasks.quotes", "0.5"), "edited.tasks.quotes is not an object"),
+    ("partial-run-string-result", lambda run: (_set("status", "running")(run), _set("edited.tasks.quotes", "x")(run)),
+     "edited.tasks.quotes is not an object"),
+]
+
+
+@pytest.mark.parametrize("poison,needle", [c[1:] for c in RUN_FILE_POISONS], ids=[c[0] for c in RUN_FILE_POISONS])
+def test_a_run_file_that_does_not_validate_is_recomputed(cli, tiny_model_dir: Path, tmp_path: Path,
+                                                         poison: Callable[[dict], None], needle: str) -> None:
+    """Issue 29: a finished run file is reused only if it validates (core.runrecord.run_problem);
+    a poisoned or hand-edited one is named in one warning line and the run is recomputed."""
+    from core.runrecord import run_problem
+
+    assert run_harness(cli, harness_args(tiny_model_dir, tmp_path)) == (0, [])
+    run_file = next(tmp_path.rglob("seed0-*.json"))
+    good = json.loads(run_file.read_text())
+    poisoned = json.loads(run_file.read_text())
+    poison(poisoned)
+    run_file.write_text(json.dumps(poisoned))
+    code, err = run_harness(cli, harness_args(tiny_model_dir, tmp_path))
+    assert code == 0 and len(err) == 1, err
+    assert err[0].startswith(f"warning: run file {run_file}: ") and needle in err[0], err[0]
+    assert err[0].endswith("recomputing the run")
+    again = json.loads(run_file.read_text())
+    assert run_problem(again) is None
+    assert again["edited"]["tasks"]["quotes"]["metrics"] == good["edited"]["tasks"]["quotes"]["metrics"]
+    assert again["identity"] == good["identity"]
