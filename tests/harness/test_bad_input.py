@@ -244,6 +244,55 @@ def test_leaderboard_skips_a_run_with_a_nan_metric(cli, tiny_model_dir: Path, tm
     assert err[0].startswith(f"warning: skipped {run_file}") and "metrics.loose is NaN" in err[0]
 
 
+@pytest.mark.parametrize("value,needle", [(math.nan, "metrics.score is NaN"), (math.inf, "metrics.score is inf"),
+                                          (-math.inf, "metrics.score is -inf")], ids=["nan", "inf", "-inf"])
+def test_leaderboard_skips_a_run_with_a_non_finite_metric(cli, tmp_path: Path, value: float, needle: str) -> None:
+    """Issue 29: an Infinity metric once aborted the whole leaderboard (a math domain error in the
+    Wilson interval); it is skipped like a NaN one, in one warning line, and the rest is written."""
+    from leaderboard.__main__ import main
+    from tests.leaderboard.synthetic import make_run, write_runs
+
+    runs = [make_run("kfac", {"verbatim_validation": 0.2}, seed=s) for s in (0, 1)]
+    runs[1]["edited"]["tasks"]["logic"]["metrics"]["score"] = value
+    write_runs(tmp_path / "runs", runs)
+    code, err = cli(lambda: main(sys.argv[1:]), "leaderboard",
+                    [str(tmp_path / "runs"), "--out", str(tmp_path / "board"), "--no-html", "--no-parquet"])
+    assert code == 0 and len(err) == 1, err
+    assert err[0].startswith("warning: skipped ") and "seed1-" in err[0] and needle in err[0], err[0]
+    assert (tmp_path / "board" / "runs.csv").stat().st_size > 0
+
+
+def test_leaderboard_on_a_full_disk_leaves_no_truncated_file(cli, tmp_path: Path, monkeypatch) -> None:
+    """Issue 29: a full disk under --out left a truncated runs.csv. Every output is written
+    atomically: the old file stays whole, and the error is one line."""
+    import errno
+
+    import pandas as pd
+
+    from leaderboard.__main__ import main
+    from tests.leaderboard.synthetic import make_run, write_runs
+
+    write_runs(tmp_path / "runs", [make_run("kfac", {"verbatim_validation": 0.2})])
+    argv = [str(tmp_path / "runs"), "--out", str(tmp_path / "board"), "--no-html"]
+    assert cli(lambda: main(sys.argv[1:]), "leaderboard", argv)[0] == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "board").iterdir()}
+    original = pd.DataFrame.to_csv
+
+    def disk_fills_up(self, path, *a, **kw):  # half the bytes land, then ENOSPC
+        original(self, path, *a, **kw)
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_fills_up)
+    code, err = cli(lambda: main(sys.argv[1:]), "leaderboard", argv)
+    assert_one_line(code, err, ["--out=", "No space left on device"])
+    after = {p.name: p.read_bytes() for p in (tmp_path / "board").iterdir()}
+    assert set(after) == set(before)  # no temporary file left beside them
+    for name in ("headline.csv", "runs.csv", "summary.csv"):
+        assert after[name] == before[name], name
+
+
 def mine_args(folder: Path, tmp: Path, *extra: str) -> list[str]:
     return ["model=hf", f"model.path={folder / 'model'}", "device=cpu", f"cache_dir={tmp / 'cache'}",
             f"out_dir={tmp / 'mined'}", "prefix_len=4", "suffix_len=2", *extra]
