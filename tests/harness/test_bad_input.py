@@ -89,6 +89,15 @@ HARNESS_CASES = [
      ["method kfac:", "layer 99 does not exist", "layers 0..1"]),
     ("finetune-layer-out-of-range", args("method=gradient_ascent", "method.layers=[5]"),
      ["method gradient_ascent:", "layer 5 does not exist"]),
+    # Hydra's own errors (issue 29): one line, exit 2, before anything loads
+    ("empty-group-choice", args("method="), ["method= names no method", "valid: ", "kfac"]),
+    ("delete-seed", args("~seed"), ["'~seed' deletes a key the harness reads", "set seed=<value>"]),
+    ("grammar-parenthesis", args("method=kfac", "method.rho=0.9)"),
+     ["bad override 'method.rho=0.9)'", "extraneous input ')'", "override_grammar"]),
+    ("grammar-open-bracket", args("method=kfac", "method.module_pattern=["), ["bad override 'method.module_pattern=['"]),
+    ("unknown-launcher", args("hydra/launcher=bogus"), ["hydra/launcher/bogus", "valid: basic"]),
+    ("added-unknown-key", args("+foo=1"), ["unknown config key 'foo'", "valid keys at the top level:", "seed"]),
+    ("added-existing-key", args("+seed=1"), ["An item is already at 'seed'", "++seed=1"]),
 ]
 
 
