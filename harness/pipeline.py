@@ -194,7 +194,7 @@ def parse_suite(suite_cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for name, entry in entries.items():
         if "task" not in entry:
             raise ConfigError(f"suite entry '{name}' needs a 'task:' key naming a registered task")
-        registry.load_class("task", entry["task"], Task)
+        registry.load_class("task", entry["task"], Task).check_settings(entry, f"suite.tasks.{name}")
     return entries
 
 

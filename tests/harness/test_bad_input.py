@@ -98,6 +98,10 @@ HARNESS_CASES = [
     ("unknown-launcher", args("hydra/launcher=bogus"), ["hydra/launcher/bogus", "valid: basic"]),
     ("added-unknown-key", args("+foo=1"), ["unknown config key 'foo'", "valid keys at the top level:", "seed"]),
     ("added-existing-key", args("+seed=1"), ["An item is already at 'seed'", "++seed=1"]),
+    # a task's limit, before the model loads (issue 29: -5 was a Python slice, abc a TypeError)
+    *[(f"quotes-limit-{v}", args(f"suite.tasks.quotes.limit={v}"),
+       ["suite.tasks.quotes.limit must be a positive integer", "or null", f"got {r}"])
+      for v, r in (("-5", "-5"), ("abc", "'abc'"), ("0", "0"))],
 ]
 
 
