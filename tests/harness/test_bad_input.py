@@ -409,3 +409,28 @@ def test_a_run_file_that_does_not_validate_is_recomputed(cli, tiny_model_dir: Pa
     assert run_problem(again) is None
     assert again["edited"]["tasks"]["quotes"]["metrics"] == good["edited"]["tasks"]["quotes"]["metrics"]
     assert again["identity"] == good["identity"]
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    """Issue 29: `python -m harness ... | head -1` printed a BrokenPipeError traceback. The reader
+    closes before anything is printed here, so the first write fails for certain."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=Path(__file__).resolve().parents[2])
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert err.decode() == "" and proc.returncode == 141
+
+
+def test_a_closed_stdout_during_a_run_ends_quietly(cli, monkeypatch) -> None:
+    import harness.app
+
+    def table_to_a_closed_pipe(cfg):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(harness.app, "execute", table_to_a_closed_pipe)
+    code, err = run_harness(cli, [])
+    assert code == 141 and err == []
