@@ -56,7 +56,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     rank, world = init_from_env()  # torchrun: harness/distributed.py; (0, 1) in a plain run
     # The same run started twice: the second waits, then reuses the first's. Under torchrun only
     # rank 0 writes the run file; the other ranks must not wait on it (rank 0 waits on them).
-    with file_lock(path) if rank == 0 else contextlib.nullcontext():
+    with file_lock(path, prune_to=Path(config["runs_dir"])) if rank == 0 else contextlib.nullcontext():
         return _run_or_resume(config, console, method, attacks, suite, identity, path, rank, world)
 
 
@@ -97,7 +97,7 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
 
         start = time.perf_counter()
         baseline_file = baseline_path(Path(config["runs_dir"]), config)
-        with file_lock(baseline_file):  # methods sharing this baseline: computed and written once
+        with file_lock(baseline_file, prune_to=Path(config["runs_dir"])):  # methods sharing this baseline: computed and written once
             baseline = {"key": baseline_key(config), "tasks": valid_cached_tasks(baseline_file, suite)}
             evaluate_suite(tasks, loaded, config, "baseline", artifacts, baseline["tasks"], progress,
                            save=lambda: atomic_write_json(baseline_file, baseline))

@@ -145,6 +145,10 @@ def test_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, setup:
     assert_one_line(code, err, needles)
     # Caught before the expensive work: no baseline was evaluated, no run file written.
     assert not list(runs.rglob("*.json")) if runs.is_dir() else True
+    # Nothing left behind (issue 29): no lock file, no empty run folder (the cache is not the run's).
+    assert not list(tmp_path.rglob("*.lock"))
+    empty = [d for d in runs.rglob("*") if d.is_dir() and not any(d.iterdir()) and (runs / "cache") not in (d, *d.parents)]
+    assert not empty, empty
 
 
 def test_ctrl_c_is_one_line_exit_130_and_resumes(cli, tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
