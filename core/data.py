@@ -50,8 +50,8 @@ def read_jsonl_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
                 if not isinstance(row, dict):
                     raise DataError(f"{path}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
                 rows.append((lineno, row))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text (a JSONL file is one JSON object a line)") from None
+    except UnicodeDecodeError as e:
+        raise DataError(not_utf8(path, e, "a JSONL file is one JSON object a line")) from None
     except IsADirectoryError:
         raise DataError(f"{path} is a folder; pass a .jsonl file") from None
     return rows
@@ -77,8 +77,17 @@ def iter_texts(ref: str, model_data: Mapping[str, Path], text_field: str = "text
                                     "name the field that holds the text with text_field=<field>")
                 yield row[text_field]
         else:
-            with open(file, encoding="utf-8") as f:
-                yield from (line.rstrip("\n") for line in f if line.strip())
+            try:
+                with open(file, encoding="utf-8") as f:
+                    yield from (line.rstrip("\n") for line in f if line.strip())
+            except UnicodeDecodeError as e:
+                raise DataError(not_utf8(file, e, "a .txt file is text, one document a line")) from None
+
+
+def not_utf8(path: Path, error: UnicodeDecodeError, what: str) -> str:
+    """The one line for a file that is not UTF-8 (binary, or saved as latin-1)."""
+    return (f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} is not valid UTF-8; binary, or saved "
+            f"as latin-1?); the harness reads text files as UTF-8 ({what}): re-save it as UTF-8")
 
 
 def _iter_hf_texts(spec: str, text_field: str, split: str) -> Iterator[str]:

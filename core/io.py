@@ -52,18 +52,65 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path, prune_to: Path | None = None) -> Iterator[None]:
     """Hold an exclusive lock on `path` + '.lock' for the block: jobs that share a cached file (a
     baseline, a factor file, a run file) take it around "check the cache, else compute and write",
     so the second job waits and then reads the first one's finished file instead of computing and
     writing it again. The lock is released when the block ends or the process dies (even by
-    SIGKILL), so a killed job never leaves a stale lock behind."""
-    from filelock import FileLock
+    SIGKILL), so a killed job never leaves a stale lock behind.
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    The '.lock' file is removed when the block ends, by its holder, while still holding it; a
+    waiter that then gets a lock on the removed file sees that and locks the path anew, so two
+    holders never overlap. `prune_to`: then remove the folders between `path` and `prune_to` that
+    are left empty (a failed run's), which a concurrent job re-creates (_open_lock retries)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): filelock's lock, whose file stays
+        from filelock import FileLock
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            yield
+        return
+    lock = Path(str(path) + ".lock")
+    while True:
+        fd = _open_lock(lock)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            mine = os.fstat(fd)
+            now = os.stat(lock)
+            if (mine.st_dev, mine.st_ino) == (now.st_dev, now.st_ino):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous holder removed this file: lock the one now at the path
+    try:
         yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+        if prune_to is not None:
+            prune_empty_folders(lock.parent, Path(prune_to))
+
+
+def _open_lock(lock: Path) -> int:
+    while True:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except (FileNotFoundError, FileExistsError):  # another job pruned the empty folder just now
+            continue
+
+
+def prune_empty_folders(folder: Path, root: Path) -> None:
+    """Remove `folder` and its parents up to (not including) `root` while they are empty."""
+    folder, root = Path(folder).absolute(), Path(root).absolute()
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone, or not ours): stop
+            return
+        folder = folder.parent
 
 
 def check_writable_dir(path: Path, what: str) -> Path:

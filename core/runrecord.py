@@ -84,8 +84,9 @@ def _is_number(x: Any) -> bool:
 
 
 def task_entry_problem(where: str, entry: Any) -> str | None:
-    """Why `entry` is not a valid task result of a run or baseline file (None if it is). A NaN
-    metric is a problem: it means the evaluation failed, and it would poison every mean over it."""
+    """Why `entry` is not a valid task result of a run or baseline file (None if it is). A NaN or
+    infinite metric is a problem: it means the evaluation failed, and it would poison every mean
+    (and every interval) over it."""
     if not isinstance(entry, dict):
         return f"{where} is not an object"
     for key, typ in (("family", str), ("metrics", dict), ("n", int), ("primary", str),
@@ -97,12 +98,78 @@ def task_entry_problem(where: str, entry: Any) -> str | None:
             return f"{where}.metrics.{name} is non-numeric"
         if math.isnan(value):
             return f"{where}.metrics.{name} is NaN"
+        if math.isinf(value):
+            return f"{where}.metrics.{name} is {value} (not finite)"
     if entry["primary"] not in entry["metrics"]:
         return f"{where}.primary '{entry['primary']}' is not one of its metrics"
     samples = entry.get("samples", {})
     if not isinstance(samples, dict) or not all(isinstance(v, list) and all(map(_is_number, v))
                                                  for v in samples.values()):
         return f"{where}.samples must map metric names to lists of numbers"
+    return None
+
+
+def attacks_problem(where: str, attacks: Any) -> str | None:
+    """Optional attack results (attack=standard; docs/DESIGN.md): unit key -> {attack, setting,
+    steps, info, tasks}, the tasks shaped like the run's own task entries."""
+    if not isinstance(attacks, dict):
+        return f"{where} is not an object"
+    for key, unit in attacks.items():
+        if not isinstance(unit, dict) or not isinstance(unit.get("attack"), str) or not isinstance(unit.get("setting"), str):
+            return f"{where}.{key} needs 'attack' and 'setting' strings"
+        if not isinstance(unit.get("tasks"), dict):
+            return f"{where}.{key}.tasks missing or not an object"
+        for name, entry in unit["tasks"].items():
+            bad = task_entry_problem(f"{where}.{key}.tasks.{name}", entry)
+            if bad:
+                return bad
+    return None
+
+
+def run_problem(run: Any, finished: bool = True) -> str | None:
+    """Why `run` is not a valid run file of this schema, or None if it is. `finished`: it must be a
+    complete run (what the leaderboard reads and a rerun reuses); else a partial run a rerun may
+    resume (its baseline is re-read from the cache, its task results so far must be valid)."""
+    if not isinstance(run, dict) or "schema_version" not in run:
+        return "not a run file (no schema_version)"
+    if run["schema_version"] != SCHEMA_VERSION:
+        return f"schema_version {run['schema_version']!r}, this version reads {SCHEMA_VERSION}"
+    if finished and run.get("status") != "complete":
+        return f"status {run.get('status')!r}, not 'complete' (a run still going or stopped)"
+    ident = run.get("identity")
+    if not isinstance(ident, dict):
+        return "identity missing"
+    for key in IDENTITY_KEYS:
+        want = int if key == "seed" else str
+        if not isinstance(ident.get(key), want) or isinstance(ident.get(key), bool):
+            return f"identity.{key} missing or not {want.__name__}"
+    try:
+        dt.datetime.fromisoformat(run["updated"])
+    except (KeyError, TypeError, ValueError):
+        return "updated missing or not an ISO time"
+    if not isinstance(run.get("config"), dict) or not isinstance(run["config"].get("method"), dict):
+        return "config or config.method missing"
+    method = run.get("method")
+    if not isinstance(method, dict) or not isinstance(method.get("name"), str):
+        return "method.name missing"
+    needed = method.get("data_needed")
+    if not isinstance(needed, list) or not all(isinstance(x, str) for x in needed):
+        return "method.data_needed missing or not a list of names"
+    for part in ("baseline", "edited") if finished else ("edited",):
+        tasks = run[part].get("tasks") if isinstance(run.get(part), dict) else None
+        if not isinstance(tasks, dict) or (finished and not tasks):
+            return f"{part}.tasks missing or {'empty' if finished else 'not an object'}"
+        for name, entry in tasks.items():
+            bad = task_entry_problem(f"{part}.tasks.{name}", entry)
+            if bad:
+                return bad
+        bad = attacks_problem(f"{part}.attacks", run[part].get("attacks", {}))
+        if bad:
+            return bad
+    if finished:
+        missing = set(run["edited"]["tasks"]) - set(run["baseline"]["tasks"])
+        if missing:
+            return f"edited tasks without a baseline: {', '.join(sorted(missing))}"
     return None
 
 

@@ -27,6 +27,17 @@ def _fail(error: BaseException) -> None:
     sys.exit(2)
 
 
+def output_closed() -> None:
+    """stdout's reader went away (`python -m harness ... | head -1`): stop quietly, no traceback.
+    stdout is pointed at /dev/null so that Python's final flush does not complain either; the
+    exit code is the shell's for a process ended by SIGPIPE."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (e.g. captured in a test)
+        pass
+    sys.exit(141)
+
+
 def interrupted(where: str) -> None:
     """Ctrl-C: one line saying what is kept and how to go on; exit code 130 as shells expect."""
     print(f"interrupted: every finished task is saved {where}; run the same command again to resume",
@@ -42,6 +53,8 @@ def _hydra_main(cfg: DictConfig) -> None:
         if cfg.get("debug"):
             raise
         interrupted(f"under {cfg.get('runs_dir')}")
+    except BrokenPipeError:
+        output_closed()
     except Exception as e:
         if cfg.get("debug"):
             raise
@@ -73,6 +86,13 @@ def _job_name() -> str:
 
 
 def main() -> None:
+    try:
+        _main()
+    except BrokenPipeError:
+        output_closed()
+
+
+def _main() -> None:
     argv = sys.argv[1:]
     if argv and argv[0] in ("--help", "-h"):  # groups and choices, not Hydra's dump of the whole config
         from harness.help import help_text

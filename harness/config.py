@@ -140,26 +140,112 @@ def open_task_settings(argv: list[str]) -> list[str]:
 
 
 def check_group_choices(argv: list[str]) -> None:
-    """Catch `method=kfc` before Hydra does, to answer in one line with a suggestion."""
+    """Catch `method=kfc` (or an empty `method=`) before Hydra does, to answer in one line with a suggestion."""
     for arg in argv:
-        match = re.fullmatch(r"(\w+)=(.+)", arg)
+        match = re.fullmatch(r"(\w+)=(.*)", arg)
         if not match or match.group(1) not in GROUPS:
             continue
         group, value = match.groups()
         valid = group_options(group)
         for choice in value.split(","):  # multirun sweeps list choices with commas
+            if not choice:
+                raise ConfigError(f"{group}= names no {group}; valid: {', '.join(valid)}")
             if choice not in valid:
                 raise ConfigError(f"unknown {group} '{choice}'{did_you_mean(choice, valid)}; valid: {', '.join(valid)}")
 
 
+# Sections whose added (`+key=`) or deleted (`~key`) keys are checked by what reads them: a
+# method's settings, a suite's tasks, the attacks. Anywhere else an added key is read by nothing
+# (but would change the run's identity) and a deleted one is needed: both are refused.
+OPEN_SECTIONS = ("method.", "suite.tasks.", "attack.attacks.")
+GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic"
+
+
+def hydra_overrides(argv: list[str]) -> list[str]:
+    """The overrides of a command line, less Hydra's flags (-m, --cfg job, ...) and their values."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        return list(get_args_parser().parse_known_args(argv)[0].overrides)
+    except SystemExit:  # a malformed flag: Hydra's own parser answers it
+        return [a for a in argv if not a.startswith("-")]
+
+
+def check_grammar(overrides: list[str]) -> list[Any]:
+    """Hydra's parsed overrides; a syntax error (`method.rho=0.9)`) is one line naming the override."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    parsed = []
+    for arg in overrides:
+        try:
+            parsed += parser.parse_overrides([arg])
+        except HydraException as e:
+            lines = [line.strip() for line in str(e).splitlines() if line.strip() and not line.startswith("See ")]
+            reason = next((line for line in lines if not line.startswith("Error parsing override")), "syntax error")
+            raise ConfigError(f"bad override '{arg}': {reason}; quote a value that holds brackets or "
+                              f"parentheses (grammar: {GRAMMAR})") from None
+    return parsed
+
+
+def check_added_and_deleted(parsed: list[Any], choices: dict[str, str]) -> None:
+    """`+foo=1` outside OPEN_SECTIONS must name a key the config has ('++' overrides it); `~seed`
+    outside them is refused: the harness reads every such key."""
+    added = []
+    for override in parsed:
+        key = str(override.key_or_group)
+        if key == "hydra" or key.startswith(("hydra.", "hydra/")) or key.startswith(OPEN_SECTIONS):
+            continue
+        if override.is_delete():
+            raise ConfigError(f"'~{key}' deletes a key the harness reads; deleting works only below "
+                              f"{', '.join(OPEN_SECTIONS)} (e.g. ~suite.tasks.quotes); set {key}=<value> instead")
+        if override.is_add() or override.is_force_add():
+            added.append(key)
+    try:
+        check_override_keys(choices, added)
+    except ConfigError as e:
+        raise ConfigError(f"{e} ('+' adds a key only below {', '.join(OPEN_SECTIONS)})") from None
+
+
+def compose_problem(overrides: list[str], choices: dict[str, str]) -> str | None:
+    """Compose the config with Hydra's own settings as a run would, for what only Hydra can check
+    (a `hydra/launcher=` choice, '+' on a key that exists, '~' on one that does not): its error
+    as one line, or None."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            compose(config_name="config", overrides=[f"{g}={c}" for g, c in choices.items()] + overrides,
+                    return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        listed = [i for i, line in enumerate(lines) if line.startswith("Available options")]
+        if listed:  # "Could not find 'hydra/launcher/bogus'", then the options, then the search path
+            options = itertools.takewhile(lambda line: not line.startswith("Config search path"), lines[listed[0] + 1:])
+            return f"{lines[0]}; valid: {', '.join(options)}"
+        return " ".join(lines[:3])
+    return None
+
+
 def check_command_line(argv: list[str]) -> None:
-    """Group choices and override keys, checked before Hydra so that a typo is one line."""
+    """Grammar, group choices and override keys, checked before Hydra so that a typo is one line."""
+    overrides = hydra_overrides(argv)
+    parsed = check_grammar(overrides)
     check_group_choices(argv)
     choices, keys = parse_overrides(argv)
+    first = sweep_combinations(choices)[0]
     if all(len(options) == 1 for options in choices.values()):
-        check_override_keys({g: options[0] for g, options in choices.items()}, keys)
+        check_override_keys(first, keys)
     else:  # a sweep: a method-only key must exist in every swept method, before any job starts
         check_method_keys(argv, CONF_DIR)
+    check_added_and_deleted(parsed, first)
+    # What only Hydra checks, composed for the first job: only when such overrides are there.
+    special = [o for o, p in zip(overrides, parsed) if "/" in str(p.key_or_group) or p.is_add() or p.is_delete()]
+    if special and (problem := compose_problem(special, first)):
+        raise ConfigError(problem)
 
 
 def compose_config(config_name: str, overrides: list[str]) -> "DictConfig":

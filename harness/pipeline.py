@@ -21,8 +21,8 @@ from core import registry
 from core.errors import ConfigError, warn
 from core.io import atomic_write_json, check_writable_dir, file_lock, read_json
 from core.registry import instantiate
-from core.runrecord import (SCHEMA_VERSION, baseline_key, baseline_path, config_hash, new_run_record, now,
-                            run_path, task_entry_problem)
+from core.runrecord import (baseline_key, baseline_path, config_hash, new_run_record, now, run_path, run_problem,
+                            task_entry_problem)
 from harness.attack_runner import build_attacks, run_attacks
 from harness.config import named_config
 from harness.distributed import init_from_env, rank_device
@@ -56,7 +56,7 @@ def run_experiment(cfg: DictConfig) -> dict[str, Any]:
     rank, world = init_from_env()  # torchrun: harness/distributed.py; (0, 1) in a plain run
     # The same run started twice: the second waits, then reuses the first's. Under torchrun only
     # rank 0 writes the run file; the other ranks must not wait on it (rank 0 waits on them).
-    with file_lock(path) if rank == 0 else contextlib.nullcontext():
+    with file_lock(path, prune_to=Path(config["runs_dir"])) if rank == 0 else contextlib.nullcontext():
         return _run_or_resume(config, console, method, attacks, suite, identity, path, rank, world)
 
 
@@ -65,6 +65,10 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
                    rank: int = 0, world: int = 1) -> dict[str, Any]:
     seed = config["seed"]
     run = read_json(path)
+    why = None if run is None else run_problem(run, finished=run.get("status") == "complete")
+    if why:  # a poisoned or hand-edited run file (a NaN metric, another schema): never reused
+        warn(f"run file {path}: {why}; recomputing the run")
+        run = None
     if run is not None and run.get("status") == "complete" and not config.get("save_edited"):
         console.print(f"[green]reusing finished run[/] {path}")
         print_run(console, run)
@@ -93,13 +97,13 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
 
         start = time.perf_counter()
         baseline_file = baseline_path(Path(config["runs_dir"]), config)
-        with file_lock(baseline_file):  # methods sharing this baseline: computed and written once
+        with file_lock(baseline_file, prune_to=Path(config["runs_dir"])):  # methods sharing this baseline: computed and written once
             baseline = {"key": baseline_key(config), "tasks": valid_cached_tasks(baseline_file, suite)}
             evaluate_suite(tasks, loaded, config, "baseline", artifacts, baseline["tasks"], progress,
                            save=lambda: atomic_write_json(baseline_file, baseline))
         timings["baseline"] = time.perf_counter() - start
 
-        if run is None or run.get("schema_version") != SCHEMA_VERSION:
+        if run is None:
             run = new_run_record(config, identity, list(method.needs), str(loaded.device))
         run["baseline"] = baseline
 
@@ -190,7 +194,7 @@ def parse_suite(suite_cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for name, entry in entries.items():
         if "task" not in entry:
             raise ConfigError(f"suite entry '{name}' needs a 'task:' key naming a registered task")
-        registry.load_class("task", entry["task"], Task)
+        registry.load_class("task", entry["task"], Task).check_settings(entry, f"suite.tasks.{name}")
     return entries
 
 

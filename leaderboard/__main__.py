@@ -13,6 +13,7 @@ DEFAULT_OUT = Path("leaderboard/generated")
 
 def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool = True) -> dict:
     """Read the runs, write every output under `out`; return counts and written paths."""
+    from core.io import atomic_write_text
     from leaderboard import aggregate, headline, plots, render, render_attacks
     from leaderboard.collect import collect
 
@@ -27,8 +28,8 @@ def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool
     attacks = aggregate.attack_long_table(runs)  # issue 16: attack columns, when runs have them
     attack_summary = aggregate.attack_summary(attacks) if not attacks.empty else attacks
     attack_sections = render_attacks.build_attack_sections(attack_summary)
-    (out / "leaderboard.md").write_text(render.markdown(sections, len(runs), run_dirs, top_sections)
-                                        + render_attacks.attack_markdown(attack_sections), encoding="utf-8")
+    atomic_write_text(out / "leaderboard.md", render.markdown(sections, len(runs), run_dirs, top_sections)
+                      + render_attacks.attack_markdown(attack_sections))
     render.write_csv(top, out / "headline.csv")
     render.write_csv(long, out / "runs.csv")
     render.write_csv(summary, out / "summary.csv")
@@ -62,10 +63,9 @@ def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool
                 png = plots.headline_png(here, f"{sec.model} · {sec.suite}") if not sec.note else None
                 if png is not None:
                     top_images[(sec.model, sec.suite)] = png
-        (out / "index.html").write_text(render.html_page(sections, images, len(runs),
-                                                         render_attacks.attack_html(attack_sections, attack_images),
-                                                         run_dirs, render.headline_html(top_sections, top_images)),
-                                        encoding="utf-8")
+        atomic_write_text(out / "index.html", render.html_page(sections, images, len(runs),  # plots are inline
+                                                               render_attacks.attack_html(attack_sections, attack_images),
+                                                               run_dirs, render.headline_html(top_sections, top_images)))
         written.append(out / "index.html")
     return {"runs": len(runs), "skipped": skipped, "written": written}
 
@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         result = build(args.run_dirs, args.out, html_page=not args.no_html, parquet=not args.no_parquet)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. a full disk: every output is written atomically, so none is left half-written
+        print(f"error: could not write the leaderboard under --out={args.out}: {e.strerror or e}"
+              f"{f' ({e.filename})' if e.filename else ''}; no file there is half-written", file=sys.stderr)
         return 2
     print(f"{result['runs']} runs; skipped {result['skipped']} files")
     for path in result["written"]:

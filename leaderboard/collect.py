@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
-from core.runrecord import IDENTITY_KEYS, SCHEMA_VERSION, task_entry_problem
-
+from core.runrecord import IDENTITY_KEYS, run_problem
 
 
 def find_run_files(run_dirs: Iterable[Path]) -> list[Path]:
@@ -33,66 +32,10 @@ def find_run_files(run_dirs: Iterable[Path]) -> list[Path]:
     return sorted(files)
 
 
-def _check_attacks(where: str, attacks: Any) -> str | None:
-    """Optional attack results (attack=standard; docs/DESIGN.md): unit key -> {attack, setting,
-    steps, info, tasks}, the tasks shaped like the run's own task entries."""
-    if not isinstance(attacks, dict):
-        return f"{where} is not an object"
-    for key, unit in attacks.items():
-        if not isinstance(unit, dict) or not isinstance(unit.get("attack"), str) or not isinstance(unit.get("setting"), str):
-            return f"{where}.{key} needs 'attack' and 'setting' strings"
-        if not isinstance(unit.get("tasks"), dict):
-            return f"{where}.{key}.tasks missing or not an object"
-        for name, entry in unit["tasks"].items():
-            bad = task_entry_problem(f"{where}.{key}.tasks.{name}", entry)
-            if bad:
-                return bad
-    return None
-
-
 def problem(run: Any) -> str | None:
-    """Why `run` is not a finished schema-1 run file, or None if it is."""
-    if not isinstance(run, dict) or "schema_version" not in run:
-        return "not a run file (no schema_version)"
-    if run["schema_version"] != SCHEMA_VERSION:
-        return f"schema_version {run['schema_version']!r}, this leaderboard reads {SCHEMA_VERSION}"
-    if run.get("status") != "complete":
-        return f"status {run.get('status')!r}, not 'complete' (a run still going or stopped)"
-    ident = run.get("identity")
-    if not isinstance(ident, dict):
-        return "identity missing"
-    for key in IDENTITY_KEYS:
-        want = int if key == "seed" else str
-        if not isinstance(ident.get(key), want) or isinstance(ident.get(key), bool):
-            return f"identity.{key} missing or not {want.__name__}"
-    try:
-        dt.datetime.fromisoformat(run["updated"])
-    except (KeyError, TypeError, ValueError):
-        return "updated missing or not an ISO time"
-    if not isinstance(run.get("config"), dict) or not isinstance(run["config"].get("method"), dict):
-        return "config or config.method missing"
-    method = run.get("method")
-    if not isinstance(method, dict) or not isinstance(method.get("name"), str):
-        return "method.name missing"
-    needed = method.get("data_needed")
-    if not isinstance(needed, list) or not all(isinstance(x, str) for x in needed):
-        return "method.data_needed missing or not a list of names"
-    for part in ("baseline", "edited"):
-        tasks = (run.get(part) or {}).get("tasks") if isinstance(run.get(part), dict) else None
-        if not isinstance(tasks, dict) or not tasks:
-            return f"{part}.tasks missing or empty"
-        for name, entry in tasks.items():
-            bad = task_entry_problem(f"{part}.tasks.{name}", entry)
-            if bad:
-                return bad
-    for part in ("baseline", "edited"):
-        bad = _check_attacks(f"{part}.attacks", run[part].get("attacks", {}))
-        if bad:
-            return bad
-    missing = set(run["edited"]["tasks"]) - set(run["baseline"]["tasks"])
-    if missing:
-        return f"edited tasks without a baseline: {', '.join(sorted(missing))}"
-    return None
+    """Why `run` is not a finished schema-1 run file, or None if it is (core.runrecord.run_problem:
+    the same check a rerun makes before reusing a run file)."""
+    return run_problem(run, finished=True)
 
 
 def read_run(path: Path) -> tuple[dict[str, Any] | None, str | None]:

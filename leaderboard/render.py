@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.families import family_goal, family_rank
+from core.io import atomic_path
 from core.runcolumns import MethodColumn
 from leaderboard.aggregate import REFERENCE_METHODS
 
@@ -314,7 +315,9 @@ def markdown(sections: list[Section], n_runs: int, run_dirs: list[Path],
 
 
 def write_csv(df: "pandas.DataFrame", path: Path) -> None:
-    df.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+    """Atomically (core.io.atomic_path): a full disk leaves the old file, never a truncated one."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
 
 
 def write_parquet(df: "pandas.DataFrame", path: Path) -> bool:
@@ -323,7 +326,8 @@ def write_parquet(df: "pandas.DataFrame", path: Path) -> bool:
         import pyarrow  # noqa: F401
     except ImportError:
         return False
-    df.to_parquet(path, index=False)
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
     return True
 
 

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from core.errors import DataError
+from core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # the interface imports cheaply: torch loads when a task runs
     import torch
@@ -67,6 +67,16 @@ class Task(ABC):
     # Settings that name data: the pipeline resolves each (a `model:<name>` reference or a path, or
     # a list of them) to an absolute path before the task is built.
     data_keys: ClassVar[tuple[str, ...]] = ("data",)
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any], where: str) -> None:
+        """Check what can be checked without the model: the pipeline calls this before the model
+        loads. `where` is the config path of the entry (e.g. "suite.tasks.quotes"). Default: a
+        `limit` (how many rows to use) is a positive integer or null; raise ConfigError."""
+        limit = settings.get("limit")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigError(f"{where}.limit must be a positive integer (how many rows to use) or null "
+                              f"(all of them), got {limit!r}")
 
     def check(self, model: "torch.nn.Module", tokenizer: Any) -> None:
         """Check the task's data against the loaded model (token ids inside the vocabulary, lengths

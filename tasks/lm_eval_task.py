@@ -58,6 +58,17 @@ def metric_key(task_results: dict[str, Any], metric: str, task: str) -> str:
 class LMEvalTask(Task):
     family = "downstream"
 
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any], where: str) -> None:
+        """lm-eval's `limit` may also be a fraction of each task's examples, in (0, 1]."""
+        limit = settings.get("limit")
+        if isinstance(limit, float) and 0 < limit <= 1:
+            return
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 1
+                                  or (isinstance(limit, float) and not limit.is_integer())):
+            raise ConfigError(f"{where}.limit must be a positive integer, a fraction in (0, 1] or null (all), "
+                              f"got {limit!r}")
+
     def __init__(self, task_names: list[str] | None = None, data: str | None = None,
                  include_path: str | None = None, num_fewshot: int | None = 0, limit: int | float | None = None,
                  metric: str = "exact_match", family: str | None = None, max_gen_toks: int = 16,

@@ -77,3 +77,42 @@ def test_check_writable_dir(tmp_path: Path) -> None:
         check_writable_dir(Path("/proc/harness-check"), "runs_dir")
     assert [p.name for p in (tmp_path / "new" / "runs").iterdir()] == []  # the probe is removed
 
+
+
+def test_file_lock_leaves_no_lock_file_and_prunes_empty_folders(tmp_path: Path) -> None:
+    """Issue 29: a failed run left its .lock file and empty run folders behind."""
+    from core.io import file_lock
+
+    target = tmp_path / "runs" / "model" / "suite" / "method" / "seed0.json"
+    with pytest.raises(RuntimeError), file_lock(target, prune_to=tmp_path / "runs"):
+        raise RuntimeError("the run failed")
+    assert list(tmp_path.rglob("*")) == [tmp_path / "runs"]
+    with file_lock(target, prune_to=tmp_path / "runs"):
+        target.write_text("{}")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["seed0.json"]  # the finished file stays
+
+
+def test_file_lock_holders_never_overlap_while_lock_files_are_removed(tmp_path: Path) -> None:
+    """Each holder removes the lock file it held; a waiter that locked the removed file must lock
+    the path anew, or two holders would be inside at once."""
+    import threading
+
+    from core.io import file_lock
+
+    target = tmp_path / "runs" / "a" / "run.json"
+    inside, overlaps = [0], []
+
+    def worker() -> None:
+        for _ in range(30):
+            with file_lock(target, prune_to=tmp_path / "runs"):
+                inside[0] += 1
+                overlaps.append(inside[0])
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(overlaps) == 120 and max(overlaps) == 1
+    assert not list(tmp_path.rglob("*.lock"))

@@ -89,6 +89,19 @@ HARNESS_CASES = [
      ["method kfac:", "layer 99 does not exist", "layers 0..1"]),
     ("finetune-layer-out-of-range", args("method=gradient_ascent", "method.layers=[5]"),
      ["method gradient_ascent:", "layer 5 does not exist"]),
+    # Hydra's own errors (issue 29): one line, exit 2, before anything loads
+    ("empty-group-choice", args("method="), ["method= names no method", "valid: ", "kfac"]),
+    ("delete-seed", args("~seed"), ["'~seed' deletes a key the harness reads", "set seed=<value>"]),
+    ("grammar-parenthesis", args("method=kfac", "method.rho=0.9)"),
+     ["bad override 'method.rho=0.9)'", "extraneous input ')'", "override_grammar"]),
+    ("grammar-open-bracket", args("method=kfac", "method.module_pattern=["), ["bad override 'method.module_pattern=['"]),
+    ("unknown-launcher", args("hydra/launcher=bogus"), ["hydra/launcher/bogus", "valid: basic"]),
+    ("added-unknown-key", args("+foo=1"), ["unknown config key 'foo'", "valid keys at the top level:", "seed"]),
+    ("added-existing-key", args("+seed=1"), ["An item is already at 'seed'", "++seed=1"]),
+    # a task's limit, before the model loads (issue 29: -5 was a Python slice, abc a TypeError)
+    *[(f"quotes-limit-{v}", args(f"suite.tasks.quotes.limit={v}"),
+       ["suite.tasks.quotes.limit must be a positive integer", "or null", f"got {r}"])
+      for v, r in (("-5", "-5"), ("abc", "'abc'"), ("0", "0"))],
 ]
 
 
@@ -132,6 +145,10 @@ def test_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, setup:
     assert_one_line(code, err, needles)
     # Caught before the expensive work: no baseline was evaluated, no run file written.
     assert not list(runs.rglob("*.json")) if runs.is_dir() else True
+    # Nothing left behind (issue 29): no lock file, no empty run folder (the cache is not the run's).
+    assert not list(tmp_path.rglob("*.lock"))
+    empty = [d for d in runs.rglob("*") if d.is_dir() and not any(d.iterdir()) and (runs / "cache") not in (d, *d.parents)]
+    assert not empty, empty
 
 
 def test_ctrl_c_is_one_line_exit_130_and_resumes(cli, tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
@@ -244,6 +261,55 @@ def test_leaderboard_skips_a_run_with_a_nan_metric(cli, tiny_model_dir: Path, tm
     assert err[0].startswith(f"warning: skipped {run_file}") and "metrics.loose is NaN" in err[0]
 
 
+@pytest.mark.parametrize("value,needle", [(math.nan, "metrics.score is NaN"), (math.inf, "metrics.score is inf"),
+                                          (-math.inf, "metrics.score is -inf")], ids=["nan", "inf", "-inf"])
+def test_leaderboard_skips_a_run_with_a_non_finite_metric(cli, tmp_path: Path, value: float, needle: str) -> None:
+    """Issue 29: an Infinity metric once aborted the whole leaderboard (a math domain error in the
+    Wilson interval); it is skipped like a NaN one, in one warning line, and the rest is written."""
+    from leaderboard.__main__ import main
+    from tests.leaderboard.synthetic import make_run, write_runs
+
+    runs = [make_run("kfac", {"verbatim_validation": 0.2}, seed=s) for s in (0, 1)]
+    runs[1]["edited"]["tasks"]["logic"]["metrics"]["score"] = value
+    write_runs(tmp_path / "runs", runs)
+    code, err = cli(lambda: main(sys.argv[1:]), "leaderboard",
+                    [str(tmp_path / "runs"), "--out", str(tmp_path / "board"), "--no-html", "--no-parquet"])
+    assert code == 0 and len(err) == 1, err
+    assert err[0].startswith("warning: skipped ") and "seed1-" in err[0] and needle in err[0], err[0]
+    assert (tmp_path / "board" / "runs.csv").stat().st_size > 0
+
+
+def test_leaderboard_on_a_full_disk_leaves_no_truncated_file(cli, tmp_path: Path, monkeypatch) -> None:
+    """Issue 29: a full disk under --out left a truncated runs.csv. Every output is written
+    atomically: the old file stays whole, and the error is one line."""
+    import errno
+
+    import pandas as pd
+
+    from leaderboard.__main__ import main
+    from tests.leaderboard.synthetic import make_run, write_runs
+
+    write_runs(tmp_path / "runs", [make_run("kfac", {"verbatim_validation": 0.2})])
+    argv = [str(tmp_path / "runs"), "--out", str(tmp_path / "board"), "--no-html"]
+    assert cli(lambda: main(sys.argv[1:]), "leaderboard", argv)[0] == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "board").iterdir()}
+    original = pd.DataFrame.to_csv
+
+    def disk_fills_up(self, path, *a, **kw):  # half the bytes land, then ENOSPC
+        original(self, path, *a, **kw)
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_fills_up)
+    code, err = cli(lambda: main(sys.argv[1:]), "leaderboard", argv)
+    assert_one_line(code, err, ["--out=", "No space left on device"])
+    after = {p.name: p.read_bytes() for p in (tmp_path / "board").iterdir()}
+    assert set(after) == set(before)  # no temporary file left beside them
+    for name in ("headline.csv", "runs.csv", "summary.csv"):
+        assert after[name] == before[name], name
+
+
 def mine_args(folder: Path, tmp: Path, *extra: str) -> list[str]:
     return ["model=hf", f"model.path={folder / 'model'}", "device=cpu", f"cache_dir={tmp / 'cache'}",
             f"out_dir={tmp / 'mined'}", "prefix_len=4", "suffix_len=2", *extra]
@@ -297,3 +363,78 @@ def test_override_parsing_and_sweep_combinations() -> None:
     check_override_keys({"attack": "standard"}, ["attack.attacks.sample.n"])
     with pytest.raises(ConfigError, match="attack.attacks.sample"):
         check_override_keys({"attack": "none"}, ["attack.attacks.sample.n"])
+
+
+def _set(path: str, value: object) -> Callable[[dict], None]:
+    """A poison: set the dotted `path` of a run file to `value`."""
+    def poison(run: dict) -> None:
+        *parents, last = path.split(".")
+        node = run
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return poison
+
+
+def _delete(key: str) -> Callable[[dict], None]:
+    return lambda run: run.pop(key)
+
+
+# (id, poison of a finished run file, substring of the one warning line)
+RUN_FILE_POISONS = [
+    ("nan-metric", _set("edited.tasks.quotes.metrics.loose", math.nan), "edited.tasks.quotes.metrics.loose is NaN"),
+    ("infinite-metric", _set("edited.tasks.verbatim.metrics.strict", math.inf), "metrics.strict is inf (not finite)"),
+    ("unknown-schema", _set("schema_version", 99), "schema_version 99"),
+    ("no-identity", _delete("identity"), "identity missing"),
+    ("string-task-result", _set("edited.tasks.quotes", "0.5"), "edited.tasks.quotes is not an object"),
+    ("partial-run-string-result", lambda run: (_set("status", "running")(run), _set("edited.tasks.quotes", "x")(run)),
+     "edited.tasks.quotes is not an object"),
+]
+
+
+@pytest.mark.parametrize("poison,needle", [c[1:] for c in RUN_FILE_POISONS], ids=[c[0] for c in RUN_FILE_POISONS])
+def test_a_run_file_that_does_not_validate_is_recomputed(cli, tiny_model_dir: Path, tmp_path: Path,
+                                                         poison: Callable[[dict], None], needle: str) -> None:
+    """Issue 29: a finished run file is reused only if it validates (core.runrecord.run_problem);
+    a poisoned or hand-edited one is named in one warning line and the run is recomputed."""
+    from core.runrecord import run_problem
+
+    assert run_harness(cli, harness_args(tiny_model_dir, tmp_path)) == (0, [])
+    run_file = next(tmp_path.rglob("seed0-*.json"))
+    good = json.loads(run_file.read_text())
+    poisoned = json.loads(run_file.read_text())
+    poison(poisoned)
+    run_file.write_text(json.dumps(poisoned))
+    code, err = run_harness(cli, harness_args(tiny_model_dir, tmp_path))
+    assert code == 0 and len(err) == 1, err
+    assert err[0].startswith(f"warning: run file {run_file}: ") and needle in err[0], err[0]
+    assert err[0].endswith("recomputing the run")
+    again = json.loads(run_file.read_text())
+    assert run_problem(again) is None
+    assert again["edited"]["tasks"]["quotes"]["metrics"] == good["edited"]["tasks"]["quotes"]["metrics"]
+    assert again["identity"] == good["identity"]
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    """Issue 29: `python -m harness ... | head -1` printed a BrokenPipeError traceback. The reader
+    closes before anything is printed here, so the first write fails for certain."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "--help"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=Path(__file__).resolve().parents[2])
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert err.decode() == "" and proc.returncode == 141
+
+
+def test_a_closed_stdout_during_a_run_ends_quietly(cli, monkeypatch) -> None:
+    import harness.app
+
+    def table_to_a_closed_pipe(cfg):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(harness.app, "execute", table_to_a_closed_pipe)
+    code, err = run_harness(cli, [])
+    assert code == 141 and err == []

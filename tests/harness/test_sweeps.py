@@ -77,7 +77,7 @@ def test_file_lock_lets_one_holder_in_at_a_time(tmp_path: Path) -> None:
         assert inside == ["first"]  # the second holder waits
     thread.join(5)
     assert inside == ["first", "second"]
-    assert (tmp_path / "baseline.json.lock").exists() and not target.exists()
+    assert not (tmp_path / "baseline.json.lock").exists() and not target.exists()  # no lock file left (issue 29)
 
 
 # Not slow: ~6 s on the idle 2-core machine (10-25 s while other jobs load it).
