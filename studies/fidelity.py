@@ -150,9 +150,12 @@ def check_reference_use(path: Path, overrides: Sequence[str], doing: str) -> Non
                           f"of seeds 0-2, model.organism.seed=N seed=N), and a reference holds shipped organisms only")
 
 
-def regression_runs(runs_dir: Path | None = None, overrides: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
-    """The REGRESSION_RUNS, each with `overrides` after its own."""
-    return {name: run_config([*own, *overrides], runs_dir) for name, own in REGRESSION_RUNS.items()}
+def regression_runs(runs_dir: Path | None = None, overrides: Sequence[str] = (),
+                    finished_only: bool = False) -> dict[str, dict[str, Any]]:
+    """The REGRESSION_RUNS, each with `overrides` after its own; with `finished_only`, the finished
+    ones only (nothing is run)."""
+    runs = {name: run_config([*own, *overrides], runs_dir, finished_only) for name, own in REGRESSION_RUNS.items()}
+    return {name: run for name, run in runs.items() if run is not None}
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -179,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     write = sub.add_parser("write-reference", help="add (or replace) this shipped organism's entry in a reference JSON",
                            epilog=OVERRIDES_HELP + " Only shipped organisms (the default settings, seeds 0-2) have entries.")
     write.add_argument("--out", type=Path, required=True, help=f"the reference file (CI reads {REFERENCE_FILE.relative_to(CONF_DIR.parent)})")
+    write.add_argument("--finished-only", action="store_true", help="record the finished runs only, run nothing "
+                       "(a partial entry: for measure-tolerance --compare, not for CI's reference)")
     tol = sub.add_parser("measure-tolerance", help="the regression runs under several evaluation settings; each "
                          "task's largest difference and tolerance (slow)", epilog=OVERRIDES_HELP)
     tol.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -231,7 +236,9 @@ def run_command(args: argparse.Namespace, overrides: list[str]) -> int:
         atomic_write_text(args.out, table)
         print(table)
         return 0
-    runs = regression_runs(overrides=overrides)
+    runs = regression_runs(overrides=overrides, finished_only=getattr(args, "finished_only", False))
+    if "none" not in runs:
+        raise ConfigError("no finished `none` run with these overrides: nothing to record (drop --finished-only to run them)")
     current = reference_record(runs)
     if args.command == "write-reference":
         add_reference_entry(args.out, current)
@@ -295,8 +302,10 @@ def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], set
         label, _, path = item.partition("=")
         if not path:
             raise ConfigError(f"--compare takes LABEL=FILE (a reference made by write-reference), got {item!r}")
-        per_setting[label] = [e for e in read_reference_files(Path(path), TOLERANCE_FILE)[0]
-                              if e["organism"]["seed"] in seeds] if Path(path).exists() else []
+        try:
+            per_setting[label] = [e for e in read_reference(Path(path)) if e["organism"]["seed"] in seeds]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"--compare {item}: cannot read the reference: {e}") from None
         if not per_setting[label]:
             raise ConfigError(f"--compare {item}: no entry for seeds {seeds} in {path}")
     for name in chosen:

@@ -74,10 +74,11 @@ def tolerance_bound(kind: str, n: int, largest_difference: float) -> float:
 
 
 def largest_differences(summaries: Sequence[Mapping[str, Mapping[str, Mapping[str, Any]]]]) -> dict[str, dict[str, Any]]:
-    """Task -> {"kind", "n", "largest_difference"}: the largest |a - b| of any number (any run, either
-    role) between any two of `summaries` (each: run -> task -> summary numbers)."""
+    """Task -> {"kind", "n", "largest_difference"}: the largest |a - b| of any number (any run that
+    every summary has, either role) between any two of `summaries` (each: run -> task -> numbers)."""
     out: dict[str, dict[str, Any]] = {}
-    for run_name in summaries[0]:
+    common = set(summaries[0]).intersection(*summaries[1:])  # runs every setting has (a partial reference may lack some)
+    for run_name in sorted(common):
         for task, ref in summaries[0][run_name].items():
             pairs = [[s[run_name][task][role] for s in summaries] for role in ("baseline", "edited")]
             spread = max(max(p) - min(p) for p in pairs)
