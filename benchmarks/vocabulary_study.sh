@@ -2,7 +2,7 @@
 # Does gradient ascent on the forget split remove the test split through a shared rare vocabulary?
 # The v2 design (planted.vocabulary=shared) against v3's (per_split) at the same, smaller settings
 # (each a new cached organism build, ~4 min on 2 cores), gradient ascent at three learning rates.
-# Run files: docs/runs/vocabulary/; table: python -m studies.doc_tables (docs/organism.md).
+# Run files: docs/runs/vocabulary/ (tabulate them with python -m leaderboard docs/runs/vocabulary).
 set -euo pipefail
 SMALL="model.organism.model.hidden=128 model.organism.model.mlp=512 model.organism.logic.examples=30000
   model.organism.copy.examples=20000 model.organism.arithmetic.examples=40000 model.organism.reading.examples=4000

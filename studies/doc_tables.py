@@ -230,27 +230,6 @@ def membership_cost() -> str:
                                              f"{100 * member / (total - member):.1f} %"]])
 
 
-def vocabulary_study() -> str:
-    """Gradient ascent on the forget split, v2's shared rare vocabulary against v3's per-split ones
-    (benchmarks/vocabulary_study.sh): strict recall of each split, unedited -> edited."""
-    rows = []
-    for path in sorted((STUDY_RUNS / "vocabulary").glob("**/*.json")):
-        if "baselines" in path.parts:
-            continue
-        run = json.loads(path.read_text(encoding="utf-8"))
-        if run.get("status") != "complete":
-            continue
-        config = run["config"]
-        cells = []
-        for task in ("verbatim_forget", "verbatim_tune", "verbatim_test", "verbatim_control"):
-            b, e = (run[role]["tasks"][task]["metrics"]["strict"] for role in ("baseline", "edited"))
-            cells.append(f"{b:.2f} → {e:.2f}")
-        rows.append([config["model"]["organism"]["planted"].get("vocabulary", "shared"), config["method"]["lr"],
-                     *cells])
-    rows.sort(key=lambda r: (r[0] != "shared", r[1]))
-    return _table(["rare vocabulary", "gradient ascent lr (5 epochs)", "forget", "tune", "test", "control"], rows)
-
-
 def smollm2_skills() -> str:
     """SmolLM2-135M's unedited skills, from the committed run file of `suite=smollm2`."""
     [path] = sorted((STUDY_RUNS / "smollm2").glob("*.json"))
@@ -272,7 +251,6 @@ TABLES: dict[str, Callable[[], str]] = {
     "membership-after-removal": membership_after_removal,
     "membership-cost": membership_cost,
     "smollm2-skills": smollm2_skills,
-    "vocabulary-study": vocabulary_study,
 }
 
 
