@@ -92,7 +92,7 @@ def vit_organisms() -> str:
     from models.vit.organism import SHIPPED_DIR
 
     rows = []
-    for seed in SEEDS:
+    for seed in [s for s in SEEDS if (SHIPPED_DIR / f"seed{s}" / "manifest.json").is_file()]:
         m = json.loads((SHIPPED_DIR / f"seed{seed}" / "manifest.json").read_text(encoding="utf-8"))
         c = m["stored_checks"]
         rows.append([seed, m["settings_hash"][:12], m["parameters"], c.get("memorized"), c.get("gt_recovery"),
