@@ -179,6 +179,20 @@ def claims() -> str:
                    f"random ablation {' / '.join(SKILLS)} kept"], rows)
 
 
+def kfac_findings() -> str:
+    """K-FAC at its organism default (rho 0.99) per seed, from the published runs: computed vs stored
+    arithmetic and rare vs common facts, % kept with paired bootstrap 95 % intervals."""
+    from studies.organism_claims import findings
+
+    rows = []
+    for path in sorted(PUBLISHED_RUNS.glob("organism/organism_full/kfac/*.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        if run.get("status") == "complete" and run["config"]["method"].get("rho") == 0.99:
+            rows += [[run["identity"]["seed"], *line.split(": ", 1)] for line in findings(run)]
+    rows.sort(key=lambda r: r[0])
+    return _table(["seed", "what", "unedited → edited (n), % kept [95 % CI]"], rows)
+
+
 def tolerance() -> str:
     """The measured evaluation differences and the tolerance CI uses (tests/regression/tolerance.json)."""
     data = json.loads(TOLERANCE.read_text(encoding="utf-8"))
@@ -248,6 +262,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "kfac-sweep": kfac_sweep,
     "tolerance": tolerance,
     "claims": claims,
+    "kfac-findings": kfac_findings,
     "membership-after-removal": membership_after_removal,
     "membership-cost": membership_cost,
     "smollm2-skills": smollm2_skills,
