@@ -196,9 +196,9 @@ def kfac_findings() -> str:
 def tolerance() -> str:
     """The measured evaluation differences and the tolerance CI uses (tests/regression/tolerance.json)."""
     data = json.loads(TOLERANCE.read_text(encoding="utf-8"))
-    rows = [[task, t["kind"], t["n"], _fmt(t["largest_difference"], 4), _fmt(t["tolerance"], 4)]
-            for task, t in sorted(data["tasks"].items())]
-    return _table(["task", "metric kind", "n", "largest difference measured", "tolerance"], rows)
+    rows = [[*key.split("/", 1), t["kind"], t["n"], _fmt(t["largest_difference"], 4), _fmt(t["tolerance"], 4)]
+            for key, t in sorted(data["tasks"].items())]
+    return _table(["run", "task", "metric kind", "n", "largest difference measured", "tolerance"], rows)
 
 
 def membership_after_removal() -> str:

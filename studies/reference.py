@@ -74,21 +74,24 @@ def tolerance_bound(kind: str, n: int, largest_difference: float) -> float:
 
 
 def largest_differences(summaries: Sequence[Mapping[str, Mapping[str, Mapping[str, Any]]]]) -> dict[str, dict[str, Any]]:
-    """Task -> {"kind", "n", "largest_difference"}: the largest |a - b| of any number (any run that
-    every summary has, either role) between any two of `summaries` (each: run -> task -> numbers)."""
+    """'run/task' -> {"kind", "n", "largest_difference"}: the largest |a - b| of that run's task
+    number (either role, any seed) between any two of `summaries` (each: 'seedN/run' or 'run' ->
+    task -> numbers), over the runs every summary has. Per run: an edit that wrecks the model
+    (random ablation) moves far more between evaluation settings than a careful one."""
     out: dict[str, dict[str, Any]] = {}
     common = set(summaries[0]).intersection(*summaries[1:])  # runs every setting has (a partial reference may lack some)
     for run_name in sorted(common):
+        run = run_name.split("/", 1)[-1]
         for task, ref in summaries[0][run_name].items():
             pairs = [[s[run_name][task][role] for s in summaries] for role in ("baseline", "edited")]
             spread = max(max(p) - min(p) for p in pairs)
-            entry = out.setdefault(task, {"kind": ref["kind"], "n": ref["n"], "largest_difference": 0.0})
+            entry = out.setdefault(f"{run}/{task}", {"kind": ref["kind"], "n": ref["n"], "largest_difference": 0.0})
             entry["largest_difference"] = round(max(entry["largest_difference"], spread), 6)
     return out
 
 
 def read_tolerances(path: Path = TOLERANCE_FILE) -> dict[str, float]:
-    """Task -> absolute tolerance, from the measurement file."""
+    """'run/task' -> absolute tolerance, from the measurement file."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     return {task: float(t["tolerance"]) for task, t in data["tasks"].items()}
 
@@ -96,9 +99,9 @@ def read_tolerances(path: Path = TOLERANCE_FILE) -> dict[str, float]:
 def reference_differences(current: Mapping[str, Mapping[str, Mapping[str, Any]]],
                           reference: Mapping[str, Mapping[str, Mapping[str, Any]]],
                           tolerances: Mapping[str, float]) -> list[str]:
-    """One line for every (run, task, role) number further from the reference than the task's
-    tolerance, or missing from the current results; a task with no measured tolerance is compared
-    exactly."""
+    """One line for every (run, task, role) number further from the reference than that run's task
+    tolerance ('run/task'), or missing from the current results; a number with no measured
+    tolerance is compared exactly."""
     problems = []
     for run_name, tasks in sorted(reference.items()):
         for task, ref in sorted(tasks.items()):
@@ -106,7 +109,7 @@ def reference_differences(current: Mapping[str, Mapping[str, Mapping[str, Any]]]
             if got is None:
                 problems.append(f"{run_name}/{task}: missing from the current results")
                 continue
-            bound = tolerances.get(task, 0.0)
+            bound = tolerances.get(f"{run_name}/{task}", 0.0)
             for role in ("baseline", "edited"):
                 if abs(got[role] - ref[role]) > bound + 1e-9:
                     problems.append(f"{run_name}/{task} {role}: {got[role]} vs reference {ref[role]} (±{bound:g})")

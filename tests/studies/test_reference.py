@@ -28,19 +28,24 @@ def test_tolerance_is_the_largest_difference_and_at_least_the_resolution() -> No
 def test_largest_differences_span_every_setting_run_and_role() -> None:
     a, b, c = numbers(0.9, 0.1), numbers(0.9, 0.15), numbers(0.895, 0.1, ppl=3.01)
     got = largest_differences([a, b, c])
-    assert got["quotes"] == {"kind": "proportion", "n": 40, "largest_difference": 0.05}
-    assert got["logic"]["largest_difference"] == 0.005
-    assert got["perplexity"]["largest_difference"] == 0.01
+    assert got["kfac/quotes"] == {"kind": "proportion", "n": 40, "largest_difference": 0.05}
+    assert got["kfac/logic"]["largest_difference"] == 0.005
+    assert got["kfac/perplexity"]["largest_difference"] == 0.01
     # the slow, obvious reference: every pair of settings, every number
     for task in ("logic", "quotes", "perplexity"):
         diffs = [abs(x["kfac"][task][r] - y["kfac"][task][r]) for x in (a, b, c) for y in (a, b, c)
                  for r in ("baseline", "edited")]
-        assert got[task]["largest_difference"] == pytest.approx(max(diffs))
+        assert got[f"kfac/{task}"]["largest_difference"] == pytest.approx(max(diffs))
+    # seeds pool into one tolerance per run and task; a run one summary lacks is not compared
+    seeded = largest_differences([{"seed0/kfac": a["kfac"], "seed1/kfac": b["kfac"], "seed1/svd": b["kfac"]},
+                                  {"seed0/kfac": b["kfac"], "seed1/kfac": b["kfac"]}])
+    assert set(seeded) == {"kfac/logic", "kfac/quotes", "kfac/perplexity"}
+    assert seeded["kfac/quotes"]["largest_difference"] == 0.05
 
 
 def test_every_number_is_compared_with_its_own_tolerance() -> None:
     current = numbers(0.9, 0.1)
-    tolerances = {"logic": 0.005, "quotes": 0.025, "perplexity": 1e-4}
+    tolerances = {"kfac/logic": 0.005, "kfac/quotes": 0.025, "kfac/perplexity": 1e-4}
     assert reference_differences(current, numbers(0.9, 0.1), tolerances) == []
     assert reference_differences(current, numbers(0.905, 0.125), tolerances) == []  # both at the bound
     problems = reference_differences(current, numbers(0.9, 0.15), tolerances)
@@ -53,7 +58,7 @@ def test_every_number_is_compared_with_its_own_tolerance() -> None:
 
 def test_the_entry_of_the_same_organism_is_the_one_compared(tmp_path: Path) -> None:
     entries = [{"organism": SEED0, "runs": numbers(0.9, 0.1)}, {"organism": SEED1, "runs": numbers(0.8, 0.5)}]
-    tol = {"logic": 0.0, "quotes": 0.0, "perplexity": 0.0}
+    tol = {"kfac/logic": 0.0, "kfac/quotes": 0.0, "kfac/perplexity": 0.0}
     assert compare_with_reference({"organism": SEED1, "runs": numbers(0.8, 0.5)}, entries, tol, "ref.json") == []
     assert compare_with_reference({"organism": SEED0, "runs": numbers(0.8, 0.5)}, entries, tol, "ref.json")
     other = {"seed": 1, "settings_hash": "s", "weights_sha256": "built-here", "shipped": False}
