@@ -12,7 +12,6 @@ A cached folder whose files do not match its manifest (a truncated or missing fi
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import shutil
@@ -81,19 +80,11 @@ def check_gguf_file(file: Path) -> None:
                              "file or a save_pretrained folder")
 
 
-def file_sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensure_converted(file: Path, cache_dir: Path, progress: Any = None) -> Path:
     """The cached safetensors folder of GGUF `file`, converting it first unless a valid one exists.
     The conversion is built in a temporary folder and renamed into place (core.buildcache), under
     a lock so parallel jobs convert once."""
-    from core.buildcache import ensure_built, settings_hash
+    from core.buildcache import ensure_built, file_sha256, settings_hash
     from core.io import file_lock
 
     settings = {"gguf_sha256": file_sha256(file)}
