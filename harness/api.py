@@ -94,11 +94,7 @@ class GivenData(CausalLMData):
     """The data handed to `edit`: references as in `model.data` (a path, `hf:<dataset>`), and the
     statistics text may also be a list of strings."""
 
-    def _ref(self, kind: str) -> str:
-        ref = self.refs.get(kind)
-        if not ref:
-            raise ConfigError(f"this method needs {kind} data: pass data={{'{kind}': <path>}} to harness.edit")
-        return ref
+    missing_hint = "pass data={{'{kind}': <path>}} to harness.edit"
 
     def statistics(self) -> TokenStatistics:
         texts = self.refs.get("stats")

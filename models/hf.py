@@ -12,7 +12,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -73,11 +73,13 @@ class CausalLMData(ModelData):
     refs: Mapping[str, Any]
     files: Mapping[str, Path]
     tokenizer: Any
+    # How the user gives a data set that is missing ({kind}: stats, forget, retain).
+    missing_hint: ClassVar[str] = "set model.data.{kind}=<path or model:name>"
 
     def _ref(self, kind: str) -> str:
         ref = self.refs.get(kind)
         if not ref:
-            raise ConfigError(f"this method needs {kind} data: set model.data.{kind}=<path or model:name>")
+            raise ConfigError(f"this method needs {kind} data: {self.missing_hint.format(kind=kind)}")
         return ref
 
     def statistics(self) -> TokenStatistics:
