@@ -16,6 +16,7 @@ the same bytes on any machine.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -101,7 +102,9 @@ def vit_organisms() -> str:
                    "held-out accuracy", "build"], rows)
 
 
+@functools.cache
 def _published() -> "pandas.DataFrame":
+    """The published runs' long table, read once per process (several tables use it)."""
     from leaderboard import load_runs
 
     return load_runs(PUBLISHED_RUNS)
@@ -164,10 +167,11 @@ def claims() -> str:
     from studies.organism_claims import SCORED, SKILLS
     from studies.reference import REFERENCE_FILE, read_reference
 
+    from core.measures import share_kept
+
     def kept(numbers: dict[str, Any], task: str, lower_is_better: bool = False) -> str:
-        b, e = numbers[task]["baseline"], numbers[task]["edited"]
-        ratio = (b / e if lower_is_better else e / b) if (e if lower_is_better else b) else float("nan")
-        return f"{100 * ratio:.1f}"
+        share = share_kept(numbers[task]["edited"], numbers[task]["baseline"], not lower_is_better)
+        return "–" if share is None else f"{100 * share:.1f}"
 
     rows = []
     for entry in read_reference(REFERENCE_FILE):
