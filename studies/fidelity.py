@@ -308,14 +308,15 @@ def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], set
             raise ConfigError(f"--compare {item}: cannot read the reference: {e}") from None
         if not per_setting[label]:
             raise ConfigError(f"--compare {item}: no entry for seeds {seeds} in {path}")
+    seed_overrides = {seed: [*overrides, *(f"{key}={seed}" for key in SEED_KEYS)] for seed in seeds}
+    for seed in seeds if chosen else ():  # every seed's organism checked before the first (slow) run
+        check_reference_use(out, seed_overrides[seed], "measure a tolerance into")
     for name in chosen:
         for seed in seeds:
-            seed_overrides = [*overrides, *(f"{key}={seed}" for key in SEED_KEYS)]
-            check_reference_use(out, seed_overrides, "measure a tolerance into")
             with tempfile.TemporaryDirectory() as folder:
                 ref = Path(folder) / "reference.json"
                 command = [sys.executable, "-m", "studies.fidelity", "write-reference", "--out", str(ref),
-                           *seed_overrides, f"runs_dir={folder}/runs", f"cache_dir={folder}/cache"]
+                           *seed_overrides[seed], f"runs_dir={folder}/runs", f"cache_dir={folder}/cache"]
                 print(f"[{name}] seed {seed}: {' '.join(command[2:])}", flush=True)
                 subprocess.run(command, check=True, env={**os.environ, **EVALUATION_SETTINGS[name]})
                 per_setting.setdefault(name, []).extend(read_reference(ref))
