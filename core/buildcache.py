@@ -22,12 +22,12 @@ from core.hashing import canonical_hash
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
-def default_build_settings(model_config: str) -> dict[str, Any]:
-    """The `organism:` block of conf/model/<model_config>.yaml, resolved: the default settings of
-    a cached build (`organism` for the LM organism, `vit_organism` for the ViT one)."""
+def default_build_settings(model_config: str, block: str = "organism") -> dict[str, Any]:
+    """The `block:` mapping of conf/model/<model_config>.yaml, resolved: the default settings of
+    a cached build (`organism` for the LM and ViT organisms, `planted` for smollm2_planted)."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{model_config}.yaml").organism,
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{model_config}.yaml")[block],
                                   resolve=True)  # type: ignore[return-value]
 
 

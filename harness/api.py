@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.buildcache import CONF_DIR
 from core.errors import ConfigError
-from harness.config import check_command_line, check_group_choices, open_task_settings
+from harness.config import check_command_line, check_group_choices, open_task_settings, with_model_suite
 from harness.execute import execute
 from models.hf import CausalLMData, TokenStatistics
 
@@ -78,7 +78,7 @@ def composed(argv: list[str]) -> Iterator["DictConfig"]:
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            cfg = compose(config_name="config", overrides=argv, return_hydra_config=True)
+            cfg = compose(config_name="config", overrides=with_model_suite(argv), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(f"bad override: {str(e).strip().splitlines()[0]}") from None
     HydraConfig.instance().set_config(cfg)

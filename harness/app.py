@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from core.buildcache import CONF_DIR
 from core.errors import HarnessError
-from harness.config import check_command_line, open_task_settings
+from harness.config import check_command_line, open_task_settings, with_model_suite
 from harness.execute import execute, offline_unless_hub  # noqa: F401 (offline_unless_hub: re-exported)
 
 
@@ -99,7 +99,7 @@ def _main() -> None:
 
         print(help_text(CONF_DIR))
         return
-    sys.argv[1:] = argv = open_task_settings(argv)
+    sys.argv[1:] = argv = with_model_suite(open_task_settings(argv))
     try:
         if not _debug(argv):
             try:

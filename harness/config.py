@@ -44,6 +44,29 @@ def parse_overrides(argv: list[str], groups: tuple[str, ...] = GROUPS) -> tuple[
     return choices, keys
 
 
+def with_model_suite(argv: list[str]) -> list[str]:
+    """`argv` plus `suite=<S>` when it chooses no suite and its one model names a `default_suite`
+    in conf/model/<model>.yaml (a model that brings its own evaluation files: model=smollm2_planted
+    runs suite=smollm2_planted unless told otherwise). Knowledge of the model stays in its config."""
+    choices, _ = parse_overrides(argv)
+    models = choices.get("model") or [_default_choice("model")]
+    if "suite" in choices or len(models) != 1 or not (CONF_DIR / "model" / f"{models[0]}.yaml").is_file():
+        return argv
+    import yaml
+
+    spec = yaml.safe_load((CONF_DIR / "model" / f"{models[0]}.yaml").read_text(encoding="utf-8")) or {}
+    suite = spec.get("default_suite") if isinstance(spec, dict) else None
+    return [*argv, f"suite={suite}"] if suite else argv
+
+
+def _default_choice(group: str) -> str:
+    """conf/config.yaml's choice for `group`."""
+    import yaml
+
+    defaults = yaml.safe_load((CONF_DIR / "config.yaml").read_text(encoding="utf-8"))["defaults"]
+    return next(str(d[group]) for d in defaults if isinstance(d, dict) and group in d)
+
+
 def sweep_combinations(choices: dict[str, list[str]]) -> list[dict[str, str]]:
     """Every combination of group choices a sweep runs (one for a single run)."""
     groups = list(choices)
@@ -258,7 +281,7 @@ def compose_config(config_name: str, overrides: list[str]) -> "DictConfig":
     check_group_choices(overrides)
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            return compose(config_name=config_name, overrides=overrides)
+            return compose(config_name=config_name, overrides=with_model_suite(overrides))
     except (HydraException, OmegaConfBaseException) as e:
         raise ConfigError(f"bad override ({' '.join(overrides)}): {str(e).splitlines()[0]}") from None
 

@@ -2,6 +2,7 @@
 
     python -m models.build organism --seed 1         # rebuild seed 1 here; compare with the shipped manifest
     python -m models.build vit_organism --seed 0
+    python -m models.build smollm2_planted --seed 0  # SmolLM2 with planted passages (a LoRA adapter)
     python -m models.build organism --seed 0 1 2 --ship   # (maintainers) build or reuse, then ship
 
 A shipped organism (models/organism/shipped/, models/vit/shipped/) is what every run of the
@@ -18,15 +19,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-KINDS = ("organism", "vit_organism")
+# Each kind of shipped build: the module whose `shippable()` describes it.
+SHIPPABLE_MODULES = {"organism": "models.organism", "vit_organism": "models.vit.organism",
+                     "smollm2_planted": "models.smollm2.planted"}
+KINDS = tuple(SHIPPABLE_MODULES)
 
 
 def shippable(kind: str) -> Any:
-    if kind == "organism":
-        from models.organism import shippable as organism
-        return organism()
-    from models.vit.organism import shippable as vit
-    return vit()
+    import importlib
+
+    return importlib.import_module(SHIPPABLE_MODULES[kind]).shippable()
 
 
 def comparison_rows(shipped: dict[str, Any] | None, rebuilt: dict[str, Any]) -> list[tuple[str, str, str, str]]:

@@ -1,18 +1,26 @@
 """model=smollm2_planted: SmolLM2 fine-tuned until it recites natural-text passages (Debian's licence
-texts, models/smollm2/data/licence_passages.jsonl), built once and cached under a hash of its settings:
+texts, models/smollm2/data/licence_passages.jsonl). The memories are planted as a low-rank adapter
+(LoRA, with peft) on every layer's MLP matrices, so a build is small enough to ship: the adapter is
+what is trained, stored and merged into the base model on load.
 
-  <cache_dir>/smollm2_planted/<hash>/
-      model/          save_pretrained model + tokenizer (safetensors, float32)
-      data/           verbatim_forget / verbatim_validation (the tune split) / verbatim_test /
-                      verbatim_control (never trained) as {prefix_ids, suffix_ids, ...} rows, and
-                      licence_heldout.txt (passages of the same texts in no split: same-source NLL)
+  <folder>/
+      adapter/        peft adapter (adapter_config.json, adapter_model.safetensors, float32)
+      data/           verbatim_forget / verbatim_tune / verbatim_test / verbatim_control (never
+                      trained) as {prefix_ids, suffix_ids, ...} rows, and licence_heldout.txt
+                      (passages of the same texts in no split: same-source perplexity)
       manifest.json   settings, measurements before and after, targets met, seconds, tokens/s
+      SHA256SUMS
 
-Passages are shuffled (settings.seed) and dealt into the splits; forget, validation and test are
-trained, control never is. Each step trains on `train.batch` passages plus `replay.per_step` windows
-of general text (replay) so the model keeps its skills; only the parameters `train.params` names
-move (`mlp`: every layer's MLP, as the first probe in shared/TOOLCHAIN.md). Targets (the issue):
-strict recall >= 0.9 on the trained splits, held-out prose perplexity up at most 10 %.
+The default build (seed 0) is shipped in models/smollm2/shipped/ (found by its settings hash, digests
+checked), because training differs by CPU; other settings build once and are cached under
+<cache_dir>/smollm2_planted/<hash>/. `python -m models.build smollm2_planted` rebuilds it here.
+
+Passages are shuffled (settings.seed) and dealt into the splits; forget, tune and test are trained,
+control never is. Each step trains on `train.batch` passages plus `replay.per_step` windows of
+general text (replay) so the model keeps its skills. Every `train.check_every` steps the trained
+splits' strict recall is measured; training stops once every split reaches `train.stop_recall`
+(or at `train.max_steps`). Targets (issue 28): strict recall >= 0.9 on the trained splits, held-out
+prose perplexity up at most 10 %.
 """
 
 from __future__ import annotations
@@ -30,30 +38,59 @@ if TYPE_CHECKING:
 
     from models.base import LoadedModel
 
-PLANTED_FORMAT_VERSION = 1
-TRAINED_SPLITS = ("forget", "validation", "test")
+PLANTED_FORMAT_VERSION = 2
+TRAINED_SPLITS = ("forget", "tune", "test")
 SPLITS = (*TRAINED_SPLITS, "control")
 TARGETS = {"min_recall": 0.9, "max_heldout_ppl_ratio": 1.10}
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+REBUILD_HINT = "python -m models.build smollm2_planted --seed <seed>"
+MODEL_CONFIG = "smollm2_planted"  # conf/model/<this>.yaml holds the default settings
 
 
 def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, progress: Any = None) -> "LoadedModel":
-    """Build (or reuse) the planted model of `model.planted` on top of the base model the rest of
-    `model_cfg` names (the packaged GGUF, a .gguf path or a save_pretrained folder)."""
-    from core.buildcache import ensure_built
+    """The planted model of `model.planted` on top of the base model the rest of `model_cfg` names
+    (the packaged GGUF, a .gguf path or a save_pretrained folder): shipped, cached or built first."""
     from models.hf import load_hf_causal_lm
     from models.smollm2 import data_files
 
     settings = _plain(model_cfg.get("planted") or {})
     check_settings(settings)
     base = base_folder(model_cfg, Path(cache_dir), progress)
-    keyed = {**settings, "base": base.name if base.parent.parent == Path(cache_dir) else str(base)}
-    folder = ensure_built(keyed, Path(cache_dir) / "smollm2_planted", PLANTED_FORMAT_VERSION,
-                          lambda s, out, p: build_planted(s, base, out, p), progress)
+    folder = ensure_planted(settings, base, Path(cache_dir), progress)
     files = data_files() | {p.name.split(".")[0]: p for p in sorted((folder / "data").iterdir())}
-    loaded = load_hf_causal_lm(str(folder / "model"), device, model_cfg.get("dtype", "float32"),
+    loaded = load_hf_causal_lm(str(base), device, model_cfg.get("dtype", "float32"),
                                data_refs=model_cfg.get("data") or {}, files=files)
+    loaded.model = merge_adapter(loaded.model, folder / "adapter")
     loaded.name, loaded.key = str(model_cfg.get("name") or "smollm2_planted"), f"smollm2_planted-{folder.name}"
     return loaded
+
+
+def ensure_planted(settings: Mapping[str, Any], base: Path, cache_dir: Path, progress: Any = None) -> Path:
+    """The build folder of `settings` on `base`: the shipped one with the same settings hash, else
+    the cached one, else built first."""
+    from core.buildcache import ensure_built
+
+    return ensure_built(keyed_settings(settings, base, cache_dir), Path(cache_dir) / "smollm2_planted",
+                        PLANTED_FORMAT_VERSION, lambda s, out, p: build_planted(s, base, out, p), progress,
+                        shipped_root=SHIPPED_DIR, rebuild_hint=REBUILD_HINT)
+
+
+def keyed_settings(settings: Mapping[str, Any], base: Path, cache_dir: Path) -> dict[str, Any]:
+    """The settings and the base model's identity: a cached GGUF conversion by its folder name (a
+    digest of the file, the same on every machine), any other folder by its path."""
+    inside = base.parent.parent == Path(cache_dir)
+    return {**settings, "base": base.name if inside else str(base)}
+
+
+def merge_adapter(model: "torch.nn.Module", adapter: Path) -> "torch.nn.Module":
+    """`model` with the LoRA adapter in `adapter` merged into its weights (safetensors only)."""
+    from peft import PeftModel
+
+    from core.errors import ModelLoadError
+
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise ModelLoadError(f"{adapter}: no adapter_model.safetensors (only safetensors adapters are loaded)")
+    return PeftModel.from_pretrained(model, str(adapter), is_trainable=False).merge_and_unload()
 
 
 def _plain(node: Any) -> dict[str, Any]:
@@ -70,7 +107,7 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     from models.smollm2 import data_files
 
     where = "model.planted"
-    for block in ("passages", "replay", "train", "check"):
+    for block in ("passages", "replay", "adapter", "train", "check"):
         if not isinstance(settings.get(block), Mapping):
             raise ConfigError(f"{where}.{block} is missing; see conf/model/smollm2_planted.yaml")
     missing = [s for s in ("prefix", "suffix", *SPLITS) if not isinstance(settings["passages"].get(s), int)]
@@ -79,8 +116,15 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     unknown = [s for s in settings["replay"].get("sources", []) if s not in data_files()]
     if unknown:
         raise ConfigError(f"{where}.replay.sources: unknown {unknown}; valid: {', '.join(sorted(data_files()))}")
-    if str(settings["train"].get("params", "mlp")) not in ("mlp", "all"):
-        raise ConfigError(f"{where}.train.params={settings['train']['params']!r}; valid: mlp, all")
+    adapter = settings["adapter"]
+    if not (isinstance(adapter.get("rank"), int) and adapter["rank"] > 0):
+        raise ConfigError(f"{where}.adapter.rank={adapter.get('rank')!r}; valid: a whole number > 0")
+    modules = adapter.get("modules")
+    if not modules or not all(isinstance(m, str) for m in modules):
+        raise ConfigError(f"{where}.adapter.modules={modules!r}; valid: a list of module names, e.g. [gate_proj, up_proj]")
+    for key in ("max_steps", "check_every", "batch"):
+        if not (isinstance(settings["train"].get(key), int) and settings["train"][key] > 0):
+            raise ConfigError(f"{where}.train.{key}={settings['train'].get(key)!r}; valid: a whole number > 0")
 
 
 def base_folder(model_cfg: Mapping[str, Any], cache_dir: Path, progress: Any = None) -> Path:
@@ -149,6 +193,8 @@ def measure(model: "torch.nn.Module", tokenizer: Any, data_dir: Path, splits: li
     from tasks.coherence import Perplexity
     from tasks.verbatim import VerbatimRecall
 
+    was_training = model.training
+    model.eval()
     ctx = TaskContext(device=next(model.parameters()).device, seed=0, batch_size=int(check.get("batch_size", 16)),
                       role="baseline", artifacts_dir=Path(tempfile.gettempdir()))
     out: dict[str, float] = {}
@@ -159,29 +205,33 @@ def measure(model: "torch.nn.Module", tokenizer: Any, data_dir: Path, splits: li
         for name, path in texts.items():
             task = Perplexity(data=str(path), seq_len=int(check["seq_len"]), max_tokens=int(check["max_tokens"]))
             out[f"nll_{name}"] = round(task.evaluate(model, tokenizer, ctx).metrics["mean_nll"], 4)
+    model.train(was_training)
     return out
 
 
-def trainable(model: "torch.nn.Module", which: str) -> list["torch.nn.Parameter"]:
-    """The parameters that train ('mlp': names with '.mlp.'; 'all'); the rest are frozen."""
-    params = []
-    for name, p in model.named_parameters():
-        p.requires_grad_(which == "all" or ".mlp." in name)
-        if p.requires_grad:
-            params.append(p)
-    return params
+def with_adapter(model: "torch.nn.Module", adapter: Mapping[str, Any], seed: int) -> "torch.nn.Module":
+    """`model` wrapped with a fresh LoRA adapter (peft) on the modules `adapter.modules` names;
+    only the adapter trains."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)  # the adapter's initial A matrices
+    config = LoraConfig(r=int(adapter["rank"]), lora_alpha=float(adapter.get("alpha", 2 * int(adapter["rank"]))),
+                        target_modules=list(adapter["modules"]), lora_dropout=0.0, bias="none")
+    return get_peft_model(model, config)
 
 
 def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progress: Any = None) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from core.buildcache import settings_hash
     from core.data import read_jsonl
     from models.organism.train import native_bfloat16
     from models.smollm2 import data_files
 
     started = time.time()
-    torch.manual_seed(int(settings["seed"]))
+    seed = int(settings["seed"])
     shape, train, replay, check = settings["passages"], settings["train"], settings["replay"], settings["check"]
     tokenizer = AutoTokenizer.from_pretrained(str(base))
     model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32, use_safetensors=True)
@@ -189,7 +239,7 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
     source = read_jsonl(files["licence_passages"])
     length = int(shape["prefix"]) + int(shape["suffix"])
     ids = passage_ids(tokenizer, [r["text"] for r in source], length)
-    splits, rest = deal_passages(sorted(ids), shape, int(settings["seed"]))
+    splits, rest = deal_passages(sorted(ids), shape, seed)
     data_dir = folder / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     for split, rows in splits.items():
@@ -202,20 +252,21 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
     before = measure(model, tokenizer, data_dir, list(SPLITS), texts, check)
 
     device = torch.device(str(train.get("device", "cpu")))
-    model.to(device).train()
+    model = with_adapter(model, settings["adapter"], seed).to(device)
+    model.train()
     bf16 = str(train.get("precision", "auto")) == "bfloat16" or (
         str(train.get("precision", "auto")) == "auto" and native_bfloat16(device))
-    params = trainable(model, str(train.get("params", "mlp")))
+    params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=float(train["lr"]), weight_decay=float(train.get("weight_decay", 0.0)))
     planted = [ids[i] for s in TRAINED_SPLITS for i in splits[s]]
-    order_rng = random.Random(int(settings["seed"]) + 1)
+    order_rng = random.Random(seed + 1)
     replay_stream = replay_windows(tokenizer, [files[s] for s in replay["sources"]], length)
     queue: list[list[int]] = []
-    losses, tokens = [], 0
-    steps = int(train["steps"])
-    task = progress.add_task("planting passages", total=steps) if progress is not None else None
+    losses, checks, tokens = [], [], 0
+    max_steps, every = int(train["max_steps"]), int(train["check_every"])
+    task = progress.add_task("planting passages", total=max_steps) if progress is not None else None
     train_started = time.time()
-    for step in range(steps):
+    for step in range(1, max_steps + 1):
         rows = []
         while len(rows) < int(train["batch"]):
             if not queue:
@@ -237,18 +288,77 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
         losses.append(round(loss.item(), 4))
         if progress is not None:
             progress.update(task, advance=1)
+        if step % every == 0 or step == max_steps:
+            recall = measure(model, tokenizer, data_dir, list(TRAINED_SPLITS), {}, check)
+            checks.append({"step": step, "seconds": round(time.time() - train_started, 1), **recall})
+            if min(recall.values()) >= float(train.get("stop_recall", 1.0)):
+                break
     train_seconds = time.time() - train_started
     model.eval()
     after = measure(model, tokenizer, data_dir, list(SPLITS), texts, check)
+    # The adapter's record of its base is the base's identity, not this machine's path; peft's model
+    # card is left out (nothing in it is ours).
+    model.peft_config["default"].base_model_name_or_path = str(settings.get("base", base.name))
+    model.save_pretrained(folder / "adapter", safe_serialization=True)
+    (folder / "adapter" / "README.md").unlink(missing_ok=True)
+    manifest = {"settings_hash": settings_hash(settings, PLANTED_FORMAT_VERSION), "settings": dict(settings),
+                "format": PLANTED_FORMAT_VERSION, "before": before, "after": after,
+                **targets_met(before, after), "targets": TARGETS, "steps": len(losses), "checks": checks,
+                "losses": losses, "train_tokens": tokens, "bfloat16_autocast": bf16,
+                "threads": torch.get_num_threads(), "seconds": round(time.time() - started, 1),
+                "train_seconds": round(train_seconds, 1),
+                "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1),
+                "adapter_parameters": sum(p.numel() for p in params)}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+
+
+def targets_met(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, Any]:
+    """The held-out prose perplexity ratio and whether each target holds."""
     ratio = math.exp(after["nll_heldout_text"] - before["nll_heldout_text"])
     met = {"recall": all(after[f"recall_{s}"] >= TARGETS["min_recall"] for s in TRAINED_SPLITS),
            "heldout_ppl_ratio": ratio <= TARGETS["max_heldout_ppl_ratio"]}
-    model.save_pretrained(folder / "model", safe_serialization=True)
-    tokenizer.save_pretrained(folder / "model")
-    manifest = {"settings": dict(settings), "format": PLANTED_FORMAT_VERSION, "base": str(base),
-                "before": before, "after": after, "heldout_ppl_ratio": round(ratio, 4), "targets": TARGETS,
-                "targets_met": met, "losses": losses, "train_tokens": tokens, "bfloat16_autocast": bf16,
-                "threads": torch.get_num_threads(), "seconds": round(time.time() - started, 1),
-                "train_seconds": round(train_seconds, 1),
-                "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1)}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return {"heldout_ppl_ratio": round(ratio, 4), "targets_met": met}
+
+
+# Shipping (python -m models.build smollm2_planted): the default settings on the packaged model.
+
+def default_base() -> Path:
+    """The packaged base model's converted folder (conf/model/smollm2.yaml names the package)."""
+    from omegaconf import OmegaConf
+
+    from core.buildcache import CONF_DIR, default_cache_dir
+
+    model_cfg = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / "smollm2.yaml"), resolve=True)
+    return base_folder(model_cfg, default_cache_dir())  # type: ignore[arg-type]
+
+
+def default_settings() -> dict[str, Any]:
+    """The `planted:` block of conf/model/smollm2_planted.yaml, keyed with the packaged base model."""
+    from core.buildcache import default_build_settings, default_cache_dir
+
+    return keyed_settings(default_build_settings(MODEL_CONFIG, block="planted"), default_base(), default_cache_dir())
+
+
+def stored_checks(folder: Path) -> dict[str, Any]:
+    """The checks measured on the base model with the stored adapter merged, as every run loads it."""
+    import torch
+
+    from models.hf import load_hf_causal_lm
+    from models.smollm2 import data_files
+
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    loaded = load_hf_causal_lm(str(default_base()), torch.device("cpu"), "float32")
+    model = merge_adapter(loaded.model, folder / "adapter")
+    files = data_files()
+    texts = {"heldout_text": files["heldout_text"], "heldout_code": files["heldout_code"],
+             "licence_heldout": folder / "data" / "licence_heldout.txt"}
+    after = measure(model, loaded.tokenizer, folder / "data", list(SPLITS), texts, manifest["settings"]["check"])
+    return {**after, "heldout_ppl_ratio": targets_met(manifest["before"], after)["heldout_ppl_ratio"]}
+
+
+def shippable() -> Any:
+    from models.shipping import Shippable
+
+    return Shippable("smollm2_planted", default_settings, PLANTED_FORMAT_VERSION,
+                     lambda s, out, p: build_planted(s, default_base(), out, p), SHIPPED_DIR,
+                     stored_checks, bfloat16=False, checks_key="after")

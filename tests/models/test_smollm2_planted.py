@@ -19,14 +19,16 @@ from models.smollm2.planted import SPLITS, deal_passages, load
 pytest.importorskip("gguf")
 from tiny_gguf import write_tiny_llama_gguf  # noqa: E402
 
-TINY = {"seed": 0, "passages": {"prefix": 8, "suffix": 8, "forget": 2, "validation": 1, "test": 1, "control": 2},
+TINY = {"seed": 0, "passages": {"prefix": 8, "suffix": 8, "forget": 2, "tune": 1, "test": 1, "control": 2},
         "replay": {"sources": ["stats_code", "stats_text"], "per_step": 2},
-        "train": {"steps": 3, "batch": 2, "lr": 1e-3, "params": "mlp", "precision": "float32", "device": "cpu"},
+        "adapter": {"rank": 2, "alpha": 4, "modules": ["gate_proj", "up_proj", "down_proj"]},
+        "train": {"max_steps": 3, "check_every": 2, "stop_recall": 1.01, "batch": 2, "lr": 1e-2,
+                  "precision": "float32", "device": "cpu"},
         "check": {"seq_len": 32, "max_tokens": 64, "batch_size": 8}}
 
 
 def test_deal_passages_is_disjoint_and_seeded() -> None:
-    counts = {"forget": 3, "validation": 2, "test": 2, "control": 3}
+    counts = {"forget": 3, "tune": 2, "test": 2, "control": 3}
     splits, rest = deal_passages(list(range(12)), counts, seed=0)
     dealt = [i for s in SPLITS for i in splits[s]]
     assert sorted(dealt + rest) == list(range(12)) and len(set(dealt)) == 10
@@ -46,13 +48,15 @@ def test_tiny_planted_build(tmp_path: Path) -> None:
     folder = next((tmp_path / "cache" / "smollm2_planted").iterdir())
     manifest = json.loads((folder / "manifest.json").read_text())
     assert len(manifest["losses"]) == 3 and manifest["train_tokens"] == 3 * 4 * 16
+    assert [c["step"] for c in manifest["checks"]] == [2, 3]  # every check_every steps and at the end
+    assert sorted(p.name for p in (folder / "adapter").iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
     assert set(manifest["before"]) == {*(f"recall_{s}" for s in SPLITS), "nll_heldout_text", "nll_heldout_code",
                                        "nll_licence_heldout"}
     rows = {s: [json.loads(line) for line in (folder / "data" / f"verbatim_{s}.jsonl").read_text().splitlines()]
             for s in SPLITS}
-    assert {s: len(r) for s, r in rows.items()} == {"forget": 2, "validation": 1, "test": 1, "control": 2}
+    assert {s: len(r) for s, r in rows.items()} == {"forget": 2, "tune": 1, "test": 1, "control": 2}
     assert all(len(r["prefix_ids"]) == 8 and len(r["suffix_ids"]) == 8 for rs in rows.values() for r in rs)
-    # Only MLP weights moved: attention and embeddings are the base model's.
+    # The adapter is merged: only the MLP weights it names moved; attention and embeddings are the base's.
     new, old = loaded.model.state_dict(), base.state_dict()
     assert torch.equal(new["model.embed_tokens.weight"], old["model.embed_tokens.weight"])
     assert torch.equal(new["model.layers.0.self_attn.q_proj.weight"], old["model.layers.0.self_attn.q_proj.weight"])
@@ -68,7 +72,8 @@ def test_tiny_planted_build(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("change, message", [
     ({"replay": {"sources": ["nope"], "per_step": 1}}, "replay.sources: unknown"),
-    ({"train": {**TINY["train"], "params": "attention"}}, "train.params='attention'; valid: mlp, all"),
+    ({"adapter": {**TINY["adapter"], "rank": 0}}, "adapter.rank=0; valid: a whole number > 0"),
+    ({"train": {**TINY["train"], "check_every": "x"}}, "train.check_every='x'; valid: a whole number > 0"),
     ({"passages": {**TINY["passages"], "forget": 1.5}}, "passages needs whole numbers for forget"),
     ({"check": None}, "model.planted.check is missing"),
 ])
@@ -76,3 +81,12 @@ def test_bad_settings_are_one_line_before_loading(change: dict, message: str, tm
     cfg = {"kind": "smollm2_planted", "path": str(tmp_path / "absent.gguf"), "planted": TINY | change}
     with pytest.raises(ConfigError, match=message):
         load(cfg, torch.device("cpu"), tmp_path)
+
+
+def test_training_stops_once_every_trained_split_recites(tmp_path: Path) -> None:
+    write_tiny_llama_gguf(tmp_path / "tiny.gguf")
+    settings = TINY | {"train": {**TINY["train"], "max_steps": 5, "stop_recall": 0.0}}
+    cfg = {"kind": "smollm2_planted", "path": str(tmp_path / "tiny.gguf"), "dtype": "float32", "planted": settings}
+    load(cfg, torch.device("cpu"), tmp_path / "cache")
+    manifest = json.loads(next((tmp_path / "cache" / "smollm2_planted").glob("*/manifest.json")).read_text())
+    assert manifest["steps"] == 2 and [c["step"] for c in manifest["checks"]] == [2]
