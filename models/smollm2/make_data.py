@@ -133,10 +133,10 @@ def two_way_rows(rng: random.Random, n: int = 60) -> list[dict]:
 def write(name: str, rows: list) -> None:
     path = DATA_DIR / name
     if name.endswith(".jsonl"):
-        lines = [json.dumps(r if isinstance(r, dict) else {"text": r}) for r in rows]
-    else:
-        lines = rows
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        text = "".join(json.dumps(r if isinstance(r, dict) else {"text": r}) + "\n" for r in rows)
+    else:  # one paragraph a document, a blank line between documents (docs/tasks.md, text files)
+        text = "\n\n".join(rows) + "\n"
+    path.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
