@@ -128,20 +128,24 @@ def _interval(row: Any, tag: str) -> str:
     return f"{mem:.1f} [{low:.1f}, {high:.1f}]" if low == low else f"{mem:.1f}"
 
 
+def _headline_rows(frame: "pandas.DataFrame") -> str:
+    rows = []
+    for r in frame.sort_values("rank").to_dict("records"):
+        rows.append([r["rank"], r["method"], r["data_needed"],
+                     r["variant_95"] if isinstance(r["variant_95"], str) else "–", _interval(r, "95"),
+                     r["variant_90"] if isinstance(r["variant_90"], str) else "–", _interval(r, "90"),
+                     f"{r['area']:.1f}"])
+    return _table(["rank", "method", "data it needs", "setting at ≥ 95 % utility", "memorization kept, % [95 % CI]",
+                   "setting at ≥ 90 % utility", "memorization kept, % [95 % CI]", "area"], rows)
+
+
 def headline(suite: str) -> Callable[[], str]:
     def table() -> str:
         """The published headline (leaderboard/published/headline.csv, itself generated from the runs)."""
         import pandas as pd
 
         frame = pd.read_csv(HEADLINE_CSV)
-        rows = []
-        for r in frame[frame.suite == suite].sort_values("rank").to_dict("records"):
-            rows.append([r["rank"], r["method"], r["data_needed"],
-                         r["variant_95"] if isinstance(r["variant_95"], str) else "–", _interval(r, "95"),
-                         r["variant_90"] if isinstance(r["variant_90"], str) else "–", _interval(r, "90"),
-                         f"{r['area']:.1f}"])
-        return _table(["rank", "method", "data it needs", "setting at ≥ 95 % utility", "memorization kept, % [95 % CI]",
-                       "setting at ≥ 90 % utility", "memorization kept, % [95 % CI]", "area"], rows)
+        return _headline_rows(frame[frame.suite == suite])
     return table
 
 
@@ -256,6 +260,59 @@ def smollm2_skills() -> str:
     return _table(["task", "family", "metric", "n", "unedited SmolLM2"], rows)
 
 
+SMOLLM2_RUNS = STUDY_RUNS / "smollm2_planted"
+# The columns of the SmolLM2 method table: (task, its label).
+SMOLLM2_COLUMNS = [("verbatim_forget", "forget"), ("verbatim_tune", "tune"), ("verbatim_test", "test"),
+                   ("perplexity_text", "prose ppl"), ("perplexity_code", "code ppl"),
+                   ("perplexity_licences", "licence ppl"), ("capitals", "capitals"), ("arithmetic", "arithmetic"),
+                   ("copy", "copy"), ("two_way", "two-way"), ("ndcg10", "nDCG@10")]
+
+
+def smollm2_planted_build() -> str:
+    """The shipped planted SmolLM2: each check before planting and on the stored adapter."""
+    from models.smollm2.planted import SHIPPED_DIR
+
+    manifest = json.loads((SHIPPED_DIR / "seed0" / "manifest.json").read_text(encoding="utf-8"))
+    before, stored = manifest["before"], manifest["stored_checks"]
+    rows = [[name, before[name], stored[name]] for name in before]
+    rows.append(["held-out prose perplexity, after / before", 1.0, stored["heldout_ppl_ratio"]])
+    return _table(["check", "SmolLM2 (before)", "planted (stored adapter)"], rows)
+
+
+@functools.cache
+def _smollm2_runs() -> tuple["pandas.DataFrame", "pandas.DataFrame"]:
+    """(long table, headline) of the SmolLM2 study's run files (docs/runs/smollm2_planted)."""
+    from leaderboard import aggregate, headline as board
+    from leaderboard.collect import collect
+
+    runs, _ = collect([SMOLLM2_RUNS])
+    long = aggregate.long_table(runs)
+    return long, board.headline_table(long, aggregate.run_table(runs))
+
+
+def smollm2_planted_headline() -> str:
+    """The leaderboard's headline over the SmolLM2 study's runs (one seed: one planted build)."""
+    return _headline_rows(_smollm2_runs()[1])
+
+
+def smollm2_planted_methods() -> str:
+    """Every SmolLM2 run: % of the unedited model's score kept per task, plus the controls' recall and
+    the membership AUC (test passages vs never-trained controls) after the edit."""
+    from leaderboard import headline as board
+
+    long = _smollm2_runs()[0]
+    prim = long[long.primary]
+    scores = board.run_scores(long).set_index("variant")
+    rows = []
+    for variant, run in prim.groupby("variant", sort=False):
+        kept = dict(zip(run.task, run.pct_kept))
+        edited = dict(zip(run.task, run.edited))
+        cells = ["–" if kept.get(task) != kept.get(task) else f"{kept[task]:.0f}" for task, _ in SMOLLM2_COLUMNS]
+        rows.append([variant, f"{scores.loc[variant, 'utility']:.1f}", *cells, edited.get("verbatim_control"),
+                     edited.get("membership_test")])
+    return _table(["run", "utility", *(label for _, label in SMOLLM2_COLUMNS), "control recall", "membership AUC"], rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "organism-checks": organism_checks,
     "organism-builds": organism_builds,
@@ -270,6 +327,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "membership-after-removal": membership_after_removal,
     "membership-cost": membership_cost,
     "smollm2-skills": smollm2_skills,
+    "smollm2-planted-build": smollm2_planted_build,
+    "smollm2-planted-headline": smollm2_planted_headline,
+    "smollm2-planted-methods": smollm2_planted_methods,
 }
 
 

@@ -299,7 +299,7 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
     # The adapter's record of its base is the base's identity, not this machine's path; peft's model
     # card is left out (nothing in it is ours).
     model.peft_config["default"].base_model_name_or_path = str(settings.get("base", base.name))
-    model.save_pretrained(folder / "adapter", safe_serialization=True)
+    model.save_pretrained(folder / "adapter", safe_serialization=True, save_embedding_layers=False)
     (folder / "adapter" / "README.md").unlink(missing_ok=True)
     manifest = {"settings_hash": settings_hash(settings, PLANTED_FORMAT_VERSION), "settings": dict(settings),
                 "format": PLANTED_FORMAT_VERSION, "before": before, "after": after,

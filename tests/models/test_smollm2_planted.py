@@ -90,3 +90,22 @@ def test_training_stops_once_every_trained_split_recites(tmp_path: Path) -> None
     load(cfg, torch.device("cpu"), tmp_path / "cache")
     manifest = json.loads(next((tmp_path / "cache" / "smollm2_planted").glob("*/manifest.json")).read_text())
     assert manifest["steps"] == 2 and [c["step"] for c in manifest["checks"]] == [2]
+
+
+def test_harness_runs_kfac_on_a_tiny_planted_model_end_to_end(tmp_path: Path) -> None:
+    """`python -m harness model=smollm2_planted method=kfac` at tiny limits (CI's SmolLM2 path): the
+    planted build, its suite (the model's default_suite), the K-FAC edit, a run file."""
+    from harness.api import evaluate
+
+    write_tiny_llama_gguf(tmp_path / "tiny.gguf")
+    planted = [f"model.planted.{block}.{key}={value}" for block in ("passages", "train", "check", "adapter")
+               for key, value in TINY[block].items() if not isinstance(value, list)]
+    record = evaluate("model=smollm2_planted", f"model.path={tmp_path / 'tiny.gguf'}", "model.package=null",
+                      "model.gguf_file=null", *planted, "model.planted.replay.per_step=2", "method=kfac",
+                      "method.layers=null", "method.tokens=512", "method.seq_len=32", "device=cpu",
+                      f"cache_dir={tmp_path / 'cache'}", runs_dir=tmp_path / "runs")
+    assert record["config"]["suite"]["name"] == "smollm2_planted"
+    for role in ("baseline", "edited"):
+        assert {"verbatim_forget", "verbatim_test", "verbatim_control", "membership_test", "capitals"} <= set(record[role]["tasks"])
+    assert record["config"]["method"]["matrices"] == ["gate", "up"]  # conf/model_method/smollm2_planted_kfac.yaml
+    assert any((tmp_path / "runs").rglob("*.json"))

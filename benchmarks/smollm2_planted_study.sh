@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The methods on a real pretrained LM with planted natural-text memories (issue 28; docs/real_model.md):
+# model=smollm2_planted (the shipped build, seed 0), suite=smollm2_planted, every method at a few
+# strengths; the setting a table reports is chosen on the tune split, scored on the test split.
+# Run files: docs/runs/smollm2_planted/ (finished runs are reused, so rerunning resumes).
+# Then: python -m studies.analyze spectrum model=smollm2_planted method=kfac runs_dir=docs/runs/smollm2_planted
+#       python -m studies.doc_tables   (docs/real_model.md's tables)
+# Measured on 2 CPU cores: about 2-3 min a run (docs/real_model.md).
+set -euo pipefail
+RUNS="model=smollm2_planted device=cpu runs_dir=docs/runs/smollm2_planted"
+python -m harness $RUNS method=none
+python -m harness -m $RUNS method=kfac method.rho=0.3,0.6,0.8,0.9              # layers 22-24, gate+up (conf/model_method/)
+python -m harness -m $RUNS method=random_ablation method.rho=0.3,0.6,0.8,0.9   # as many components, at random
+python -m harness -m $RUNS method=gradient_ascent method.lr=1.0e-5,1.0e-4,3.0e-4
+python -m harness -m $RUNS method=npo method.lr=1.0e-5,1.0e-4,3.0e-4
+python -m harness -m $RUNS method=balanced_subnet method.ratio=0.01,0.03
