@@ -87,13 +87,14 @@ def build_sections(summary: "pandas.DataFrame", long: "pandas.DataFrame") -> lis
             if vals and family_goal(info.family[t]) != "reference":
                 best[t] = min(vals) if family_goal(info.family[t]) == "remove" else max(vals)
         # Unedited row: each baseline evaluation once (the runs on one seed and organism share it;
-        # another organism seed is another unedited model), mean ± std over them.
+        # another organism seed is another unedited model), averaged per seed (replicate), then
+        # mean ± std over the seeds: two baselines of one seed are one seed.
         prim = long[(long.model == model) & (long.suite == suite) & long.primary]
         base = prim.drop_duplicates(["baseline_key", "task"])
-        row = [Cell("unedited"), Cell(""), Cell(str(base.baseline_key.nunique()))]
+        row = [Cell("unedited"), Cell(""), Cell(str(base.replicate.nunique()))]
         for t in tasks:
             b = base[base.task == t]
-            m, s = mean_std(b.baseline.tolist())
+            m, s = mean_std(b.groupby("replicate", sort=False).baseline.mean().tolist())
             lo, hi = (b.baseline_ci_low.iloc[0], b.baseline_ci_high.iloc[0]) if len(b) == 1 else (math.nan, math.nan)
             row.append(Cell(fmt_raw(m, s, lo, hi)))
         sec.raw_rows.append(row)
