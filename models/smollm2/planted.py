@@ -11,7 +11,7 @@ texts, models/smollm2/data/licence_passages.jsonl), built once and cached under 
 Passages are shuffled (settings.seed) and dealt into the splits; forget, validation and test are
 trained, control never is. Each step trains on `train.batch` passages plus `replay.per_step` windows
 of general text (replay) so the model keeps its skills; only the parameters `train.params` names
-move (`mlp`: every layer's MLP, as the first probe in shared/TOOLCHAIN.md). Targets (the issue):
+move (`mlp`: every layer's MLP, as in the first fine-tuning probe, docs/real_model.md). Targets (the issue):
 strict recall >= 0.9 on the trained splits, held-out prose perplexity up at most 10 %.
 """
 
