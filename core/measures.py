@@ -54,7 +54,7 @@ def entry_percent_kept(baseline: Mapping[str, Any], edited: Mapping[str, Any], m
     b, e = baseline["metrics"].get(metric), edited["metrics"].get(metric)
     if b is None or e is None:
         return None
-    return percent_kept(e, b, baseline["higher_is_better"].get(metric, True), family_goal(baseline["family"]))
+    return percent_kept(e, b, baseline["higher_is_better"].get(metric, True), family_goal(baseline.get("family", "")))
 
 
 def metric_n(entry: Mapping[str, Any], metric: str) -> int:
@@ -74,7 +74,7 @@ def task_kept(run: Mapping[str, Any], task: str) -> float | None:
     """share_kept of `task`'s primary metric in a run file (baseline vs edited)."""
     base, edited = run["baseline"]["tasks"][task], run["edited"]["tasks"][task]
     return share_kept(primary_value(edited), primary_value(base), base["higher_is_better"][base["primary"]],
-                      family_goal(base["family"]))
+                      family_goal(base.get("family", "")))
 
 
 def components_kept(changed: Mapping[str, Mapping[str, Any]]) -> float | None:
