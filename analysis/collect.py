@@ -30,7 +30,7 @@ def method_for_layers(method: Any, model: torch.nn.Module, layers: list[int] | N
     """The K-FAC setting whose factor files to read, and the module names to analyse. With
     `layers` inside the setting's edited layers the setting is kept (its cached factors serve);
     otherwise a copy of it that edits exactly `layers` (its own factor file)."""
-    from models.architectures import find_mlp_linears, num_layers
+    from models.architectures import find_mlp_linears, num_layers, resolve_matrices
 
     targets = method.targets(model)
     if layers is None:
@@ -40,7 +40,7 @@ def method_for_layers(method: Any, model: torch.nn.Module, layers: list[int] | N
     if bad or not layers:
         raise ConfigError(f"analyze.layers must be a non-empty list of layer indices in {-count}..{count - 1}, got {layers!r}")
     wanted = sorted({i % count for i in layers})
-    info = {f.name: f.layer for f in find_mlp_linears(model, method.layers, method.matrices)} if method.module_pattern is None else {}
+    info = {f.name: f.layer for f in find_mlp_linears(model, method.layers, resolve_matrices(model, method.matrices)[0])} if method.module_pattern is None else {}
     names = [n for n in targets if info.get(n) in wanted]
     if sorted({info[n] for n in names}) == wanted:
         return method, names
@@ -52,12 +52,12 @@ def method_for_layers(method: Any, model: torch.nn.Module, layers: list[int] | N
 def matrix_bases(method: Any, model: torch.nn.Module, names: list[str], ctx: Any) -> tuple[dict[str, MatrixBasis], dict[str, Any]]:
     """The basis, masses and removed set of each named matrix, from `method`'s (cached) factors."""
     from methods.kfac import eigh_descending, keep_counts
-    from models.architectures import find_mlp_linears, weight_as_out_in
+    from models.architectures import find_mlp_linears, resolve_matrices, weight_as_out_in
 
     targets = method.targets(model)
     factors, report = method.factors(model, {n: m for n, (m, _) in targets.items()}, ctx)
     where = {} if method.module_pattern is not None else {
-        f.name: (f.layer, f.role) for f in find_mlp_linears(model, method.layers, method.matrices)}
+        f.name: (f.layer, f.role) for f in find_mlp_linears(model, method.layers, resolve_matrices(model, method.matrices)[0])}
     eigen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     bases = {}
     for name in names:

@@ -2,11 +2,14 @@
 keeps, the Wilson interval of a proportion, and the bootstrap intervals. Pure functions on
 numbers (numpy and scipy are imported when used; no torch).
 
-% kept, one orientation: edited / baseline for a higher-is-better metric, baseline / edited for a
-lower-is-better one (perplexity's mean NLL), so that 1.0 (100 %) is unchanged and below it is
-always "less of it" (worse for a skill, more removed for memorized content). Whether less is
-good is the family's goal (core/families.py), not part of the measure. Undefined (None) when
-the denominator is 0 or either value is not finite.
+% kept, one orientation, used by every table (the run table, the leaderboard, the studies):
+- a family whose content a method should remove (goal 'remove', core/families.py): edited /
+  baseline, the share of the measured quantity left, whatever its metric's direction (a
+  membership AUC or a mislabeled image's noise label is marked lower-is-better for the goal);
+- every other family (a skill to keep, or a reference): edited / baseline for a higher-is-better
+  metric, baseline / edited for a lower-is-better one (perplexity's mean NLL), so that below
+  1.0 (100 %) always means worse than the unedited model.
+1.0 is unchanged. Undefined (None) when the denominator is 0 or either value is not finite.
 """
 
 from __future__ import annotations
@@ -15,31 +18,51 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from core.families import family_goal
+
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0  # fixed: the same run files always give the same intervals
 NAN = float("nan")
 
 
-def _oriented(edited: float, baseline: float, higher_is_better: bool) -> tuple[float, float] | None:
-    """(numerator, denominator) of the share kept, or None where the share is undefined."""
-    if not higher_is_better:
+def _oriented(edited: float, baseline: float, higher_is_better: bool, goal: str) -> tuple[float, float] | None:
+    """(numerator, denominator) of the share kept (module docstring), or None where it is undefined."""
+    if not higher_is_better and goal != "remove":
         edited, baseline = baseline, edited
     if baseline == 0 or not math.isfinite(baseline) or not math.isfinite(edited):
         return None
     return edited, baseline
 
 
-def share_kept(edited: float, baseline: float, higher_is_better: bool = True) -> float | None:
-    """Share of the baseline kept (module docstring): 1.0 = unchanged; None if undefined."""
-    pair = _oriented(edited, baseline, higher_is_better)
+def share_kept(edited: float, baseline: float, higher_is_better: bool = True, goal: str = "keep") -> float | None:
+    """Share of the baseline kept (module docstring) by a metric of a family with `goal`
+    (core.families.family_goal): 1.0 = unchanged; None if undefined."""
+    pair = _oriented(edited, baseline, higher_is_better, goal)
     return None if pair is None else pair[0] / pair[1]
 
 
-def percent_kept(edited: float, baseline: float, higher_is_better: bool = True) -> float | None:
+def percent_kept(edited: float, baseline: float, higher_is_better: bool = True, goal: str = "keep") -> float | None:
     """share_kept × 100 (computed as 100 · e / b, the order the published tables were made with)."""
-    pair = _oriented(edited, baseline, higher_is_better)
+    pair = _oriented(edited, baseline, higher_is_better, goal)
     return None if pair is None else 100.0 * pair[0] / pair[1]
+
+
+def entry_percent_kept(baseline: Mapping[str, Any], edited: Mapping[str, Any], metric: str) -> float | None:
+    """percent_kept of `metric` between a run file's baseline and edited task entries, oriented by
+    the metric's direction and the task family's goal; None if undefined or not measured."""
+    b, e = baseline["metrics"].get(metric), edited["metrics"].get(metric)
+    if b is None or e is None:
+        return None
+    return percent_kept(e, b, baseline["higher_is_better"].get(metric, True), family_goal(baseline.get("family", "")))
+
+
+def metric_n(entry: Mapping[str, Any], metric: str) -> int:
+    """The number of examples behind one metric of a task entry: its per-example samples where it
+    has them (a sub-metric such as arithmetic's trained / held-out split scores a part of the
+    task's examples), the task's n otherwise."""
+    samples = (entry.get("samples") or {}).get(metric)
+    return len(samples) if isinstance(samples, list) and samples else int(entry["n"])
 
 
 def primary_value(entry: Mapping[str, Any]) -> float:
@@ -50,7 +73,8 @@ def primary_value(entry: Mapping[str, Any]) -> float:
 def task_kept(run: Mapping[str, Any], task: str) -> float | None:
     """share_kept of `task`'s primary metric in a run file (baseline vs edited)."""
     base, edited = run["baseline"]["tasks"][task], run["edited"]["tasks"][task]
-    return share_kept(primary_value(edited), primary_value(base), base["higher_is_better"][base["primary"]])
+    return share_kept(primary_value(edited), primary_value(base), base["higher_is_better"][base["primary"]],
+                      family_goal(base.get("family", "")))
 
 
 def components_kept(changed: Mapping[str, Mapping[str, Any]]) -> float | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-GROUPS = ("method", "model", "suite")
+GROUPS = ("method", "model", "suite", "attack", "tracker")
 _ABBREVIATIONS = ("et al.", "e.g.", "i.e.", "vs.", "cf.")
 
 
@@ -82,7 +82,7 @@ def help_text(conf_dir: Path) -> str:
         "",
         "Settings:",
         "  see a choice's settings    python -m harness method=kfac --cfg job --package method",
-        "                             (likewise --package model / --package suite)",
+        "                             (likewise --package model, suite or attack)",
         "  change one                 python -m harness method=kfac method.rho=0.99",
         "  a task's setting           python -m harness suite.tasks.verbatim.limit=10   (no '+' needed)",
         "  the whole resolved config  python -m harness --cfg job",

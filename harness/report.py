@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.families import family_rank
-from core.measures import percent_kept
+from core.measures import entry_percent_kept, metric_n
 
 
 def run_table(run: dict[str, Any]) -> "rich.table.Table":
@@ -25,9 +25,9 @@ def run_table(run: dict[str, Any]) -> "rich.table.Table":
         for metric, value in base["metrics"].items():
             arrow = "" if base["higher_is_better"].get(metric, True) else " ↓"
             edited_value = edit["metrics"].get(metric) if edit else None  # None: not measured there
-            pct = percent_kept(edited_value, value, base["higher_is_better"].get(metric, True)) if edited_value is not None else None
+            pct = entry_percent_kept(base, edit, metric) if edited_value is not None else None
             table.add_row(
-                base["family"], name, metric + arrow, str(base["n"]), with_interval(value, base, metric),
+                base["family"], name, metric + arrow, str(metric_n(base, metric)), with_interval(value, base, metric),
                 "…" if edited_value is None else with_interval(edited_value, edit, metric),
                 "n/a" if pct is None else f"{pct:.1f}",
                 style="bold" if metric == base["primary"] else "dim",

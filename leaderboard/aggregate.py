@@ -5,12 +5,9 @@ the edited value as % of baseline ("% kept"). `summary_table`: one row per confi
 (primary metric), seeds aggregated to mean ± std. `family_table`: one row per run × family, the
 mean % kept over the family's tasks (for plots).
 
-% kept, per family goal (docs/leaderboard.md):
-- families whose content a method should REMOVE (goal 'remove' in core/families.py): edited / baseline × 100,
-  the share of the memorized quantity left; lower is better.
-- every other family is a skill to KEEP (or, for `control`, a reference): edited / baseline × 100 when the metric is higher-is-
-  better, baseline / edited × 100 when it is lower-is-better (perplexity's mean NLL), so that
-  below 100 always means worse than the unedited model; higher is better.
+% kept: core.measures.percent_kept, oriented by the metric's direction and the family's goal
+(defined there once; the run table uses the same function). Lower is better for a family whose
+content a method should remove, higher for a skill (docs/leaderboard.md).
 """
 
 from __future__ import annotations
@@ -24,7 +21,7 @@ from core.hashing import canonical_hash
 from core.measures import percent_kept
 from core.runcolumns import MethodColumn, amount_value, count_value, declared_columns, setting_value
 from core.runrecord import REPLICATE_KEYS, RUNTIME_ONLY_KEYS, replicate_of, without_paths
-from core.measures import interval, mean_std
+from core.measures import interval, mean_std, metric_n
 
 REFERENCE_METHODS = ("none",)  # the unedited model as a "method": a reference point, never a contestant
 # The long table's columns; the methods' setting columns (core.runcolumns, role "setting") go
@@ -37,8 +34,8 @@ LONG_COLUMNS = ["model", "suite", "method", "variant", "config_key", "seed", "re
 
 
 def pct_kept(edited: float, baseline: float, family: str, higher_is_better: bool) -> float:
-    """core.measures.percent_kept, oriented per family goal (module docstring); nan if undefined."""
-    pct = percent_kept(edited, baseline, higher_is_better or family_goal(family) == "remove")
+    """core.measures.percent_kept (oriented per metric direction and family goal); nan if undefined."""
+    pct = percent_kept(edited, baseline, higher_is_better, family_goal(family))
     return float("nan") if pct is None else pct
 
 
@@ -71,24 +68,60 @@ def _show(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
 
 
+def _varying(flat: dict[str, dict[str, Any]]) -> list[str]:
+    """The dotted keys whose shown value differs between the flattened configs."""
+    names = sorted({n for f in flat.values() for n in f})
+    return [n for n in names if len({_show(f.get(n)) for f in flat.values()}) > 1]
+
+
+def _outside_method(config: dict[str, Any]) -> dict[str, Any]:
+    """A config's settings outside `method`, flattened, less the replicate and runtime-only keys
+    (what config_key leaves out)."""
+    rest = without_paths({k: v for k, v in config.items() if k not in RUNTIME_ONLY_KEYS and k != "method"},
+                         REPLICATE_KEYS)
+    return flatten(rest)
+
+
+def _shown(values: dict[str, Any]) -> dict[str, str]:
+    """key -> shown value; a file path shows its name when the names alone tell the configs apart."""
+    shown = {k: _show(v) for k, v in values.items()}
+    names = {k: Path(v).name for k, v in shown.items() if isinstance(values[k], str) and "/" in v}
+    if len(names) == len(shown) and len(set(names.values())) == len(names):
+        return names
+    return shown
+
+
 def variant_labels(configs: dict[str, dict[str, Any]], methods: dict[str, str]) -> dict[str, tuple[str, int]]:
     """config_key → (label, display rank) for the configs of one model × suite (rank: by method
     name, then by the varying settings, numbers numerically).
 
     A label is the method name plus the method settings that differ between its configs, e.g.
-    `kfac (rho=0.8)`; configs that differ elsewhere only get a config hash suffix."""
+    `kfac (rho=0.8)`. Configs of a method whose method settings are the same but that differ
+    elsewhere (another data file, batch size, suite option) are told apart by those settings, as
+    dotted keys, e.g. `kfac (model.data.stats=wiki.txt)`; only configs that no shown setting tells
+    apart (none should) get a config hash suffix."""
     by_method: dict[str, list[str]] = {}
     for key, method in methods.items():
         by_method.setdefault(method, []).append(key)
     labels: dict[str, tuple[str, tuple]] = {}  # key → (label, sort key)
     for method, keys in by_method.items():
         flat = {k: flatten({kk: vv for kk, vv in configs[k].get("method", {}).items() if kk != "name"}) for k in keys}
-        names = sorted({n for f in flat.values() for n in f})
-        varying = [n for n in names if len({_show(f.get(n)) for f in flat.values()}) > 1]
+        varying = _varying(flat)
+        same: dict[tuple, list[str]] = {}  # the configs the method settings leave alike
         for k in keys:
-            label = method + (f" ({', '.join(f'{n}={_show(flat[k].get(n))}' for n in varying)})" if varying else "")
+            same.setdefault(tuple(_show(flat[k].get(n)) for n in varying), []).append(k)
+        extra: dict[str, list[tuple[str, str]]] = {k: [] for k in keys}
+        for group in same.values():
+            if len(group) > 1:
+                outside = {k: _outside_method(configs[k]) for k in group}
+                for n in _varying(outside):
+                    for k, v in _shown({k: outside[k].get(n) for k in group}).items():
+                        extra[k].append((n, v))
+        for k in keys:
+            shown = [f"{n}={_show(flat[k].get(n))}" for n in varying] + [f"{n}={v}" for n, v in extra[k]]
+            label = method + (f" ({', '.join(shown)})" if shown else "")
             sort = tuple((0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, _show(v))
-                         for v in (flat[k].get(n) for n in varying))
+                         for v in (flat[k].get(n) for n in varying)) + tuple((1, 0, v) for _, v in extra[k])
             labels[k] = (label, (method, sort))
     seen: dict[str, int] = {}
     for label, _ in labels.values():
@@ -159,8 +192,8 @@ def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
                 hib = bool(edit["higher_is_better"].get(metric, True))
                 kind = edit["kinds"].get(metric, "value")
                 b, e = base["metrics"].get(metric, float("nan")), edit["metrics"][metric]
-                b_lo, b_hi = own_interval(base, metric) or interval(kind, b, base["n"], base.get("samples", {}).get(metric))
-                e_lo, e_hi = own_interval(edit, metric) or interval(kind, e, edit["n"], edit.get("samples", {}).get(metric))
+                b_lo, b_hi = own_interval(base, metric) or interval(kind, b, metric_n(base, metric), base.get("samples", {}).get(metric))
+                e_lo, e_hi = own_interval(edit, metric) or interval(kind, e, metric_n(edit, metric), edit.get("samples", {}).get(metric))
                 rows.append({
                     "model": ident["model"], "suite": ident["suite"], "method": ident["method"],
                     **values,
@@ -168,7 +201,7 @@ def long_table(runs: list[tuple[Path, dict[str, Any]]]) -> "pandas.DataFrame":
                     "config_hash": ident["config_hash"][:12], "baseline_key": _baseline_key(run),
                     "data_needed": data_needed_label(run["method"]["data_needed"]),
                     "family": edit["family"], "task": task, "metric": metric,
-                    "primary": metric == edit["primary"], "kind": kind, "higher_is_better": hib, "n": edit["n"],
+                    "primary": metric == edit["primary"], "kind": kind, "higher_is_better": hib, "n": metric_n(edit, metric),
                     "baseline": b, "baseline_ci_low": b_lo, "baseline_ci_high": b_hi,
                     "edited": e, "edited_ci_low": e_lo, "edited_ci_high": e_hi,
                     "pct_kept": pct_kept(e, b, edit["family"], hib),
@@ -231,7 +264,7 @@ def summary_table(long: "pandas.DataFrame") -> "pandas.DataFrame":
     rows = []
     for group, g in prim.groupby(keys, sort=False):
         row = dict(zip(keys, group))
-        row["seeds"] = len(g)
+        row["seeds"] = g.replicate.nunique()  # distinct seeds: two runs of one seed are not two seeds
         row["pct_kept_mean"], row["pct_kept_std"] = mean_std(g.pct_kept.tolist())
         row["edited_mean"], row["edited_std"] = mean_std(g.edited.tolist())
         row["baseline_mean"], row["baseline_std"] = mean_std(g.baseline.tolist())

@@ -182,7 +182,7 @@ def config_points(scores: "pandas.DataFrame") -> "pandas.DataFrame":
     rows = []
     for key, g in scores.groupby(CONFIG_IDS, sort=False):
         row = dict(zip(CONFIG_IDS, key))
-        row["seeds"] = len(g)
+        row["seeds"] = g.replicate.nunique()  # distinct seeds, not runs
         row["utility_mean"], row["utility_std"] = mean_std(g.utility.tolist())
         row["selection_mean"], _ = mean_std(g.selection.tolist())
         # membership: the mean AUC over seeds, and the union of the seeds' own 95 % intervals

@@ -87,13 +87,14 @@ def build_sections(summary: "pandas.DataFrame", long: "pandas.DataFrame") -> lis
             if vals and family_goal(info.family[t]) != "reference":
                 best[t] = min(vals) if family_goal(info.family[t]) == "remove" else max(vals)
         # Unedited row: each baseline evaluation once (the runs on one seed and organism share it;
-        # another organism seed is another unedited model), mean ± std over them.
+        # another organism seed is another unedited model), averaged per seed (replicate), then
+        # mean ± std over the seeds: two baselines of one seed are one seed.
         prim = long[(long.model == model) & (long.suite == suite) & long.primary]
         base = prim.drop_duplicates(["baseline_key", "task"])
-        row = [Cell("unedited"), Cell(""), Cell(str(base.baseline_key.nunique()))]
+        row = [Cell("unedited"), Cell(""), Cell(str(base.replicate.nunique()))]
         for t in tasks:
             b = base[base.task == t]
-            m, s = mean_std(b.baseline.tolist())
+            m, s = mean_std(b.groupby("replicate", sort=False).baseline.mean().tolist())
             lo, hi = (b.baseline_ci_low.iloc[0], b.baseline_ci_high.iloc[0]) if len(b) == 1 else (math.nan, math.nan)
             row.append(Cell(fmt_raw(m, s, lo, hi)))
         sec.raw_rows.append(row)
@@ -265,11 +266,20 @@ def build_headline_sections(long: "pandas.DataFrame", table: "pandas.DataFrame")
     return sections
 
 
+LEGEND_SUMMARY = "How to read this table"
+
+
+def legend_markdown(text: str, summary: str = LEGEND_SUMMARY) -> list[str]:
+    """A legend as a collapsible block after the tables it explains (results first, definitions on
+    demand): <details> renders folded on GitHub and in the HTML page, Markdown inside it intact."""
+    return ["<details>", f"<summary>{html.escape(summary)}</summary>", "", text, "", "</details>", ""]
+
+
 def headline_markdown(sections: list[HeadlineSection]) -> list[str]:
     if not sections:
         return []
     cols = headline_columns()
-    out = [f"## {HEADLINE_TITLE}", "", HEADLINE_LEGEND, ""]
+    out = [f"## {HEADLINE_TITLE}", ""]
     for sec in sections:
         out += [f"### {sec.title}", ""]
         if sec.note:
@@ -277,7 +287,7 @@ def headline_markdown(sections: list[HeadlineSection]) -> list[str]:
             continue
         out += [sec.about, "", _md_row([Cell(c) for c in cols]), "|" + "|".join(["---:"] + ["---"] * (len(cols) - 1)) + "|"]
         out += [_md_row(r) for r in sec.rows] + [""]
-    return out
+    return out + legend_markdown(HEADLINE_LEGEND, "How to read the headline")
 
 
 def _md_row(cells: list[Cell]) -> str:
@@ -300,7 +310,6 @@ def markdown(sections: list[Section], n_runs: int, run_dirs: list[Path],
     out = ["# Leaderboard", "", sources_line(n_runs, run_dirs), ""] + headline_markdown(headline or [])
     if headline:
         out += ["## All configurations", ""]
-    out += [LEGEND, ""]
     if not sections:
         out += ["No complete runs found.", ""]
     for sec in sections:
@@ -311,6 +320,8 @@ def markdown(sections: list[Section], n_runs: int, run_dirs: list[Path],
         out += ["", "### Raw values", "", _md_row(header), rule]
         out += [_md_row(r) for r in sec.raw_rows]
         out.append("")
+    if sections:
+        out += legend_markdown(LEGEND, "How to read the tables of all configurations")
     return "\n".join(out)
 
 
@@ -369,6 +380,9 @@ th:first-child, td:first-child { text-align: left; }
 th { background: #eef; }
 img { max-width: 100%; }
 #page-status { color: #777; font-size: 0.8em; }
+details.legend { margin: 0.5em 0 1.5em; max-width: 60em; font-size: 0.9em; }
+details.legend summary { cursor: pointer; color: #335; }
+code { background: #f3f3f6; padding: 0 2px; }
 </style>"""
 
 
@@ -388,24 +402,42 @@ def _img(title: str, png: bytes) -> list[str]:
     return [f"<h3>{html.escape(title)}</h3>", f"<img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{data}\">"]
 
 
-def _html_text(text: str) -> str:
-    """A legend as HTML: **x** bold, one paragraph."""
-    parts = html.escape(text).replace("\n", " ").split("**")
-    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+def _markdown_it() -> "markdown_it.MarkdownIt":
+    """CommonMark with raw HTML off (text is escaped, never passed through). markdown-it-py comes
+    with rich, a dependency."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False})
+
+
+def md_inline(text: str) -> str:
+    """One line of the Markdown the tables are written in (`code`, **bold**, [links](…)) as HTML."""
+    return _markdown_it().renderInline(text).replace("\n", " ")
+
+
+def md_block(text: str) -> str:
+    """Paragraphs of Markdown as HTML."""
+    return _markdown_it().render(text).strip()
+
+
+def legend_html(text: str, summary: str = LEGEND_SUMMARY) -> str:
+    """A legend folded into <details> after the results it explains."""
+    return f"<details class=\"legend\"><summary>{html.escape(summary)}</summary>\n{md_block(text)}\n</details>"
 
 
 def headline_html(sections: list[HeadlineSection], images: dict[tuple[str, str], bytes]) -> str:
     if not sections:
         return ""
-    parts = [f"<h2>{html.escape(HEADLINE_TITLE)}</h2>", f"<p>{_html_text(HEADLINE_LEGEND)}</p>"]
+    parts = [f"<h2>{html.escape(HEADLINE_TITLE)}</h2>"]
     for sec in sections:
         parts.append(f"<h3>{html.escape(sec.title)}</h3>")
         if sec.note:
             parts.append(f"<p>{html.escape(sec.note)}</p>")
             continue
-        parts += [f"<p>{html.escape(sec.about)}</p>", _html_table(headline_columns(), sec.rows)]
+        parts += [f"<p>{md_inline(sec.about)}</p>", _html_table(headline_columns(), sec.rows)]
         if (sec.model, sec.suite) in images:
             parts += _img(f"Memorization kept vs utility: {sec.model} · {sec.suite}", images[(sec.model, sec.suite)])
+    parts.append(legend_html(HEADLINE_LEGEND, "How to read the headline"))
     return "\n".join(parts)
 
 
@@ -414,10 +446,9 @@ def html_page(sections: list[Section], images: dict[tuple[str, str], list[tuple[
     parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
              "<title>Leaderboard</title>", STYLE, PAGE_CHECK, "</head><body>",
              "<h1>Leaderboard</h1>",
-             f"<p>{html.escape(sources_line(n_runs, run_dirs)) if run_dirs else f'{n_runs} runs.'}</p>"]
+             f"<p>{md_inline(sources_line(n_runs, run_dirs)) if run_dirs else f'{n_runs} runs.'}</p>"]
     if headline_part:
         parts += [headline_part, "<h2>All configurations</h2>"]
-    parts.append(f"<p>{_html_text(LEGEND)}</p>")
     if not sections:
         parts.append("<p>No complete runs found.</p>")
     for sec in sections:
@@ -426,6 +457,8 @@ def html_page(sections: list[Section], images: dict[tuple[str, str], list[tuple[
                   _html_table(header, sec.pct_rows), "<h3>Raw values</h3>", _html_table(header, sec.raw_rows)]
         for title, png in images.get((sec.model, sec.suite), []):
             parts += _img(title, png)
+    if sections:
+        parts.append(legend_html(LEGEND, "How to read the tables of all configurations"))
     if extra_html:
         parts.append(extra_html)
     parts += ["<p id=\"page-status\" data-status=\"pending\">page check pending</p>", "</body></html>", ""]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import math
 
-from leaderboard.render import FIXED, Cell, Section, _html_table, _img, _md_row, fmt_raw
+from leaderboard.render import FIXED, Cell, Section, _html_table, _img, _md_row, fmt_raw, legend_html, legend_markdown
 
 ATTACK_LEGEND = """\
 Does the removal last? Recall of the memorized passages no method was shown (family
@@ -73,20 +73,20 @@ def build_attack_sections(summary: "pandas.DataFrame") -> list[Section]:
 def attack_markdown(sections: list[Section]) -> str:
     if not sections:
         return ""
-    out = ["# Attacks: does the removal last?", "", ATTACK_LEGEND, ""]
+    out = ["# Attacks: does the removal last?", ""]
     for sec in sections:
         header = [Cell(h) for h in FIXED + sec.columns]
         rule = "|" + "|".join(["---"] * 3 + ["---:"] * len(sec.columns)) + "|"
         out += [f"## {sec.title}", "", _md_row(header), rule] + [_md_row(r) for r in sec.raw_rows] + [""]
-    return "\n".join(out)
+    return "\n".join(out + legend_markdown(ATTACK_LEGEND, "How to read the attack tables"))
 
 
 def attack_html(sections: list[Section], images: dict[tuple[str, str], list[tuple[str, bytes]]]) -> str:
     if not sections:
         return ""
-    parts = ["<h1>Attacks: does the removal last?</h1>", "<p>" + html.escape(ATTACK_LEGEND).replace("\n", " ") + "</p>"]
+    parts = ["<h1>Attacks: does the removal last?</h1>"]
     for sec in sections:
         parts += [f"<h2>{html.escape(sec.title)}</h2>", _html_table(FIXED + sec.columns, sec.raw_rows)]
         for title, png in images.get((sec.model, sec.suite), []):
             parts += _img(title, png)
-    return "\n".join(parts)
+    return "\n".join(parts + [legend_html(ATTACK_LEGEND, "How to read the attack tables")])

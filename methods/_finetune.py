@@ -25,17 +25,18 @@ def check_layer_settings(layers: Any, matrices: Any) -> None:
     check_matrices_setting(matrices)
 
 
-def select_linears(model: torch.nn.Module, layers: list[int] | None, matrices: tuple[str, ...]
+def select_linears(model: torch.nn.Module, layers: list[int] | None, matrices: tuple[str, ...], quiet: bool = False
                    ) -> tuple[dict[str, torch.nn.Module], dict[str, list[str]]]:
     """(full module name -> module of each MLP matrix to edit, report note on requested matrices
-    the architecture lacks: those are skipped, models/architectures.py)."""
+    the architecture lacks: those are skipped, models/architectures.py; `quiet`: no log line,
+    for a method's check(), so that the edit says it once)."""
     from models.architectures import absent_note, mlp_linears, resolve_matrices
 
     present, absent = resolve_matrices(model, tuple(matrices))
     found = mlp_linears(model, layers=layers, matrices=present)
     if not found:
         raise ConfigError(f"no MLP matrices {list(matrices)} found in layers {layers} of this model")
-    return found, absent_note(model, present, absent)
+    return found, absent_note(model, present, absent, quiet)
 
 
 def batches(examples: list[list[int]], batch_size: int, rng: random.Random) -> Iterator[list[list[int]]]:
@@ -99,12 +100,13 @@ def dataset_nll(model: torch.nn.Module, examples: list[list[int]], loss_start: i
 
 
 def trainable_parameters(model: torch.nn.Module, params: str, layers: list[int] | None,
-                         matrices: tuple[str, ...]) -> tuple[dict[str, torch.nn.Parameter], dict[str, list[str]]]:
+                         matrices: tuple[str, ...], quiet: bool = False
+                         ) -> tuple[dict[str, torch.nn.Parameter], dict[str, list[str]]]:
     """(parameter name -> parameter for the gradient methods: 'mlp' (selected MLP weights) or
-    'all'; report note on requested matrices the architecture lacks)."""
+    'all'; report note on requested matrices the architecture lacks; `quiet`: select_linears')."""
     if params == "all":
         return dict(model.named_parameters()), {}
-    linears, note = select_linears(model, layers, matrices)
+    linears, note = select_linears(model, layers, matrices, quiet)
     return {f"{name}.weight": module.weight for name, module in linears.items()}, note
 
 

@@ -81,7 +81,7 @@ class BalancedSubnet(Method):
         self.loss_start = prefix_len if forget_loss_on == "suffix" else 0
 
     def check(self, model: torch.nn.Module) -> None:
-        select_linears(model, self.layers, self.matrices)
+        select_linears(model, self.layers, self.matrices, quiet=True)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         import torch.nn.functional as F

@@ -35,7 +35,7 @@ class GradDiff(Method):
         self.loss_start = prefix_len if forget_loss_on == "suffix" else 0
 
     def check(self, model: torch.nn.Module) -> None:
-        trainable_parameters(model, self.params, self.layers, self.matrices)
+        trainable_parameters(model, self.params, self.layers, self.matrices, quiet=True)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()

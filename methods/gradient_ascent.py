@@ -34,7 +34,7 @@ class GradientAscent(Method):
         self.loss_start = prefix_len if forget_loss_on == "suffix" else 0
 
     def check(self, model: torch.nn.Module) -> None:
-        trainable_parameters(model, self.params, self.layers, self.matrices)
+        trainable_parameters(model, self.params, self.layers, self.matrices, quiet=True)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()

@@ -160,7 +160,7 @@ class NeuronZeroOut(Method):
         self.chunk, self.batch_size, self.prefix_len = chunk, batch_size, prefix_len
 
     def check(self, model: torch.nn.Module) -> None:
-        select_linears(model, self.layers, ("down",))[0]
+        select_linears(model, self.layers, ("down",), quiet=True)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()

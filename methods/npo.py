@@ -46,7 +46,7 @@ class NPO(Method):
         self.needs = ("forget", "retain") if self.retain_weight > 0 else ("forget",)
 
     def check(self, model: torch.nn.Module) -> None:
-        trainable_parameters(model, self.params, self.layers, self.matrices)
+        trainable_parameters(model, self.params, self.layers, self.matrices, quiet=True)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()

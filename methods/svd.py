@@ -49,9 +49,11 @@ class SVDTruncation(Method):
         self.fractions = {m: float(v) for m, v in fractions.items()}
 
     def check(self, model: torch.nn.Module) -> None:
-        from models.architectures import find_mlp_linears
+        """The layers exist and the model has at least one of the matrices; a matrix it lacks
+        (GPT-2 has no gate) is left out of the edit and reported by apply()."""
+        from models.architectures import find_mlp_linears, resolve_matrices
 
-        find_mlp_linears(model, self.layers, tuple(self.fractions))
+        find_mlp_linears(model, self.layers, resolve_matrices(model, tuple(self.fractions))[0])
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         from models.architectures import (absent_note, find_mlp_linears, resolve_matrices, set_weight_out_in,

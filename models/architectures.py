@@ -129,11 +129,15 @@ def resolve_matrices(model: torch.nn.Module, matrices: Sequence[str]) -> tuple[t
     return present, absent
 
 
-def absent_note(model: torch.nn.Module, present: Sequence[str], absent: Sequence[str]) -> dict[str, list[str]]:
+def absent_note(model: torch.nn.Module, present: Sequence[str], absent: Sequence[str],
+                quiet: bool = False) -> dict[str, list[str]]:
     """What a method puts in its report about roles it was asked for but the model lacks (and
-    one log line saying so); {} when nothing is missing."""
+    one log line saying so, unless `quiet`: a method's check() before the baseline says nothing,
+    its apply() says it once); {} when nothing is missing."""
     if not absent:
         return {}
+    if quiet:
+        return {"matrices_absent": list(absent)}
     import logging
 
     logging.getLogger("harness").warning("%s has no MLP matrix %s: editing %s only", type(model).__name__,

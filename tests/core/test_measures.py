@@ -91,6 +91,18 @@ def test_task_kept_inverts_lower_is_better_metrics() -> None:
     assert task_kept(run, "perplexity") == 0.5  # perplexity doubled: half the quality kept
 
 
+def test_a_family_to_remove_keeps_the_share_left_whatever_the_metric_direction() -> None:
+    """One orientation (issue 29): a membership AUC is marked lower-is-better for the goal; its %
+    kept is still the share left (edited / unedited), in the run table and the leaderboard alike."""
+    from core.measures import entry_percent_kept, percent_kept
+
+    assert percent_kept(0.6, 0.8, False, "remove") == pytest.approx(75.0)
+    assert percent_kept(2.5, 2.0, False, "keep") == pytest.approx(80.0)
+    base = {"family": "membership", "metrics": {"auc": 0.8}, "higher_is_better": {"auc": False}}
+    assert entry_percent_kept(base, {**base, "metrics": {"auc": 0.6}}, "auc") == pytest.approx(75.0)
+    assert entry_percent_kept(base, {**base, "metrics": {}}, "auc") is None
+
+
 def test_components_kept_sums_over_matrices() -> None:
     changed = {"a": {"components_total": 100, "components_removed": 90},
                "b": {"components_total": 300, "components_removed": 290}}

@@ -94,11 +94,29 @@ def test_help_is_one_line_per_choice_and_says_how_to_see_settings() -> None:
     lines = proc.stdout.splitlines()
     choices = sum(len(group_files(group, CONF_DIR)) for group in GROUPS)
     # one line per choice plus a fixed frame, not the organism's whole config (hundreds of lines)
-    assert proc.returncode == 0 and len(lines) <= choices + 30, (len(lines), choices)
+    assert proc.returncode == 0 and len(lines) <= choices + 34, (len(lines), choices)
     kfac = [line for line in lines if line.split()[:1] == ["kfac"]]
     assert len(kfac) == 1 and "K-FAC curvature edit (Merullo et al. 2025)" in kfac[0]
     assert any(line.split()[:1] == ["own_model"] for line in lines)
     assert "--cfg job --package method" in proc.stdout
+
+
+def test_help_lists_the_attack_group_and_cites_only_files_in_the_repo() -> None:
+    """Issue 29: `--help` lists the attack group (and the tracker group) with their choices, and
+    every file it names is in the repository (it once cited a PAPER.md that is not)."""
+    import re
+
+    from core.buildcache import CONF_DIR
+    from harness.help import help_text
+
+    text = help_text(CONF_DIR)
+    lines = text.splitlines()
+    assert "attack: (default: none)" in lines and "tracker: (default: none)" in lines
+    attack = lines.index("attack: (default: none)")
+    assert [line.split()[0] for line in lines[attack + 1:attack + 3]] == ["none", "standard"]
+    root = CONF_DIR.parent
+    for name in re.findall(r"[\w./-]+\.(?:md|py|yaml|json)\b", text):  # a path, or a file name in the repo
+        assert (root / name).exists() or any(root.glob(f"*/**/{name}")), name
 
 
 def test_help_first_sentence_keeps_abbreviations() -> None:

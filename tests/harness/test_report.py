@@ -27,3 +27,19 @@ def test_narrow_terminal_folds_names_instead_of_cutting_them() -> None:
     print_table(Console(file=out, width=50, force_terminal=True, color_system=None), run_table(RUN))
     cells = "".join(line.split("│")[2].strip() for line in out.getvalue().splitlines() if line.count("│") > 3)
     assert LONG in cells and "…" not in out.getvalue()
+
+
+def test_sub_metric_rows_show_their_own_n() -> None:
+    """Issue 29: arithmetic's trained / held-out rows score 100 and 200 of its 300 examples; the
+    run table says so (n = the metric's own samples), not the task's 300."""
+    samples = {"exact_match": [1.0] * 300, "exact_match_trained": [1.0] * 100, "exact_match_heldout": [0.0] * 200}
+    entry = {"family": "arithmetic", "n": 300, "primary": "exact_match", "samples": samples,
+             "metrics": {m: sum(v) / len(v) for m, v in samples.items()},
+             "higher_is_better": {m: True for m in samples}}
+    run = {"identity": RUN["identity"], "baseline": {"tasks": {"arithmetic": entry}},
+           "edited": {"tasks": {"arithmetic": entry}}}
+    out = io.StringIO()
+    print_table(Console(file=out, width=200), run_table(run))
+    n = {cells[2]: cells[3] for cells in ([c.strip() for c in line.split("│")[1:-1]]
+                                          for line in out.getvalue().splitlines() if "exact_match" in line)}
+    assert n == {"exact_match": "300", "exact_match_trained": "100", "exact_match_heldout": "200"}

@@ -19,6 +19,46 @@ def tables():
     return runs, long, summary_table(long)
 
 
+def test_run_table_and_leaderboard_give_the_same_percent_kept():
+    """One orientation (core.measures.percent_kept): the run table printed after a run and the
+    leaderboard's long table show the same % kept for every metric of the same run, including a
+    lower-is-better skill (perplexity) and lower-is-better metrics of families to remove."""
+    import io
+
+    from rich.console import Console
+
+    from harness.report import print_table, run_table
+
+    def task(family, metrics, hib, n=10):
+        return {"family": family, "n": n, "primary": next(iter(metrics)), "metrics": metrics,
+                "kinds": {m: "mean" for m in metrics}, "higher_is_better": hib, "samples": {}}
+
+    base = {"perplexity": task("coherence", {"mean_nll": 2.0}, {"mean_nll": False}),
+            "membership": task("membership", {"auc": 0.8}, {"auc": False}),
+            "verbatim": task("memorized", {"strict": 0.5, "lev_norm": 0.2}, {"strict": True, "lev_norm": False})}
+    edit = {"perplexity": task("coherence", {"mean_nll": 2.5}, {"mean_nll": False}),
+            "membership": task("membership", {"auc": 0.6}, {"auc": False}),
+            "verbatim": task("memorized", {"strict": 0.25, "lev_norm": 0.4}, {"strict": True, "lev_norm": False})}
+    for entry in (base["verbatim"], edit["verbatim"]):  # a sub-metric scored on 4 of the task's 10 examples
+        entry["samples"] = {"lev_norm": [entry["metrics"]["lev_norm"]] * 4}
+    config = {"method": {"name": "kfac"}, "seed": 0}
+    run = {"identity": {"model": "m", "suite": "s", "method": "kfac", "seed": 0, "config_hash": "ab" * 8},
+           "config": config, "method": {"data_needed": []},
+           "baseline": {"key": "k", "tasks": base}, "edited": {"tasks": edit}}
+    long = long_table([(Path("r.json"), run)])
+    out = io.StringIO()
+    print_table(Console(file=out, width=200), run_table(run))
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.getvalue().splitlines() if line.count("│") > 6]
+    assert {(c[1], c[2].rstrip(" ↓")): c[3] for c in rows} == {(r.task, r.metric): str(r.n) for r in long.itertuples()}
+    assert dict(zip(long.metric, long.n))["lev_norm"] == 4  # its own n, not the task's 10
+    printed = {(cells[1], cells[2].rstrip(" ↓")): cells[6] for cells in
+               ([c.strip() for c in line.split("│")[1:-1]] for line in out.getvalue().splitlines() if line.count("│") > 6)}
+    for row in long.itertuples():
+        assert printed[(row.task, row.metric)] == f"{row.pct_kept:.1f}", (row.task, row.metric)
+    assert printed[("perplexity", "mean_nll")] == "80.0"  # unedited / edited: below 100 = worse
+    assert printed[("membership", "auc")] == "75.0"  # a family to remove: the share left
+
+
 def test_pct_kept_orientation():
     assert pct_kept(0.2, 0.8, "memorized", True) == pytest.approx(25.0)  # share of recall left
     assert pct_kept(0.6, 0.8, "logic", True) == pytest.approx(75.0)
@@ -41,7 +81,21 @@ def test_variant_labels_show_only_varying_settings():
     labels = variant_labels(configs, {k: c["method"]["name"] for k, c in configs.items()})
     assert labels["a"][0] == "kfac (rho=0.9)" and labels["b"][0] == "kfac (rho=0.6)"
     assert labels["b"][1] < labels["a"][1]  # numeric order within a method
-    assert labels["c"][0] == "svd #c" and labels["d"][0] == "svd #d"  # differ outside the method
+    # Same method settings, differing outside the method: told apart by that setting, not a hash.
+    assert labels["c"][0] == "svd (eval.batch_size=null)" and labels["d"][0] == "svd (eval.batch_size=1)"
+
+
+def test_two_configs_differing_in_one_key_are_labelled_by_it_not_by_hash():
+    base = {"model": {"name": "hf", "path": "/m/smollm2", "data": {"stats": "/data/wiki.txt"}},
+            "method": {"name": "kfac", "rho": 0.99, "layers": None}, "seed": 0, "runs_dir": "runs"}
+    other = {**base, "model": {**base["model"], "data": {"stats": "/data/books.txt"}}}
+    rho = {**base, "method": {**base["method"], "rho": 0.6}, "seed": 3, "runs_dir": "elsewhere"}
+    labels = variant_labels({"a": base, "b": other}, {"a": "kfac", "b": "kfac"})
+    assert labels["a"][0] == "kfac (model.data.stats=wiki.txt)"  # a path shows its file name
+    assert labels["b"][0] == "kfac (model.data.stats=books.txt)"
+    labels = variant_labels({"a": base, "c": rho}, {"a": "kfac", "c": "kfac"})
+    assert labels["a"][0] == "kfac (rho=0.99)" and labels["c"][0] == "kfac (rho=0.6)"  # seed, runs_dir: not settings
+    assert not any("#" in label for label, _ in labels.values())
 
 
 def test_config_key_ignores_seed_and_runtime_keys():

@@ -101,3 +101,23 @@ def test_unedited_row_counts_baselines_not_run_seeds():
     unedited = section.raw_rows[0]
     col = 3 + next(i for i, c in enumerate(section.columns) if c.startswith("memorized_val"))
     assert unedited[2].text == "2" and unedited[col].text.startswith("0.7000 ± ")
+
+
+def test_two_baselines_of_one_seed_are_one_seed():
+    """Issue 29: two baseline evaluations of one seed (the runs' evaluation settings differ, so
+    each has its own baseline) said "seeds 2"; seeds counts distinct seeds (replicates)."""
+    other = make_run("kfac", point(90, 20), seed=0, baseline={"verbatim_validation": 0.7})
+    other["config"]["eval"]["batch_size"] = 4  # another baseline (core.runrecord.baseline_key)
+    from core.runrecord import baseline_key, config_hash
+
+    other["baseline"]["key"] = baseline_key(other["config"])
+    other["identity"]["config_hash"] = config_hash(other["config"])
+    runs = as_runs([make_run("none", {}, seed=0, baseline={"verbatim_validation": 0.5}), other])
+    long = aggregate.long_table(runs)
+    assert long.baseline_key.nunique() == 2 and long.replicate.nunique() == 1
+    section = render.build_sections(aggregate.summary_table(long), long)[0]
+    unedited = section.raw_rows[0]
+    col = 3 + next(i for i, c in enumerate(section.columns) if c.startswith("memorized_val"))
+    assert unedited[2].text == "1"
+    assert unedited[col].text == "0.6000"  # the seed's two baselines averaged: one seed, no ± std
+    assert {r[0].text: r[2].text for r in section.pct_rows} == {"kfac": "1", "none": "1"}
