@@ -275,7 +275,7 @@ def smollm2_planted_build() -> str:
     manifest = json.loads((SHIPPED_DIR / "seed0" / "manifest.json").read_text(encoding="utf-8"))
     before, stored = manifest["before"], manifest["stored_checks"]
     rows = [[name, before[name], stored[name]] for name in before]
-    rows.append(["held-out prose perplexity, after / before", 1.0, stored["heldout_ppl_ratio"]])
+    rows.append(["held-out prose perplexity, after / before (target ≤ 1.1)", "1", f"{stored['heldout_ppl_ratio']:.4f}"])
     return _table(["check", "SmolLM2 (before)", "planted (stored adapter)"], rows)
 
 
