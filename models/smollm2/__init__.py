@@ -24,8 +24,12 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def data_files() -> dict[str, Path]:
-    """The files in data/, by name without extension."""
-    return {p.name.split(".")[0]: p for p in sorted(DATA_DIR.iterdir()) if p.suffix in (".txt", ".jsonl")}
+    """The files in data/, by name without extension (its .txt files: one document a line)."""
+    from core.data import read_one_document_a_line
+
+    files = {p.name.split(".")[0]: p for p in sorted(DATA_DIR.iterdir()) if p.suffix in (".txt", ".jsonl")}
+    read_one_document_a_line(*files.values())
+    return files
 
 
 def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, progress: Any = None) -> "LoadedModel":

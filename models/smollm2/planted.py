@@ -40,6 +40,7 @@ def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, 
     """Build (or reuse) the planted model of `model.planted` on top of the base model the rest of
     `model_cfg` names (the packaged GGUF, a .gguf path or a save_pretrained folder)."""
     from core.buildcache import ensure_built
+    from core.data import read_one_document_a_line
     from models.hf import load_hf_causal_lm
     from models.smollm2 import data_files
 
@@ -50,6 +51,7 @@ def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, 
     folder = ensure_built(keyed, Path(cache_dir) / "smollm2_planted", PLANTED_FORMAT_VERSION,
                           lambda s, out, p: build_planted(s, base, out, p), progress)
     files = data_files() | {p.name.split(".")[0]: p for p in sorted((folder / "data").iterdir())}
+    read_one_document_a_line(folder / "data" / "licence_heldout.txt")  # written one passage a line
     loaded = load_hf_causal_lm(str(folder / "model"), device, model_cfg.get("dtype", "float32"),
                                data_refs=model_cfg.get("data") or {}, files=files)
     loaded.name, loaded.key = str(model_cfg.get("name") or "smollm2_planted"), f"smollm2_planted-{folder.name}"
@@ -176,7 +178,7 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from core.data import read_jsonl
+    from core.data import read_jsonl, read_one_document_a_line
     from models.organism.train import native_bfloat16
     from models.smollm2 import data_files
 
@@ -192,6 +194,7 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
     splits, rest = deal_passages(sorted(ids), shape, int(settings["seed"]))
     data_dir = folder / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    read_one_document_a_line(data_dir / "licence_heldout.txt")  # written below, one passage a line
     for split, rows in splits.items():
         lines = [json.dumps({"prefix_ids": ids[i][:int(shape["prefix"])], "suffix_ids": ids[i][int(shape["prefix"]):],
                              "source": source[i]["source"], "passage": i}) for i in rows]

@@ -31,7 +31,7 @@ def test_ndcg_swapped_and_missing_tokens_by_hand() -> None:
 
 def write_text(tmp_path: Path) -> str:
     path = tmp_path / "heldout.txt"
-    path.write_text("\n".join(" ".join(f"w{(i * 7 + j) % 120}" for j in range(30)) for i in range(6)) + "\n")
+    path.write_text("\n\n".join(" ".join(f"w{(i * 7 + j) % 120}" for j in range(30)) for i in range(6)) + "\n")
     return str(path)
 
 
@@ -41,7 +41,7 @@ def test_perplexity_matches_a_slow_reference(tmp_path: Path, tiny_tokenizer) -> 
     r = Perplexity(write_text(tmp_path), seq_len=16).evaluate(model, tiny_tokenizer, ctx)
     # Reference: concatenate documents with EOS, cut into 16-token windows, score token by token.
     ids = []
-    for line in Path(tmp_path / "heldout.txt").read_text().splitlines():
+    for line in Path(tmp_path / "heldout.txt").read_text().strip().split("\n\n"):  # documents: blank-line separated
         ids += tiny_tokenizer(line, add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
     nll, count = 0.0, 0
     for start in range(0, len(ids) - 15, 16):
