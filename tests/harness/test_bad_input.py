@@ -54,8 +54,45 @@ def a_file(name: str) -> Setup:
     return setup
 
 
+def method_data(method: str, key: str, content: bytes | str | None, name: str, *extra: str) -> Setup:
+    """`method=<method>` with model.data.<key> a file holding `content` (None: no such file)."""
+    def setup(folder: Path, tmp: Path) -> list[str]:
+        path = tmp / name
+        if content is not None:
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return [f"method={method}", f"model.data.{key}={path}", *extra]
+    return setup
+
+
+VERBATIM_ROW = json.dumps({"prefix_text": "w1 w2 w3", "suffix_text": "w4 w5"}) + "\n"
+def with_forget(setup: Setup) -> Setup:
+    return lambda folder, tmp: [*setup(folder, tmp), f"model.data.forget={folder / 'verbatim.jsonl'}"]
+
+
 # (id, setup, substrings the one error line must contain)
 HARNESS_CASES = [
+    # 0. data the METHOD reads (issue 29: checked only after the baseline): with the suite's data
+    ("stats-not-given", args("method=kfac"), ["this method needs stats data", "model.data.stats=<path or model:name>"]),
+    ("stats-missing-file", method_data("kfac", "stats", None, "nostats.txt"),
+     ["model.data.stats: data file not found", "nostats.txt"]),
+    ("stats-empty-file", method_data("kfac", "stats", "", "stats.txt"), ["model.data.stats:", "holds no text"]),
+    ("stats-latin1", method_data("kfac", "stats", "caf\u00e9\n".encode("latin-1"), "stats.txt"),
+     ["model.data.stats:", "stats.txt: not UTF-8 text", "re-save it as UTF-8"]),
+    ("stats-binary-jsonl", method_data("kfac", "stats", bytes(range(256)), "stats.jsonl"),
+     ["model.data.stats:", "not UTF-8 text"]),
+    ("stats-invalid-jsonl", method_data("kfac", "stats", '{"text": "w1"}\n{oops\n', "stats.jsonl"),
+     ["model.data.stats:", "stats.jsonl:2: not valid JSON"]),
+    ("forget-not-given", args("method=gradient_ascent"), ["this method needs forget data", "model.data.forget="]),
+    ("forget-invalid-json", method_data("gradient_ascent", "forget", "{oops\n", "forget.jsonl"),
+     ["forget.jsonl:1: not valid JSON"]),
+    ("forget-empty", method_data("npo", "forget", "", "forget.jsonl", "method.retain_weight=0"),
+     ["model.data.forget:", "holds no examples", "an empty forget set", "0 steps"]),
+    ("forget-bad-row", method_data("gradient_ascent", "forget", VERBATIM_ROW + '{"prefix": "w1"}\n', "forget.jsonl"),
+     ["forget.jsonl:2:", "needs 'prefix_ids' or 'prefix_text'"]),
+    ("retain-empty", with_forget(method_data("grad_diff", "retain", "", "retain.txt")),
+     ["model.data.retain:", "fewer than 128 tokens", "retain_seq_len=128"]),
+    ("retain-binary", with_forget(method_data("grad_diff", "retain", bytes(range(256)) * 4, "retain.txt")),
+     ["retain.txt: not UTF-8 text"]),
     # 1. data files: checked against the model when read, before any generation
     ("id-outside-vocab", verbatim_file([{"prefix_ids": [5, 9999], "suffix_ids": [5]}]),
      ["bad.jsonl:2:", "token id 9999 is outside the model's vocabulary", "valid: 0..123"]),
@@ -438,3 +475,17 @@ def test_a_closed_stdout_during_a_run_ends_quietly(cli, monkeypatch) -> None:
     monkeypatch.setattr(harness.app, "execute", table_to_a_closed_pipe)
     code, err = run_harness(cli, [])
     assert code == 141 and err == []
+
+
+def test_harness_edit_names_its_own_data_key_for_an_empty_forget_set(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Issue 29: an empty forget set ran forget-set methods for 0 steps; harness.edit's data is
+    named as the API takes it (data['forget']), the command line's as model.data.forget."""
+    from core.errors import DataError
+    from harness.api import GivenData
+    from models.hf import CausalLMData
+
+    (tmp_path / "forget.jsonl").write_text("\n")
+    for data, key in ((GivenData, "data['forget']"), (CausalLMData, "model.data.forget")):
+        with pytest.raises(DataError) as info:
+            data({"forget": str(tmp_path / "forget.jsonl")}, {}, None).check(["forget"])
+        assert str(info.value).startswith(f"{key}: ") and "holds no examples" in str(info.value)
