@@ -357,6 +357,10 @@ def mine_args(folder: Path, tmp: Path, *extra: str) -> list[str]:
     ('{"body": "w1 w2 w3 w4 w5 w6 w7"}\n', [], [":1: no 'text' text field", "its fields: body", "text_field="]),
     ("w1 w2\n", [], ["is 6 tokens long", "the longest has 2"]),
     ("w1 w2 w3 w4 w5 w6 w7\n", ["out_dir=/proc/mined"], ["out_dir=/proc/mined is not writable"]),
+    # issue 29: a split that would be empty is refused before the model loads
+    *[("w1 w2 w3 w4 w5 w6 w7\n", [f"forget_fraction={v}"], ["forget_fraction must be a number in (0, 1)",
+                                                            "neither may be empty", f"got {v}"])
+      for v in ("0", "1", "1.5")],
 ])
 def test_mining_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, corpus: str, extra: list[str],
                                       needles: list[str]) -> None:
@@ -366,6 +370,41 @@ def test_mining_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path,
     path.write_text(corpus)
     code, err = cli(main, "studies.mine", mine_args(tiny_model_dir, tmp_path, f"corpus={path}", *extra))
     assert_one_line(code, err, needles)
+
+
+def test_mining_that_finds_nothing_exits_0_with_progress_and_near_misses(tiny_model_dir: Path, tmp_path: Path,
+                                                                        monkeypatch, capsys) -> None:
+    """Issue 29: finding nothing exited 2 as an error, with no progress line and no near misses.
+    Now: progress while it runs, then an empty result (exit 0, nothing written) and the
+    distribution of the longest matched suffix."""
+    from studies.mine import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(" ".join(WORDS[(7 * i + j) % len(WORDS)] for j in range(12)) for i in range(5)))
+    monkeypatch.setattr(sys, "argv", ["studies.mine", *mine_args(tiny_model_dir, tmp_path, f"corpus={corpus}",
+                                                                 "suffix_len=6", "stride=1")])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code in (0, None) and err == "", err
+    assert "[progress] mining windows" in out  # a log (not a terminal): plain progress lines
+    assert "mined 0 memorized windows of 15 in 5 documents: an empty result, nothing written" in out
+    near = next(line for line in out.splitlines() if line.startswith("near misses: "))
+    assert "longest matched suffix (tokens of 6) over 15 windows: min " in near and "histogram 0: " in near
+    assert not (tmp_path / "mined" / "verbatim_forget.jsonl").exists()
+
+
+def test_near_misses_summarise_the_matched_suffix_lengths() -> None:
+    from studies.mine import near_misses
+
+    line = near_misses([0, 0, 1, 3, 5, 47], 48)
+    assert line.startswith("longest matched suffix (tokens of 48) over 6 windows: min 0, median 2, max 47; ")
+    assert "histogram 0-7: 5, 8-15: 0" in line and "40-47: 1, 48: 0" in line
 
 
 def test_mine_help_lists_only_what_mine_uses(monkeypatch, capsys) -> None:
