@@ -85,6 +85,8 @@ HARNESS_CASES = [
     ("forget-not-given", args("method=gradient_ascent"), ["this method needs forget data", "model.data.forget="]),
     ("forget-invalid-json", method_data("gradient_ascent", "forget", "{oops\n", "forget.jsonl"),
      ["forget.jsonl:1: not valid JSON"]),
+    ("forget-binary", method_data("gradient_ascent", "forget", bytes(range(256)), "forget.jsonl"),
+     ["forget.jsonl: not UTF-8 text", "one JSON object a line"]),
     ("forget-empty", method_data("npo", "forget", "", "forget.jsonl", "method.retain_weight=0"),
      ["model.data.forget:", "holds no examples", "an empty forget set", "0 steps"]),
     ("forget-bad-row", method_data("gradient_ascent", "forget", VERBATIM_ROW + '{"prefix": "w1"}\n', "forget.jsonl"),
