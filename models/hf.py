@@ -100,7 +100,7 @@ class CausalLMData(ModelData):
                                 "method would run 0 steps); pass a verbatim JSONL file with at least one "
                                 "{prefix_ids, suffix_ids} or {prefix_text, suffix_text} row")
             self._read["forget"] = rows
-        return self._read["forget"]
+        return [list(r) for r in self._read["forget"]]  # a method may change its copy
 
     def retain(self) -> list[list[int]]:
         if "retain" not in self._read:
@@ -113,7 +113,7 @@ class CausalLMData(ModelData):
                                 f"of text (one retain window of retain_seq_len={seq_len}); pass a longer .txt "
                                 "(documents separated by blank lines) or .jsonl file")
             self._read["retain"] = rows
-        return self._read["retain"]
+        return [list(r) for r in self._read["retain"]]
 
     def check(self, kinds: Iterable[str]) -> None:
         """The statistics text is read through (not tokenized: a stream may be long) and must hold
