@@ -222,8 +222,8 @@ def mining_report(summary: dict[str, Any]) -> str:
     if not summary["found"]:
         return (f"mined 0 memorized windows of {summary['windows']} in {summary['documents']} documents: an "
                 f"empty result, nothing written to {summary['out_dir']}\nnear misses: {summary['near_misses']}\n"
-                "(a window counts when every suffix token is reproduced; try a shorter suffix_len, or text the "
-                "model saw more often)")
+                "(a window counts when all its suffix tokens are reproduced; the near misses say how close the "
+                "model came; a .txt corpus is read as documents separated by blank lines)")
     return (f"mined {summary['found']} memorized windows of {summary['windows']}: {summary['forget']} forget, "
             f"{summary['validation']} validation -> {summary['out_dir']}\nnear misses: {summary['near_misses']}")
 
