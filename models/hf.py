@@ -93,8 +93,8 @@ class CausalLMData(ModelData):
     def forget(self) -> list[list[int]]:
         if "forget" not in self._read:
             path = resolve_data_ref(self._ref("forget"), self.files)
-            rows = [example_ids(r, "prefix", self.tokenizer, path, n) + example_ids(r, "suffix", self.tokenizer, path, n)
-                    for n, r in read_jsonl_lines(path)]
+            rows = [example_ids(r, "prefix", self.tokenizer, path, n)
+                    + example_ids(r, "suffix", self.tokenizer, path, n) for n, r in read_jsonl_lines(path)]
             if not rows:
                 raise DataError(f"{self._key('forget')}: {path} holds no examples (an empty forget set: the "
                                 "method would run 0 steps); pass a verbatim JSONL file with at least one "

@@ -72,8 +72,10 @@ def near_misses(matched: list[int], suffix_len: int, bins: int = 6) -> str:
     histogram, for a mining that found nothing (how close the model came)."""
     if not matched:
         return "no windows scored"
+    import statistics
+
     ordered = sorted(matched)
-    median = ordered[len(ordered) // 2] if len(ordered) % 2 else (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) / 2
+    median = statistics.median(ordered)
     edges = sorted({round(i * suffix_len / bins) for i in range(bins)} | {suffix_len})
     parts = []
     for low, high in zip(edges, edges[1:] + [suffix_len + 1]):

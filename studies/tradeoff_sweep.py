@@ -36,7 +36,8 @@ def sweep(run_config: RunConfig, seeds: list[int], rhos: list[float], svd_fracti
 def sweep_plans(rhos: list[float], svd_fractions: list[float]) -> list[tuple[str, list[str], float | None, str]]:
     """(method, its overrides, its setting, the option that asked for it) of every run of one seed."""
     plans: list[tuple[str, list[str], float | None, str]] = [("none", ["method=none"], None, "")]
-    plans += [(m, [f"method={m}", f"method.rho={r}"], r, f"--rhos {r}") for m in ("kfac", "random_ablation") for r in rhos]
+    plans += [(m, [f"method={m}", f"method.rho={r}"], r, f"--rhos {r}")
+              for m in ("kfac", "random_ablation") for r in rhos]
     plans += [("svd", ["method=svd", f"method.fractions={{gate:{f},up:{f},down:{f}}}"], f, f"--svd-fractions {f}")
               for f in svd_fractions]
     return plans
