@@ -3,6 +3,15 @@
 A data reference in a config is either `model:<name>` (a file the loaded model brought, e.g. the
 organism's `model:verbatim_validation`), `hf:<dataset>[:<config>]` (a Hugging Face dataset, for
 real models on a machine with the hub), or a local path (file or folder).
+
+Text files, one rule everywhere (mining, the statistics stream, retain text, perplexity, nDCG):
+  `.txt`        whole documents separated by blank lines; a document keeps its line breaks.
+  `.lines.txt`  one document a line (the old reading), only where a file is named so.
+  `.jsonl`      one JSON object a line, its `text_field` (default `text`) a document.
+Files a model brings that its loader wrote one document a line (the organism's and SmolLM2's
+side texts, named `.txt` before this rule) are read one document a line because the loader says so
+(`read_one_document_a_line`), not by guessing from their content. Documents are separated by the
+end-of-sequence token when packed into windows (`token_windows`).
 """
 
 from __future__ import annotations
@@ -13,6 +22,46 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DataError
+
+LINES_SUFFIX = ".lines.txt"  # a .txt file read one document a line
+_ONE_DOCUMENT_A_LINE: set[Path] = set()  # files a model's loader declares one document a line
+
+
+def read_one_document_a_line(*paths: Path) -> None:
+    """A model's loader declares `.txt` files it wrote one document a line (before the blank-line
+    rule); `iter_texts` reads those so. Other `.txt` files are documents separated by blank lines."""
+    _ONE_DOCUMENT_A_LINE.update(Path(p).resolve() for p in paths if Path(p).suffix == ".txt")
+
+
+def one_document_a_line(path: Path) -> bool:
+    """Whether the `.txt` file `path` is read one document a line (see the module's rule)."""
+    return path.name.endswith(LINES_SUFFIX) or path.resolve() in _ONE_DOCUMENT_A_LINE
+
+
+def txt_documents(path: Path) -> Iterator[str]:
+    """The documents of a `.txt` file: separated by blank lines (a document keeps its line
+    breaks), or one a line for a `.lines.txt` file or one its model declares so. Not UTF-8: one
+    DataError line."""
+    per_line = one_document_a_line(path)
+    rule = "one document a line" if per_line else "documents separated by blank lines"
+    try:
+        with open(path, encoding="utf-8") as f:
+            if per_line:
+                yield from (line.rstrip("\n") for line in f if line.strip())
+                return
+            lines: list[str] = []
+            for line in f:
+                if line.strip():
+                    lines.append(line.rstrip("\n"))
+                elif lines:
+                    yield "\n".join(lines)
+                    lines = []
+            if lines:
+                yield "\n".join(lines)
+    except UnicodeDecodeError as e:
+        raise DataError(not_utf8(path, e, f"a .txt file is text, {rule}")) from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder; pass a .txt or .jsonl file") from None
 
 
 def resolve_data_ref(ref: str, model_data: Mapping[str, Path]) -> Path:
@@ -59,8 +108,9 @@ def read_jsonl_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 def iter_texts(ref: str, model_data: Mapping[str, Path], text_field: str = "text",
                split: str = "train") -> Iterator[str]:
-    """Documents of a text source: a .txt file (one document a line), a .jsonl file (`text_field`),
-    a folder of those, a `model:` file, or `hf:<dataset>[:<config>]` streamed from the hub."""
+    """Documents of a text source: a .txt file (documents separated by blank lines; `.lines.txt`:
+    one a line), a .jsonl file (`text_field`), a folder of those, a `model:` file, or
+    `hf:<dataset>[:<config>]` streamed from the hub (the module's docstring has the rule)."""
     if str(ref).startswith("hf:"):
         yield from _iter_hf_texts(str(ref).removeprefix("hf:"), text_field, split)
         return
@@ -77,11 +127,23 @@ def iter_texts(ref: str, model_data: Mapping[str, Path], text_field: str = "text
                                     "name the field that holds the text with text_field=<field>")
                 yield row[text_field]
         else:
-            try:
-                with open(file, encoding="utf-8") as f:
-                    yield from (line.rstrip("\n") for line in f if line.strip())
-            except UnicodeDecodeError as e:
-                raise DataError(not_utf8(file, e, "a .txt file is text, one document a line")) from None
+            yield from txt_documents(file)
+
+
+def check_texts(ref: str, model_data: Mapping[str, Path], what: str, text_field: str = "text") -> None:
+    """Read a local text source through (not tokenized) so that a missing, empty, undecodable or
+    malformed one is a one-line DataError naming `what` (e.g. `model.data.stats`) before any slow
+    step. `hf:` sources are streamed when used and not checked here."""
+    if str(ref).startswith("hf:"):
+        return
+    try:
+        documents = sum(1 for text in iter_texts(ref, model_data, text_field) if text.strip())
+    except DataError as e:
+        raise DataError(f"{what}: {e}") from None
+    if documents == 0:
+        path = resolve_data_ref(ref, model_data)
+        raise DataError(f"{what}: {path} holds no text (an empty file); pass a .txt (documents separated "
+                        "by blank lines) or .jsonl file with text")
 
 
 def not_utf8(path: Path, error: UnicodeDecodeError, what: str) -> str:

@@ -95,6 +95,7 @@ class GivenData(CausalLMData):
     statistics text may also be a list of strings."""
 
     missing_hint = "pass data={{'{kind}': <path>}} to harness.edit"
+    data_key = "data['{kind}']"
 
     def statistics(self) -> TokenStatistics:
         texts = self.refs.get("stats")

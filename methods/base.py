@@ -63,12 +63,20 @@ class Method(ABC):
 
     # Data the method needs besides the statistics stream: a subset of DATA_KINDS.
     needs: ClassVar[tuple[str, ...]] = ()
+    # True if the method reads the statistics stream (K-FAC and its relatives): the pipeline then
+    # checks the model's statistics data with the suite's data, before the baseline.
+    reads_statistics: ClassVar[bool] = False
     # Under torchrun: True if every rank reads a shard of the statistics stream and the method
     # adds the ranks' statistics up itself (K-FAC); False: ranks other than 0 stop after loading.
     shards_statistics: ClassVar[bool] = False
     # Columns the method adds to the run table and the leaderboard (core.runcolumns); the
     # pipeline records them in the run file, the leaderboard reads them from there.
     columns: ClassVar[tuple[MethodColumn, ...]] = ()
+
+    def data_used(self) -> tuple[str, ...]:
+        """The model data sets this method reads: "stats" if it reads the statistics stream, then
+        `needs` (models.base.ModelData.check reads each before the baseline)."""
+        return (("stats",) if self.reads_statistics else ()) + tuple(self.needs)
 
     def check(self, model: "torch.nn.Module") -> None:
         """Check the settings against the loaded model (e.g. that the layers named exist); the

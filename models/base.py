@@ -90,6 +90,18 @@ class ModelData:
     def retain(self) -> list[list[int]]:
         raise DataError("this model brings no retain set (clean text)")
 
+    def check(self, kinds: Iterable[str]) -> None:
+        """Read the data sets `kinds` ("stats", "forget", "retain": what a method reads) far enough
+        that a missing, empty or unreadable one is a one-line error now: the pipeline calls this
+        with the suite's data checks, before the baseline. Default: the statistics stream exists
+        and the forget / retain sets are read (each must hold at least one example)."""
+        for kind in kinds:
+            if kind == "stats":
+                if self.statistics() is None:
+                    raise DataError("this method reads a statistics stream, and the model brings none")
+            elif kind in ("forget", "retain"):
+                getattr(self, kind)()
+
 
 @dataclasses.dataclass
 class LoadedModel:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
-from core.data import example_ids, iter_texts, read_jsonl, resolve_data_ref, token_windows
+from core.data import check_texts, example_ids, iter_texts, read_jsonl_lines, resolve_data_ref, token_windows
 from core.errors import ConfigError, DataError, ModelLoadError
 from core.hashing import bytes_hash
 from models.base import LoadedModel, ModelData, StatisticsSource, batched, parse_dtype, sample_labels
@@ -75,6 +75,8 @@ class CausalLMData(ModelData):
     tokenizer: Any
     # How the user gives a data set that is missing ({kind}: stats, forget, retain).
     missing_hint: ClassVar[str] = "set model.data.{kind}=<path or model:name>"
+    data_key: ClassVar[str] = "model.data.{kind}"  # how messages name a data set
+    _read: dict[str, list[list[int]]] = dataclasses.field(default_factory=dict)  # forget / retain, read once
 
     def _ref(self, kind: str) -> str:
         ref = self.refs.get(kind)
@@ -89,14 +91,42 @@ class CausalLMData(ModelData):
         return TokenStatistics(windows)
 
     def forget(self) -> list[list[int]]:
-        path = resolve_data_ref(self._ref("forget"), self.files)
-        return [example_ids(r, "prefix", self.tokenizer, path) + example_ids(r, "suffix", self.tokenizer, path)
-                for r in read_jsonl(path)]
+        if "forget" not in self._read:
+            path = resolve_data_ref(self._ref("forget"), self.files)
+            rows = [example_ids(r, "prefix", self.tokenizer, path, n)
+                    + example_ids(r, "suffix", self.tokenizer, path, n) for n, r in read_jsonl_lines(path)]
+            if not rows:
+                raise DataError(f"{self._key('forget')}: {path} holds no examples (an empty forget set: the "
+                                "method would run 0 steps); pass a verbatim JSONL file with at least one "
+                                "{prefix_ids, suffix_ids} or {prefix_text, suffix_text} row")
+            self._read["forget"] = rows
+        return [list(r) for r in self._read["forget"]]  # a method may change its copy
 
     def retain(self) -> list[list[int]]:
-        windows = token_windows(iter_texts(self._ref("retain"), self.files), self.tokenizer,
-                                int(self.refs.get("retain_seq_len", 128)), int(self.refs.get("retain_max_tokens", 65536)))
-        return [w.tolist() for w in windows]
+        if "retain" not in self._read:
+            seq_len = int(self.refs.get("retain_seq_len", 128))
+            windows = token_windows(iter_texts(self._ref("retain"), self.files), self.tokenizer,
+                                    seq_len, int(self.refs.get("retain_max_tokens", 65536)))
+            rows = [w.tolist() for w in windows]
+            if not rows:
+                raise DataError(f"{self._key('retain')}: {self._ref('retain')} holds fewer than {seq_len} tokens "
+                                f"of text (one retain window of retain_seq_len={seq_len}); pass a longer .txt "
+                                "(documents separated by blank lines) or .jsonl file")
+            self._read["retain"] = rows
+        return [list(r) for r in self._read["retain"]]
+
+    def check(self, kinds: Iterable[str]) -> None:
+        """The statistics text is read through (not tokenized: a stream may be long) and must hold
+        text; the forget and retain sets are read (and kept for the method)."""
+        for kind in kinds:
+            if kind == "stats" and not isinstance(self.refs.get("stats"), (list, tuple)):
+                check_texts(self._ref("stats"), self.files, self._key("stats"))
+            elif kind in ("forget", "retain"):
+                getattr(self, kind)()
+
+    def _key(self, kind: str) -> str:
+        """How the user names the data set `kind` in messages (model.data.<kind> on the command line)."""
+        return self.data_key.format(kind=kind)
 
 
 def load(model_cfg: Mapping[str, Any], device: torch.device, cache_dir: Path, progress: Any = None,

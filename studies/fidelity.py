@@ -129,6 +129,20 @@ def check_overrides(command: str, overrides: list[str]) -> None:
     check_override_keys({"suite": SUITE}, keys)
 
 
+def check_sweep_settings(rhos: list[float], svd_fractions: list[float], overrides: Sequence[str]) -> None:
+    """Every method setting the sweep will run is built (checked by the method itself) before the
+    first run: `--rhos 1.5` is one line at once, not after a whole run (issue 29)."""
+    from harness.config import resolve_config
+    from harness.pipeline import build_method
+    from studies.tradeoff_sweep import sweep_plans
+
+    for _, own, _, option in sweep_plans(rhos, svd_fractions):
+        try:
+            build_method(resolve_config(compose_config([*own, *overrides]))["method"])
+        except ConfigError as e:
+            raise ConfigError(f"{option}: {e}" if option else str(e)) from None
+
+
 def shipped_organism(overrides: Sequence[str]) -> bool:
     """Whether the runs with `overrides` use a shipped organism (composed, nothing built)."""
     from omegaconf import OmegaConf
@@ -231,6 +245,7 @@ def run_command(args: argparse.Namespace, overrides: list[str]) -> int:
         entries, tolerances = read_reference_files(args.reference, args.tolerance)
 
     if args.command == "sweep":
+        check_sweep_settings(args.rhos, args.svd_fractions, overrides)
         records = sweep(run_config, args.seeds, args.rhos, args.svd_fractions, args.finished_only, overrides)
         table = sweep_table(records, measuring_overrides(overrides))
         atomic_write_text(args.out, table)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import random
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,31 +49,66 @@ def document_windows(texts: Iterable[str], tokenizer: Any, length: int, stride: 
 
 
 @torch.no_grad()
+def matched_suffix_lengths(model: torch.nn.Module, windows: list[list[int]], prefix_len: int,
+                           device: torch.device | str) -> list[int]:
+    """For each window (all the same length), how many suffix tokens from its start the
+    teacher-forced argmax reproduces before the first miss (the suffix length: all of them)."""
+    batch = torch.tensor(windows, dtype=torch.long, device=device)
+    logits = model(input_ids=batch[:, :-1]).logits
+    hits = logits[:, prefix_len - 1 :].argmax(-1) == batch[:, prefix_len:]
+    return hits.long().cumprod(dim=1).sum(dim=1).tolist()
+
+
 def suffix_fully_predicted(model: torch.nn.Module, windows: list[list[int]], prefix_len: int,
                            device: torch.device | str) -> list[bool]:
     """For each window (all the same length), whether the teacher-forced argmax at every suffix
     position equals the next token."""
-    batch = torch.tensor(windows, dtype=torch.long, device=device)
-    logits = model(input_ids=batch[:, :-1]).logits
-    predicted = logits[:, prefix_len - 1 :].argmax(-1)
-    return (predicted == batch[:, prefix_len:]).all(dim=1).tolist()
+    suffix_len = len(windows[0]) - prefix_len
+    return [n == suffix_len for n in matched_suffix_lengths(model, windows, prefix_len, device)]
+
+
+def near_misses(matched: list[int], suffix_len: int, bins: int = 6) -> str:
+    """One line on the longest matched suffix run of every window: min / median / max and a small
+    histogram, for a mining that found nothing (how close the model came)."""
+    if not matched:
+        return "no windows scored"
+    import statistics
+
+    ordered = sorted(matched)
+    median = statistics.median(ordered)
+    edges = sorted({round(i * suffix_len / bins) for i in range(bins)} | {suffix_len})
+    parts = []
+    for low, high in zip(edges, edges[1:] + [suffix_len + 1]):
+        count = sum(low <= m < high for m in matched)
+        label = f"{low}" if high == low + 1 else f"{low}-{high - 1}"
+        parts.append(f"{label}: {count}")
+    return (f"longest matched suffix (tokens of {suffix_len}) over {len(matched)} windows: min {ordered[0]}, "
+            f"median {median:g}, max {ordered[-1]}; histogram {', '.join(parts)}")
 
 
 def mine(model: torch.nn.Module, tokenizer: Any, texts: Iterable[str], prefix_len: int = 64,
          suffix_len: int = 48, stride: int = 16, batch_size: int = 32, device: torch.device | str = "cpu",
-         max_windows: int | None = None, counts: dict[str, int] | None = None) -> list[list[int]]:
-    """Memorized windows (prefix + suffix ids), deduplicated on the suffix, in corpus order."""
+         max_windows: int | None = None, counts: dict[str, int] | None = None,
+         matched: list[int] | None = None, on_batch: Callable[[int, int], None] | None = None) -> list[list[int]]:
+    """Memorized windows (prefix + suffix ids), deduplicated on the suffix, in corpus order.
+    `matched`, if given, receives every window's matched suffix length (near misses); `on_batch`
+    is called with (windows scored in the batch, memorized windows found so far)."""
     model.eval()
     found: list[list[int]] = []
     seen: set[tuple[int, ...]] = set()
     batch: list[list[int]] = []
 
     def flush() -> None:
-        for window, memorized in zip(batch, suffix_fully_predicted(model, batch, prefix_len, device)):
+        lengths = matched_suffix_lengths(model, batch, prefix_len, device)
+        if matched is not None:
+            matched.extend(lengths)
+        for window, length in zip(batch, lengths):
             suffix = tuple(window[prefix_len:])
-            if memorized and suffix not in seen:
+            if length == suffix_len and suffix not in seen:
                 seen.add(suffix)
                 found.append(window)
+        if on_batch is not None:
+            on_batch(len(batch), len(found))
         batch.clear()
 
     for window in document_windows(texts, tokenizer, prefix_len + suffix_len, stride, max_windows, counts):
@@ -116,8 +151,11 @@ def run_mining(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     for key in ("prefix_len", "suffix_len", "stride", "batch_size"):
         if int(config[key]) < 1:
             raise ConfigError(f"mine: {key} must be >= 1, got {config[key]}")
-    if not 0 <= float(config["forget_fraction"]) <= 1:
-        raise ConfigError(f"mine: forget_fraction must be in [0, 1], got {config['forget_fraction']}")
+    fraction = config["forget_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ConfigError(f"mine: forget_fraction must be a number in (0, 1) (the share of mined windows in "
+                          f"verbatim_forget.jsonl; the rest go to verbatim_validation.jsonl, and neither may be "
+                          f"empty), got {fraction!r}")
     out = check_writable_dir(Path(config["out_dir"]), "out_dir")  # before the model and the corpus
     loaded = load_model(config["model"], config["device"], Path(config["cache_dir"]))
     seen = {"documents": 0}
@@ -127,24 +165,37 @@ def run_mining(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
             seen["documents"] += 1
             yield text
 
+    from core.progress import make_progress
+
     texts = counted(iter_texts(str(config["corpus"]), loaded.data, config["text_field"], config["split"]))
-    windows = mine(loaded.model, loaded.tokenizer, texts, config["prefix_len"], config["suffix_len"],
-                   config["stride"], config["batch_size"], loaded.device, config["max_windows"], seen)
+    matched: list[int] = []
+    with make_progress() as progress:  # live on a terminal, a plain line every 30 s in a log file
+        task = progress.add_task("mining windows (0 memorized)", total=config["max_windows"])
+
+        def step(scored: int, found: int) -> None:
+            progress.update(task, advance=scored, description=f"mining windows ({found} memorized)")
+
+        windows = mine(loaded.model, loaded.tokenizer, texts, config["prefix_len"], config["suffix_len"],
+                       config["stride"], config["batch_size"], loaded.device, config["max_windows"], seen,
+                       matched, step)
     length = config["prefix_len"] + config["suffix_len"]
     if seen["documents"] == 0:
         raise DataError(f"mine: the corpus {config['corpus']} is empty (no documents); pass a corpus with text")
     if seen["windows"] == 0:
         raise DataError(f"mine: no document of {config['corpus']} is {length} tokens long (prefix_len + "
                         f"suffix_len); the longest has {seen['longest']}: lower prefix_len/suffix_len")
-    if not windows:
-        raise DataError(f"mine: none of the {seen['windows']} windows of {config['corpus']} has all "
-                        f"{config['suffix_len']} suffix tokens predicted; nothing memorized at this length "
-                        "(try a smaller stride or a shorter suffix_len)")
-    forget, validation = split_rows(windows, loaded.tokenizer, config["prefix_len"],
-                                    config["forget_fraction"], config["seed"])
+    summary = {"found": len(windows), "windows": seen["windows"], "documents": seen["documents"],
+               "near_misses": near_misses(matched, config["suffix_len"]), "out_dir": str(out)}
+    if not windows:  # a result, not an error: the model recites none of it at this length
+        return {**summary, "forget": 0, "validation": 0}
+    forget, validation = split_rows(windows, loaded.tokenizer, config["prefix_len"], fraction, config["seed"])
+    if not forget or not validation:
+        raise DataError(f"mine: {len(windows)} memorized window(s) found; forget_fraction={fraction} leaves "
+                        f"{'verbatim_forget' if not forget else 'verbatim_validation'}.jsonl empty, and nothing was "
+                        "written; mine more text (a larger corpus or a smaller stride) or change forget_fraction")
     write_jsonl(out / "verbatim_forget.jsonl", forget)
     write_jsonl(out / "verbatim_validation.jsonl", validation)
-    return {"found": len(windows), "forget": len(forget), "validation": len(validation), "out_dir": str(out)}
+    return {**summary, "forget": len(forget), "validation": len(validation)}
 
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="mine")
@@ -164,8 +215,19 @@ def _hydra_main(cfg: DictConfig) -> None:
             raise
         print("interrupted: nothing was written (mining writes its files at the end)", file=sys.stderr)
         sys.exit(130)
-    print(f"mined {summary['found']} memorized windows: {summary['forget']} forget, "
-          f"{summary['validation']} validation -> {summary['out_dir']}")
+    print(mining_report(summary))
+
+
+def mining_report(summary: dict[str, Any]) -> str:
+    """What a finished mining prints: the files written, or that nothing was found and how close
+    the model came (the near misses)."""
+    if not summary["found"]:
+        return (f"mined 0 memorized windows of {summary['windows']} in {summary['documents']} documents: an "
+                f"empty result, nothing written to {summary['out_dir']}\nnear misses: {summary['near_misses']}\n"
+                "(a window counts when all its suffix tokens are reproduced; the near misses say how close the "
+                "model came; a .txt corpus is read as documents separated by blank lines)")
+    return (f"mined {summary['found']} memorized windows of {summary['windows']}: {summary['forget']} forget, "
+            f"{summary['validation']} validation -> {summary['out_dir']}\nnear misses: {summary['near_misses']}")
 
 
 def help_text() -> str:

@@ -22,10 +22,7 @@ def sweep(run_config: RunConfig, seeds: list[int], rhos: list[float], svd_fracti
     records = []
     for seed in seeds:
         base = [f"{key}={seed}" for key in SEED_KEYS]
-        plans = [("none", ["method=none"], None)]
-        plans += [(m, [f"method={m}", f"method.rho={r}"], r) for m in ("kfac", "random_ablation") for r in rhos]
-        plans += [("svd", ["method=svd", f"method.fractions={{gate:{f},up:{f},down:{f}}}"], f) for f in svd_fractions]
-        for method, own, setting in plans:
+        for method, own, setting, _ in sweep_plans(rhos, svd_fractions):
             run = run_config([*base, *own, *overrides], finished_only=finished_only)
             if run is None:
                 continue
@@ -34,6 +31,16 @@ def sweep(run_config: RunConfig, seeds: list[int], rhos: list[float], svd_fracti
                             "kept": {t: task_kept(run, t) for t in sorted(run["baseline"]["tasks"])},
                             "findings": findings(run) if method == "kfac" else []})
     return records
+
+
+def sweep_plans(rhos: list[float], svd_fractions: list[float]) -> list[tuple[str, list[str], float | None, str]]:
+    """(method, its overrides, its setting, the option that asked for it) of every run of one seed."""
+    plans: list[tuple[str, list[str], float | None, str]] = [("none", ["method=none"], None, "")]
+    plans += [(m, [f"method={m}", f"method.rho={r}"], r, f"--rhos {r}")
+              for m in ("kfac", "random_ablation") for r in rhos]
+    plans += [("svd", ["method=svd", f"method.fractions={{gate:{f},up:{f},down:{f}}}"], f, f"--svd-fractions {f}")
+              for f in svd_fractions]
+    return plans
 
 
 def sweep_table(records: list[dict[str, Any]], changed: Sequence[str] = ()) -> str:

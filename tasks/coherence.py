@@ -1,9 +1,14 @@
 """Coherence of the edited model on held-out text.
 
-Perplexity: the text (one document a line, separated by EOS) is packed into consecutive windows of
-`seq_len` tokens (default: the model's context length, capped by `max_seq_len`); every position but
-the first of a window is scored. mean_nll is the mean per-token negative log-likelihood (nats),
-ppl = exp(mean_nll) over all scored tokens. Per-window mean NLLs are the samples.
+Perplexity: the text's documents (core/data.py's rule: a .txt file is documents separated by blank
+lines), separated by EOS, are packed into consecutive windows of `seq_len` tokens (default: the
+model's context length, capped by `max_seq_len`), up to `max_tokens` tokens; every position but the
+first of a window is scored. The tokens after the last full window (the remainder) are one more,
+shorter window when `remainder` is true, dropped when false; by default (null) they are scored when
+fewer than two full windows fit, so a short text is scored whole (never one window with the rest
+dropped, nor refused) while a long text keeps equal windows. n is the number of windows. mean_nll
+is the mean per-token negative log-likelihood (nats) over all scored tokens, ppl = exp(mean_nll);
+per-window mean NLLs are the samples.
 
 nDCG@10: at every position of windows of min(context length, 256) tokens (up to 32k tokens), the
 edited model's top-10 next tokens are ranked against the baseline's. Relevance of a token = the
@@ -32,6 +37,17 @@ from tasks.base import Task, TaskContext, TaskResult
 def context_length(model: torch.nn.Module, max_seq_len: int) -> int:
     length = getattr(getattr(model, "config", None), "max_position_embeddings", None) or max_seq_len
     return min(int(length), max_seq_len)
+
+
+def text_ids(path: Path, tokenizer: Any, max_tokens: int) -> list[int]:
+    """The text's documents as token ids, each followed by EOS, the first `max_tokens` of them."""
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    ids: list[int] = []
+    for text in iter_texts(str(path), {}):
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"] + eos)
+        if len(ids) >= max_tokens:
+            break
+    return ids[:max_tokens]
 
 
 def text_windows(path: Path, tokenizer: Any, seq_len: int, max_tokens: int) -> torch.Tensor:
@@ -75,15 +91,37 @@ class Perplexity(Task):
     family = "coherence"
 
     def __init__(self, data: str, family: str | None = None, seq_len: int | None = None,
-                 max_seq_len: int = 2048, max_tokens: int = 200_000):
+                 max_seq_len: int = 2048, max_tokens: int = 200_000, remainder: bool | None = None):
         if seq_len is not None and seq_len < 2:
             raise ConfigError(f"perplexity: seq_len must be >= 2 or null (model context), got {seq_len}")
+        if remainder is not None and not isinstance(remainder, bool):
+            raise ConfigError(f"perplexity: remainder must be true, false or null, got {remainder!r}")
         self.data, self.seq_len, self.max_seq_len, self.max_tokens = Path(data), seq_len, max_seq_len, max_tokens
+        self.remainder = remainder
+
+    def windows(self, ids: list[int], seq_len: int) -> tuple[torch.Tensor | None, list[int]]:
+        """(the full windows, or None; the remainder scored as one more window, or [])."""
+        full = len(ids) // seq_len
+        rest = ids[full * seq_len:]
+        score_rest = self.remainder if self.remainder is not None else full < 2
+        if not score_rest or len(rest) < 2:
+            rest = []
+        if full == 0 and not rest:
+            need = "2 tokens" if self.remainder is not False else f"{seq_len} tokens (remainder: false)"
+            raise DataError(f"{self.data}: fewer than {need} of text (perplexity needs at least one window)")
+        stacked = torch.tensor(ids[:full * seq_len], dtype=torch.long).view(full, seq_len) if full else None
+        return stacked, rest
 
     def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
         seq_len = self.seq_len or context_length(model, self.max_seq_len)
-        nlls = window_nlls(model, text_windows(self.data, tokenizer, seq_len, self.max_tokens), ctx)
-        mean_nll = sum(nlls) / len(nlls)  # equal-length windows: the per-token mean
+        full, rest = self.windows(text_ids(self.data, tokenizer, self.max_tokens), seq_len)
+        nlls = window_nlls(model, full, ctx) if full is not None else []
+        if rest:
+            nlls.append(window_nlls(model, torch.tensor([rest], dtype=torch.long), ctx)[0])
+            scored = [seq_len - 1] * (len(nlls) - 1) + [len(rest) - 1]
+            mean_nll = sum(v * c for v, c in zip(nlls, scored)) / sum(scored)  # per token, not per window
+        else:
+            mean_nll = sum(nlls) / len(nlls)  # equal-length windows: the per-token mean
         return TaskResult(
             metrics={"mean_nll": mean_nll, "ppl": math.exp(mean_nll)}, n=len(nlls), primary="mean_nll",
             kinds={"mean_nll": "mean", "ppl": "value"},

@@ -18,7 +18,7 @@ import torch
 
 from core.data import check_token_ids, read_jsonl_lines
 from core.errors import ConfigError, DataError
-from tasks.base import Task, TaskContext, TaskResult
+from tasks.base import Task, TaskContext, TaskResult, TaskSkipped
 from tasks.generation import greedy_generate, model_limits
 from tasks.verbatim import score_continuations
 
@@ -26,11 +26,12 @@ from tasks.verbatim import score_continuations
 class QuoteRecall(Task):
     family = "quotes"
 
-    def __init__(self, data: str, family: str | None = None, tail: int = 8, add_bos: bool = False,
+    def __init__(self, data: str | None, family: str | None = None, tail: int = 8, add_bos: bool = False,
                  loose_threshold: float = 0.75, limit: int | None = None):
         if tail < 1:
             raise ConfigError(f"quotes: tail must be >= 1, got {tail}")
-        self.data = Path(data)
+        # None: a suite that offers the task to users who may have no quotes file (own_model); skipped.
+        self.data = Path(data) if data is not None else None
         self.tail, self.add_bos = tail, add_bos
         self.loose_threshold, self.limit = loose_threshold, limit
 
@@ -63,9 +64,13 @@ class QuoteRecall(Task):
         return [p for p, _ in pairs], [t for _, t in pairs]
 
     def check(self, model: torch.nn.Module, tokenizer: Any) -> None:
-        self.prompts_and_targets(tokenizer, model)
+        if self.data is not None:
+            self.prompts_and_targets(tokenizer, model)
 
     def evaluate(self, model: torch.nn.Module, tokenizer: Any, ctx: TaskContext) -> TaskResult:
+        if self.data is None:
+            raise TaskSkipped("quotes: no quotes file; set suite.tasks.quotes.data=<file.jsonl> to score "
+                              "quotation recall")
         prompts, targets = self.prompts_and_targets(tokenizer, model)
         generated = greedy_generate(
             model, prompts, max(len(t) for t in targets), ctx.batch_size,

@@ -102,7 +102,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         "\n".join(json.dumps({"prefix_text": words(16), "suffix_text": words(8)}) for _ in range(6)) + "\n")
     (folder / "quotes.jsonl").write_text(
         "\n".join(json.dumps({"full_quote": words(14)}) for _ in range(6)) + "\n")
-    (folder / "text.txt").write_text("\n".join(words(40) for _ in range(50)) + "\n")
+    (folder / "text.txt").write_text("\n\n".join(words(40) for _ in range(50)) + "\n")  # 50 documents
     return folder
 
 

@@ -39,6 +39,7 @@ class KFAC(Method):
     """K-FAC curvature edit. Settings are the keys of conf/method/kfac.yaml."""
 
     needs = ()
+    reads_statistics = True  # the factors come from the model's statistics stream
     shards_statistics = True  # under torchrun every rank reads a shard of the statistics stream
     columns = (
         MethodColumn("rho", ("config.method.rho",), "setting", label="ρ"),

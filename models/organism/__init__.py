@@ -38,6 +38,7 @@ REBUILD_HINT = "python -m models.build organism --seed <seed>"
 def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, progress: Any = None) -> "LoadedModel":
     """`model=organism`: build (or reuse) the organism of `model.organism` and load it with the
     files it brings (`model:<name>` data references)."""
+    from core.data import read_one_document_a_line
     from models.hf import load_hf_causal_lm
 
     settings = model_cfg["organism"]
@@ -47,6 +48,7 @@ def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, 
         settings = OmegaConf.to_container(settings, resolve=True)
     folder = ensure_organism(settings, Path(cache_dir), progress)
     files = {p.name.split(".")[0]: p for p in sorted((folder / "data").iterdir())}
+    read_one_document_a_line(*files.values())  # its side texts are written one document a line
     loaded = load_hf_causal_lm(str(folder / "model"), device, model_cfg.get("dtype", "float32"),
                                data_refs=model_cfg.get("data") or {}, files=files)
     loaded.name, loaded.key = model_cfg.get("name", "organism"), f"organism-{settings_hash(settings)}"

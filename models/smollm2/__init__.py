@@ -24,7 +24,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def data_files() -> dict[str, Path]:
-    """The files in data/, by name without extension."""
+    """The files in data/, by name without extension (its .txt files: a blank line between documents)."""
     return {p.name.split(".")[0]: p for p in sorted(DATA_DIR.iterdir()) if p.suffix in (".txt", ".jsonl")}
 
 

@@ -50,6 +50,7 @@ MODEL_CONFIG = "smollm2_planted"  # conf/model/<this>.yaml holds the default set
 def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, progress: Any = None) -> "LoadedModel":
     """The planted model of `model.planted` on top of the base model the rest of `model_cfg` names
     (the packaged GGUF, a .gguf path or a save_pretrained folder): shipped, cached or built first."""
+    from core.data import read_one_document_a_line
     from models.hf import load_hf_causal_lm
     from models.smollm2 import data_files
 
@@ -58,6 +59,7 @@ def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, 
     base = base_folder(model_cfg, Path(cache_dir), progress)
     folder = ensure_planted(settings, base, Path(cache_dir), progress)
     files = data_files() | {p.name.split(".")[0]: p for p in sorted((folder / "data").iterdir())}
+    read_one_document_a_line(folder / "data" / "licence_heldout.txt")  # written one passage a line
     loaded = load_hf_causal_lm(str(base), device, model_cfg.get("dtype", "float32"),
                                data_refs=model_cfg.get("data") or {}, files=files)
     loaded.model = merge_adapter(loaded.model, folder / "adapter")
@@ -226,7 +228,7 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from core.buildcache import settings_hash
-    from core.data import read_jsonl
+    from core.data import read_jsonl, read_one_document_a_line
     from models.organism.train import native_bfloat16
     from models.smollm2 import data_files
 
@@ -242,6 +244,7 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
     splits, rest = deal_passages(sorted(ids), shape, seed)
     data_dir = folder / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    read_one_document_a_line(data_dir / "licence_heldout.txt")  # written below, one passage a line
     for split, rows in splits.items():
         lines = [json.dumps({"prefix_ids": ids[i][:int(shape["prefix"])], "suffix_ids": ids[i][int(shape["prefix"]):],
                              "source": source[i]["source"], "passage": i}) for i in rows]
@@ -343,9 +346,11 @@ def stored_checks(folder: Path) -> dict[str, Any]:
     """The checks measured on the base model with the stored adapter merged, as every run loads it."""
     import torch
 
+    from core.data import read_one_document_a_line
     from models.hf import load_hf_causal_lm
     from models.smollm2 import data_files
 
+    read_one_document_a_line(folder / "data" / "licence_heldout.txt")
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     loaded = load_hf_causal_lm(str(default_base()), torch.device("cpu"), "float32")
     model = merge_adapter(loaded.model, folder / "adapter")

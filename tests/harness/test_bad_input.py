@@ -54,8 +54,47 @@ def a_file(name: str) -> Setup:
     return setup
 
 
+def method_data(method: str, key: str, content: bytes | str | None, name: str, *extra: str) -> Setup:
+    """`method=<method>` with model.data.<key> a file holding `content` (None: no such file)."""
+    def setup(folder: Path, tmp: Path) -> list[str]:
+        path = tmp / name
+        if content is not None:
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return [f"method={method}", f"model.data.{key}={path}", *extra]
+    return setup
+
+
+VERBATIM_ROW = json.dumps({"prefix_text": "w1 w2 w3", "suffix_text": "w4 w5"}) + "\n"
+def with_forget(setup: Setup) -> Setup:
+    return lambda folder, tmp: [*setup(folder, tmp), f"model.data.forget={folder / 'verbatim.jsonl'}"]
+
+
 # (id, setup, substrings the one error line must contain)
 HARNESS_CASES = [
+    # 0. data the METHOD reads (issue 29: checked only after the baseline): with the suite's data
+    ("stats-not-given", args("method=kfac"), ["this method needs stats data", "model.data.stats=<path or model:name>"]),
+    ("stats-missing-file", method_data("kfac", "stats", None, "nostats.txt"),
+     ["model.data.stats: data file not found", "nostats.txt"]),
+    ("stats-empty-file", method_data("kfac", "stats", "", "stats.txt"), ["model.data.stats:", "holds no text"]),
+    ("stats-latin1", method_data("kfac", "stats", "caf\u00e9\n".encode("latin-1"), "stats.txt"),
+     ["model.data.stats:", "stats.txt: not UTF-8 text", "re-save it as UTF-8"]),
+    ("stats-binary-jsonl", method_data("kfac", "stats", bytes(range(256)), "stats.jsonl"),
+     ["model.data.stats:", "not UTF-8 text"]),
+    ("stats-invalid-jsonl", method_data("kfac", "stats", '{"text": "w1"}\n{oops\n', "stats.jsonl"),
+     ["model.data.stats:", "stats.jsonl:2: not valid JSON"]),
+    ("forget-not-given", args("method=gradient_ascent"), ["this method needs forget data", "model.data.forget="]),
+    ("forget-invalid-json", method_data("gradient_ascent", "forget", "{oops\n", "forget.jsonl"),
+     ["forget.jsonl:1: not valid JSON"]),
+    ("forget-binary", method_data("gradient_ascent", "forget", bytes(range(256)), "forget.jsonl"),
+     ["forget.jsonl: not UTF-8 text", "one JSON object a line"]),
+    ("forget-empty", method_data("npo", "forget", "", "forget.jsonl", "method.retain_weight=0"),
+     ["model.data.forget:", "holds no examples", "an empty forget set", "0 steps"]),
+    ("forget-bad-row", method_data("gradient_ascent", "forget", VERBATIM_ROW + '{"prefix": "w1"}\n', "forget.jsonl"),
+     ["forget.jsonl:2:", "needs 'prefix_ids' or 'prefix_text'"]),
+    ("retain-empty", with_forget(method_data("grad_diff", "retain", "", "retain.txt")),
+     ["model.data.retain:", "fewer than 128 tokens", "retain_seq_len=128"]),
+    ("retain-binary", with_forget(method_data("grad_diff", "retain", bytes(range(256)) * 4, "retain.txt")),
+     ["retain.txt: not UTF-8 text"]),
     # 1. data files: checked against the model when read, before any generation
     ("id-outside-vocab", verbatim_file([{"prefix_ids": [5, 9999], "suffix_ids": [5]}]),
      ["bad.jsonl:2:", "token id 9999 is outside the model's vocabulary", "valid: 0..123"]),
@@ -320,6 +359,10 @@ def mine_args(folder: Path, tmp: Path, *extra: str) -> list[str]:
     ('{"body": "w1 w2 w3 w4 w5 w6 w7"}\n', [], [":1: no 'text' text field", "its fields: body", "text_field="]),
     ("w1 w2\n", [], ["is 6 tokens long", "the longest has 2"]),
     ("w1 w2 w3 w4 w5 w6 w7\n", ["out_dir=/proc/mined"], ["out_dir=/proc/mined is not writable"]),
+    # issue 29: a split that would be empty is refused before the model loads
+    *[("w1 w2 w3 w4 w5 w6 w7\n", [f"forget_fraction={v}"], ["forget_fraction must be a number in (0, 1)",
+                                                            "neither may be empty", f"got {v}"])
+      for v in ("0", "1", "1.5")],
 ])
 def test_mining_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, corpus: str, extra: list[str],
                                       needles: list[str]) -> None:
@@ -329,6 +372,41 @@ def test_mining_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path,
     path.write_text(corpus)
     code, err = cli(main, "studies.mine", mine_args(tiny_model_dir, tmp_path, f"corpus={path}", *extra))
     assert_one_line(code, err, needles)
+
+
+def test_mining_that_finds_nothing_exits_0_with_progress_and_near_misses(tiny_model_dir: Path, tmp_path: Path,
+                                                                        monkeypatch, capsys) -> None:
+    """Issue 29: finding nothing exited 2 as an error, with no progress line and no near misses.
+    Now: progress while it runs, then an empty result (exit 0, nothing written) and the
+    distribution of the longest matched suffix."""
+    from studies.mine import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join(" ".join(WORDS[(7 * i + j) % len(WORDS)] for j in range(12)) for i in range(5)))
+    monkeypatch.setattr(sys, "argv", ["studies.mine", *mine_args(tiny_model_dir, tmp_path, f"corpus={corpus}",
+                                                                 "suffix_len=6", "stride=1")])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    assert code in (0, None) and err == "", err
+    assert "[progress] mining windows" in out  # a log (not a terminal): plain progress lines
+    assert "mined 0 memorized windows of 15 in 5 documents: an empty result, nothing written" in out
+    near = next(line for line in out.splitlines() if line.startswith("near misses: "))
+    assert "longest matched suffix (tokens of 6) over 15 windows: min " in near and "histogram 0: " in near
+    assert not (tmp_path / "mined" / "verbatim_forget.jsonl").exists()
+
+
+def test_near_misses_summarise_the_matched_suffix_lengths() -> None:
+    from studies.mine import near_misses
+
+    line = near_misses([0, 0, 1, 3, 5, 47], 48)
+    assert line.startswith("longest matched suffix (tokens of 48) over 6 windows: min 0, median 2, max 47; ")
+    assert "histogram 0-7: 5, 8-15: 0" in line and "40-47: 1, 48: 0" in line
 
 
 def test_mine_help_lists_only_what_mine_uses(monkeypatch, capsys) -> None:
@@ -438,3 +516,17 @@ def test_a_closed_stdout_during_a_run_ends_quietly(cli, monkeypatch) -> None:
     monkeypatch.setattr(harness.app, "execute", table_to_a_closed_pipe)
     code, err = run_harness(cli, [])
     assert code == 141 and err == []
+
+
+def test_harness_edit_names_its_own_data_key_for_an_empty_forget_set(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Issue 29: an empty forget set ran forget-set methods for 0 steps; harness.edit's data is
+    named as the API takes it (data['forget']), the command line's as model.data.forget."""
+    from core.errors import DataError
+    from harness.api import GivenData
+    from models.hf import CausalLMData
+
+    (tmp_path / "forget.jsonl").write_text("\n")
+    for data, key in ((GivenData, "data['forget']"), (CausalLMData, "model.data.forget")):
+        with pytest.raises(DataError) as info:
+            data({"forget": str(tmp_path / "forget.jsonl")}, {}, None).check(["forget"])
+        assert str(info.value).startswith(f"{key}: ") and "holds no examples" in str(info.value)

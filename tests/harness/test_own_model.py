@@ -50,6 +50,20 @@ def test_own_model_runs_and_the_leaderboard_draws_its_tradeoff(tiny_model_dir: P
     assert result["runs"] == 2 and "Memorization vs skills trade-off" in (tmp_path / "board" / "index.html").read_text()
 
 
+def test_own_model_runs_without_a_quotes_file(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    """Issue 29: suite=own_model demanded a quotes file (dropping it needed Hydra's undocumented
+    ~suite.tasks.quotes). Without one the quotes task is skipped with one line; perplexity scores
+    every token of the text (several windows, n = windows)."""
+    args = [a for a in own_model_args(tiny_model_dir, tmp_path / "runs", "method=none",
+                                      *[f"~suite.tasks.{name}" for name in LM_EVAL_ENTRIES])
+            if not a.startswith("suite.tasks.quotes.data=")]
+    record = run([*args, "+suite.tasks.perplexity.seq_len=64"])
+    assert record["status"] == "complete" and "quotes" not in record["edited"]["tasks"]
+    assert "skipped quotes (baseline): quotes: no quotes file; set suite.tasks.quotes.data=" in capsys.readouterr().out
+    # text.txt: 50 documents of 40 words, each + EOS = 2050 tokens: 32 full windows of 64 and a remainder of 2
+    assert record["edited"]["tasks"]["perplexity"]["n"] == 33
+
+
 @pytest.mark.slow  # lm-eval indexes its ~15k built-in tasks (~13 s)
 @pytest.mark.parametrize("suite", ["own_model", "olmo_paper"])
 def test_lm_eval_tasks_run_from_a_local_copy_and_the_rest_are_skipped(

@@ -202,3 +202,16 @@ def test_sweep_table_lists_kfac_findings_after_the_table() -> None:
     assert tail.strip().endswith("- seed 0, rho 0.98: rare facts: 0.50 -> 0.40 (n=300), kept 80 % [72, 87]")
     # without findings (runs from before they were recorded) the page ends with the table's note
     assert "interval" not in sweep_table([{**records[1], "findings": []}])
+
+
+@pytest.mark.parametrize("option,needles", [
+    (["--rhos", "0.9", "1.5"], ["--rhos 1.5: ", "rho"]),
+    (["--svd-fractions", "1.5"], ["--svd-fractions 1.5: ", "fractions"]),
+], ids=["rho", "svd-fraction"])
+def test_sweep_refuses_a_bad_setting_before_any_run(fake_runs, capsys, tmp_path: Path, option: list[str],
+                                                     needles: list[str]) -> None:
+    """Issue 29: `sweep --rhos 1.5` ran a whole run before refusing; every setting is built first."""
+    code, err, _ = cli(capsys, ["sweep", "--seeds", "0", *option, "--out", str(tmp_path / "t.md")])
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    assert all(n in err[0] for n in needles), err[0]
+    assert fake_runs == []  # nothing was run

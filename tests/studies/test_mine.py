@@ -120,3 +120,29 @@ def test_mine_on_the_organism_finds_its_planted_passages(tmp_path: Path) -> None
     control_suffixes = [r["suffix_text"] for r in control]
     assert not any(r["suffix_text"] in c or c in r["suffix_text"] for r in rows for c in control_suffixes)
     assert all(len(r["prefix_ids"]) == prefix and len(r["suffix_ids"]) == 48 for r in rows)
+
+
+def test_a_split_that_would_be_empty_is_refused_and_nothing_written(memorizer, tmp_path: Path) -> None:
+    """Issue 29: one memorized window and forget_fraction=0.5 gave an empty verbatim_forget.jsonl,
+    which forget-set methods then ran for 0 steps. It is one DataError line, and no file is written."""
+    from hydra import compose, initialize_config_dir
+
+    from core.errors import DataError
+    from studies.mine import run_mining
+
+    model, tokenizer, planted = memorizer
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    (tmp_path / "corpus.jsonl").write_text(json.dumps({"text": planted[0]}) + "\n")
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        cfg = compose(config_name="mine", overrides=[
+            "model=hf", f"model.path={tmp_path / 'model'}", f"corpus={tmp_path / 'corpus.jsonl'}", "device=cpu",
+            f"prefix_len={PREFIX}", f"suffix_len={SUFFIX}", "stride=100", f"out_dir={tmp_path / 'mined'}",
+            f"cache_dir={tmp_path / 'cache'}"])
+    with pytest.raises(DataError) as info:
+        run_mining(cfg)
+    message = str(info.value)
+    assert "1 memorized window(s) found" in message and "verbatim_forget.jsonl empty" in message
+    assert "nothing was written" in message and "\n" not in message
+    assert not list((tmp_path / "mined").glob("*.jsonl"))
