@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,50 @@ def _check_positive_int(name: str, value: Any) -> int:
     return value
 
 
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '3 h 20 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
+
+
+class StatisticsClock:
+    """The statistics pass's per-batch callback: advances the progress bar, and after the first
+    batches prints once the units the pass will read and the time that will take, at the rate
+    measured over batches 2..MEASURED+1 (the first one pays for warm-up)."""
+
+    MEASURED = 3
+
+    def __init__(self, mine: int, total: int, unit: str, passes: int, processes: int, echo: bool = True,
+                 advance: Callable[[int], None] | None = None, out: Callable[[str], None] | None = None) -> None:
+        self.mine, self.total, self.unit, self.passes, self.processes = mine, total, unit, passes, processes
+        self.echo, self.advance = echo, advance
+        self.out = out or (lambda line: print(line, flush=True))
+        self.start = time.perf_counter()
+        self.batches = self.done = 0
+        self.after_first: tuple[float, int] | None = None
+        self.said = False
+
+    def __call__(self, count: int) -> None:
+        now = time.perf_counter()
+        self.batches, self.done = self.batches + 1, self.done + count
+        if self.advance is not None:
+            self.advance(count)
+        if self.batches == 1:
+            self.after_first = (now, self.done)
+        if self.said or not self.echo or (self.batches <= self.MEASURED and self.done < self.mine):
+            return
+        self.said = True
+        since, done_then = self.after_first if self.batches > 1 else (self.start, 0)
+        rate = (self.done - done_then) / max(now - since, 1e-9)
+        over = (f"{self.passes} passes over {self.total // self.passes:,}" if self.passes > 1 else "one pass")
+        over += f", {self.processes} processes" if self.processes > 1 else ""
+        self.out(f"K-FAC statistics: reading {self.total:,} {self.unit} ({over}); about "
+                 f"{duration(max(self.mine - self.done, 0) / rate)} left at {rate:,.0f} {self.unit}/s "
+                 f"(measured over {self.batches - (self.batches > 1)} batch{'es' if self.batches > 2 else ''})")
+
+
 class KFAC(Method):
     """K-FAC curvature edit. Settings are the keys of conf/method/kfac.yaml."""
 
@@ -52,7 +97,7 @@ class KFAC(Method):
                  matrices: tuple[str, ...] = ("gate", "up", "down"), overrides: dict | None = None,
                  labels: str = "sampled", tokens: int = 200_000, seq_len: int = 128,
                  batch_size: int = 8, dtype: str | None = None, module_pattern: str | None = None,
-                 images: int = 10_000, layers_per_pass: int | None = None) -> None:
+                 images: int = 10_000, layers_per_pass: int | None = None, checkpointing: bool = False) -> None:
         from models.architectures import check_layers_setting, check_matrices_setting
 
         self.rho = _check_fraction("rho", rho)
@@ -76,6 +121,9 @@ class KFAC(Method):
             raise ConfigError("module_pattern selects modules by name: leave layers and overrides unset with it")
         self.module_pattern = module_pattern
         self.layers_per_pass = None if layers_per_pass is None else _check_positive_int("layers_per_pass", layers_per_pass)
+        if not isinstance(checkpointing, bool):
+            raise ConfigError(f"checkpointing must be true or false, got {checkpointing!r}")
+        self.checkpointing = checkpointing
 
     @staticmethod
     def _check_overrides(overrides: Any) -> dict[int, dict[str, float]]:
@@ -118,6 +166,9 @@ class KFAC(Method):
 
     def check(self, model: torch.nn.Module) -> None:
         self.targets(model)  # raises ConfigError for layers / overrides / patterns the model lacks
+        if self.checkpointing and not getattr(model, "supports_gradient_checkpointing", False):
+            raise ConfigError(f"checkpointing: {type(model).__name__} does not support gradient checkpointing "
+                              "(transformers' supports_gradient_checkpointing); set method.checkpointing=false")
 
     # -- statistics, cached ------------------------------------------------------------------
     def factors(self, model: torch.nn.Module, modules: dict[str, torch.nn.Module],
@@ -149,24 +200,34 @@ class KFAC(Method):
             if cached is not None:
                 return cached, {"factor_cache": "hit", "factor_file": str(path), "collection_seconds": 0.0}
             start = time.perf_counter()
-            step = None
-            if ctx.progress is not None:
-                task = ctx.progress.add_task("K-FAC statistics", total=budget * len(self.passes(modules)) // world)
-                step = lambda count: ctx.progress.advance(task, count)  # noqa: E731
             passes = self.passes(modules)
+            available = source.available(budget, self.seq_len)
+            # A budget the stream cannot fill is said, not silently capped (a window is the token unit)
+            if rank == 0 and available + (self.seq_len if source.unit == "tokens" else 1) <= budget:
+                print(f"K-FAC {source.unit}: {budget:,} requested, the stream has {available:,}; "
+                      f"using {available:,}", flush=True)
+            progress_task = None
+            if ctx.progress is not None:
+                progress_task = ctx.progress.add_task("K-FAC statistics", total=available * len(passes) // world)
+            clock = StatisticsClock(available * len(passes) // world, available * len(passes), source.unit,
+                                    len(passes), world, echo=rank == 0,
+                                    advance=None if progress_task is None else
+                                    (lambda count: ctx.progress.advance(progress_task, count)))
             parts = []
-            for chunk in passes:
-                part = statistics.collect_kfac_factors(model, chunk, source.batches(budget, self.batch_size, self.seq_len),
-                                            labels=self.labels, source=source, autocast_dtype=DTYPES[self.dtype],
-                                            seed=ctx.seed, on_batch=step)
-                # Several passes: finished factors wait in host memory, so the accelerator holds one
-                # pass's factors at a time (the edit moves each back for its eigendecomposition).
-                parts.append(factors_to(part, torch.device("cpu")) if len(passes) > 1 else part)
+            with statistics.activation_checkpointing(model, self.checkpointing):
+                for chunk in passes:
+                    part = statistics.collect_kfac_factors(
+                        model, chunk, source.batches(budget, self.batch_size, self.seq_len), labels=self.labels,
+                        source=source, autocast_dtype=DTYPES[self.dtype], seed=ctx.seed, on_batch=clock)
+                    # Several passes: finished factors wait in host memory, so the accelerator holds one
+                    # pass's factors at a time (the edit moves each back for its eigendecomposition).
+                    parts.append(factors_to(part, torch.device("cpu")) if len(passes) > 1 else part)
             factors = merge_factors(parts)
             check_finite(factors, self.dtype)
             if rank == 0:
                 save_factors(path, factors, settings)
-        return factors, {"factor_cache": "miss", "factor_file": str(path), "passes": len(parts),
+        return factors, {"factor_cache": "miss", "factor_file": str(path), f"{source.unit}_requested": budget,
+                         "passes": len(parts),
                          "processes": world, "collection_seconds": round(time.perf_counter() - start, 3)}
 
     def passes(self, modules: dict[str, torch.nn.Module]) -> list[dict[str, torch.nn.Module]]:
