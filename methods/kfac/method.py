@@ -97,7 +97,8 @@ class KFAC(Method):
                  matrices: tuple[str, ...] = ("gate", "up", "down"), overrides: dict | None = None,
                  labels: str = "sampled", tokens: int = 200_000, seq_len: int = 128,
                  batch_size: int = 8, dtype: str | None = None, module_pattern: str | None = None,
-                 images: int = 10_000, layers_per_pass: int | None = None, checkpointing: bool = False) -> None:
+                 images: int = 10_000, layers_per_pass: int | None = None, checkpointing: bool = False,
+                 band_at: float | None = None, band_size: int = 3) -> None:
         from models.architectures import check_layers_setting, check_matrices_setting
 
         self.rho = _check_fraction("rho", rho)
@@ -117,8 +118,16 @@ class KFAC(Method):
             raise ConfigError(f"dtype (autocast for the statistics pass) must be one of "
                               f"{', '.join(str(d) for d in DTYPES)}, got {dtype!r}")
         self.dtype = dtype
-        if module_pattern is not None and (self.overrides or layers is not None):
-            raise ConfigError("module_pattern selects modules by name: leave layers and overrides unset with it")
+        if band_at is not None and (isinstance(band_at, bool) or not isinstance(band_at, (int, float))
+                                    or not 0 <= band_at <= 1):
+            raise ConfigError(f"band_at must be null or a fraction of the depth in [0, 1], got {band_at!r}")
+        self.band_at = None if band_at is None else float(band_at)
+        self.band_size = _check_positive_int("band_size", band_size)
+        if self.band_at is not None and layers is not None:
+            raise ConfigError(f"layers {layers!r} and band_at {band_at!r} both choose layers: set "
+                              "method.band_at=null to name layers, or method.layers=null to use the band")
+        if module_pattern is not None and (self.overrides or layers is not None or self.band_at is not None):
+            raise ConfigError("module_pattern selects modules by name: leave layers, band_at and overrides unset with it")
         self.module_pattern = module_pattern
         self.layers_per_pass = None if layers_per_pass is None else _check_positive_int("layers_per_pass", layers_per_pass)
         if not isinstance(checkpointing, bool):
@@ -144,6 +153,18 @@ class KFAC(Method):
         return checked
 
     # -- which modules, at which rho -------------------------------------------------------
+    def chosen_layers(self, depth: int) -> list[int] | None:
+        """The layers edited in a model of `depth` blocks: `layers` as given, or the band of
+        `band_size` consecutive layers around layer floor(band_at * depth) (that layer and
+        (band_size - 1) // 2 below it, the rest above), moved inside 0..depth-1. band_at 0.75:
+        23-25 of 32 (the paper's 7B layers), 11-13 of 16, 21-23 of 30."""
+        if self.band_at is None:
+            return self.layers
+        size = min(self.band_size, depth)
+        start = int(self.band_at * depth) - (size - 1) // 2
+        start = max(0, min(start, depth - size))
+        return list(range(start, start + size))
+
     def targets(self, model: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, float]]:
         """Module name -> (module, rho) for every matrix to edit."""
         from models.architectures import find_mlp_linears, modules_matching, num_layers, resolve_matrices
@@ -156,12 +177,12 @@ class KFAC(Method):
             if not -count <= layer < count:
                 raise ConfigError(f"overrides names layer {layer}: the model has layers 0..{count - 1}")
             overrides[layer % count] = per_matrix
-        found = find_mlp_linears(model, self.layers, resolve_matrices(model, self.matrices)[0])
+        found = find_mlp_linears(model, self.chosen_layers(count), resolve_matrices(model, self.matrices)[0])
         for layer, per_matrix in overrides.items():
             for matrix in per_matrix:
                 if not any(f.layer == layer and f.role == matrix for f in found):
                     raise ConfigError(f"overrides names layer {layer} {matrix}, which is not among the "
-                                      f"edited layers/matrices ({self.layers or 'all'} x {list(self.matrices)})")
+                                      f"edited layers/matrices ({self.chosen_layers(count) or 'all'} x {list(self.matrices)})")
         return {f.name: (f.module, overrides.get(f.layer, {}).get(f.role, self.rho)) for f in found}
 
     def check(self, model: torch.nn.Module) -> None:
@@ -273,6 +294,10 @@ class KFAC(Method):
             new_weight, facts = self.edit(weight, eigen[id(A)], lam_U, rho, generator)
             set_weight_out_in(module, new_weight)
             changed[f"{name}.weight"] = {"rho": rho, **facts, "seconds": round(time.perf_counter() - start, 4)}
+        if self.band_at is not None:  # the layers the band chose in this model
+            from models.architectures import num_layers
+
+            report["layers"] = self.chosen_layers(num_layers(model))
         report.update({"changed": changed, "positions": factors.positions,
                        ctx.stats.unit: factors.inputs,
                        "labels": self.labels, **absent})

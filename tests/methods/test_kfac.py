@@ -588,3 +588,38 @@ def test_statistics_pass_states_a_capped_budget_and_its_tokens_and_time(method_c
     out = capsys.readouterr().out
     assert "requested" not in out and "K-FAC statistics: reading 512 tokens (2 passes over 256)" in out
     assert vocab == len(method_context.tokenizer)
+
+
+# ----------------------------------------------------------------------------------------------
+# kfac_paper: a band of late layers relative to depth (issue 29, item 6)
+# ----------------------------------------------------------------------------------------------
+
+def test_band_at_chooses_the_papers_layers_at_any_depth():
+    band = KFAC(band_at=0.75, band_size=3)
+    assert band.chosen_layers(32) == [23, 24, 25]  # OLMo-2 7B: the paper's layers
+    assert band.chosen_layers(16) == [11, 12, 13]
+    assert band.chosen_layers(30) == [21, 22, 23]
+    assert band.chosen_layers(4) == [1, 2, 3]  # floor(3) = 3 is the last layer: the band moves down
+    assert band.chosen_layers(2) == [0, 1]  # a band deeper than the model: every layer
+    assert KFAC(band_at=1.0, band_size=2).chosen_layers(10) == [8, 9]
+    assert KFAC(band_at=0.0, band_size=1).chosen_layers(10) == [0]
+    assert KFAC(layers=[1]).chosen_layers(32) == [1]
+    for bad, match in [(dict(band_at=1.5), "band_at must be"), (dict(band_at=True), "band_at must be"),
+                       (dict(band_at=0.5, layers=[1]), "both choose layers"),
+                       (dict(band_size=0), "band_size must be"),
+                       (dict(band_at=0.5, module_pattern="mlp"), "module_pattern")]:
+        with pytest.raises(ConfigError, match=match):
+            KFAC(**bad)
+
+
+def test_kfac_paper_preset_edits_gate_and_up_of_a_late_band_at_rho_06(method_context):
+    from tests.conftest import method_config
+
+    settings = method_config("kfac_paper")
+    assert settings.pop("name") == "kfac"
+    method = KFAC(**{**settings, **SMALL})
+    assert (method.rho, method.matrices, method.layers) == (0.6, ("gate", "up"), None)
+    model = make_tiny_olmo2(layers=8)
+    report = method.apply(model, method_context)
+    assert report["layers"] == [5, 6, 7]
+    assert sorted(report["changed"]) == [f"model.layers.{i}.mlp.{m}_proj.weight" for i in (5, 6, 7) for m in ("gate", "up")]
