@@ -187,9 +187,8 @@ class KFAC(Method):
 
     def check(self, model: torch.nn.Module) -> None:
         self.targets(model)  # raises ConfigError for layers / overrides / patterns the model lacks
-        if self.checkpointing and not getattr(model, "supports_gradient_checkpointing", False):
-            raise ConfigError(f"checkpointing: {type(model).__name__} does not support gradient checkpointing "
-                              "(transformers' supports_gradient_checkpointing); set method.checkpointing=false")
+        if self.checkpointing:
+            statistics.check_checkpointing(model)
 
     # -- statistics, cached ------------------------------------------------------------------
     def factors(self, model: torch.nn.Module, modules: dict[str, torch.nn.Module],

@@ -68,6 +68,13 @@ def checkpointing_on(model: torch.nn.Module) -> bool:
     return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
 
 
+def check_checkpointing(model: torch.nn.Module) -> None:
+    """K-FAC's `checkpointing: true` needs a model transformers can checkpoint."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ConfigError(f"checkpointing: {type(model).__name__} does not support gradient checkpointing "
+                          "(transformers' supports_gradient_checkpointing); set method.checkpointing=false")
+
+
 @contextlib.contextmanager
 def activation_checkpointing(model: torch.nn.Module, wanted: bool) -> Iterator[None]:
     """K-FAC's `checkpointing: true`: transformers' gradient checkpointing (non-reentrant) on for
@@ -75,9 +82,7 @@ def activation_checkpointing(model: torch.nn.Module, wanted: bool) -> Iterator[N
     if not wanted or checkpointing_on(model):
         yield
         return
-    if not getattr(model, "supports_gradient_checkpointing", False):
-        raise ConfigError(f"checkpointing: {type(model).__name__} does not support gradient checkpointing "
-                          "(transformers' supports_gradient_checkpointing); set method.checkpointing=false")
+    check_checkpointing(model)
     enable = getattr(model, "activation_checkpointing_enable", None)
     if enable is not None:  # transformers >= 5 (the older name warns there)
         enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -103,7 +108,8 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
 
     Modules that read the very same input tensor (gate_proj and up_proj) share one A, computed
     once. Parameters are frozen during the pass and the backward pass only reaches down to the
-    first edited layer: gradients are taken w.r.t. the edited layers' inputs, never the weights.
+    first edited layer: gradients are taken w.r.t. the edited layers' inputs, never the weights
+    (under gradient checkpointing down to the embedding output: module docstring).
 
     Several processes: `shard=(rank, world)` makes this process read every world-th batch only
     (batch i goes to rank i % world); the fp32 sums and the position counts are then all-reduced
@@ -125,8 +131,8 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
     batch_inputs: dict[int, tuple[torch.Tensor, torch.Tensor, str]] = {}  # id(x) -> (x, x used, owner)
     scale = [1.0]  # n of the current batch: undoes the mean reduction (see module docstring)
     checkpointing = checkpointing_on(model)  # hooks fire again in the recompute (module docstring)
-    a_seen: set[str] = set()  # modules whose A this batch has added (their first call)
-    g_seen: set[str] = set()  # modules whose output gradient this batch has a hook on
+    a_seen: set[str] = set()  # checkpointing: modules whose A this batch has added (their first call)
+    g_seen: set[str] = set()  # checkpointing: modules whose output gradient this batch has a hook on
 
     def add_outer(sums: dict[str, torch.Tensor], name: str, rows: torch.Tensor, alpha: float = 1.0) -> None:
         rows = rows.float()
@@ -136,7 +142,7 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
 
     def before_forward(name: str):
         def hook(module: torch.nn.Module, args: tuple) -> tuple | None:
-            if name in a_seen:  # the recompute of a checkpointed block: A is in, the input stays
+            if checkpointing and name in a_seen:  # the recompute of a checkpointed block: A is in
                 return None
             a_seen.add(name)
             x = args[0]
@@ -155,7 +161,7 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
 
     def after_forward(name: str):
         def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
-            if name in g_seen or not output.requires_grad:  # see the module docstring
+            if checkpointing and (name in g_seen or not output.requires_grad):  # see the module docstring
                 return
             g_seen.add(name)
 
@@ -198,7 +204,8 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
             if index % world != rank:
                 continue
             batch_inputs.clear()
-            a_seen.clear(), g_seen.clear()
+            a_seen.clear()
+            g_seen.clear()
             with torch.enable_grad(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
                                                      enabled=autocast_dtype not in (None, torch.float32)):
                 loss, n = source.loss(model, batch, labels, label_generator(seed, index, device))
