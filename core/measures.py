@@ -116,11 +116,16 @@ def collapse_warnings(baseline: Mapping[str, Any], edited: Mapping[str, Any]) ->
             continue
         if not math.isfinite(after) or after - before > math.log(COLLAPSE_RATIO):
             ratio = math.exp(min(after - before, 700)) if math.isfinite(after) else math.inf
-            ppl = f"{math.exp(min(after, 700)):,.4g}" if math.isfinite(after) else str(after)
-            lines.append(f"{name}: perplexity {math.exp(before):,.4g} -> {ppl}, {ratio:,.0f}x the baseline's "
+            lines.append(f"{name}: perplexity {_plain(math.exp(before))} -> {_plain(math.exp(min(after, 700)))}, "
+                         f"{_plain(ratio)}x the baseline's "
                          f"(more than {COLLAPSE_RATIO:g}x): the edit collapsed the model's coherence; "
                          "check the method's settings")
     return lines
+
+
+def _plain(x: float) -> str:
+    """7.389, 58,790, inf: 4 significant digits, whole numbers from 1,000 up."""
+    return f"{x:,.0f}" if 1000 <= x < math.inf else f"{x:.4g}"
 
 
 def edit_warnings(run: Mapping[str, Any]) -> list[str]:

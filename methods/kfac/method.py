@@ -46,8 +46,9 @@ def duration(seconds: float) -> str:
 
 class StatisticsClock:
     """The statistics pass's per-batch callback: advances the progress bar, and after the first
-    batches prints once the units the pass will read and the time that will take, at the rate
-    measured over batches 2..MEASURED+1 (the first one pays for warm-up)."""
+    batches prints once the units the pass will read and the time reading them all takes, at the
+    rate measured over batches 2..MEASURED+1 (the first one pays for warm-up); a stream of fewer
+    batches is measured over all of them."""
 
     MEASURED = 3
 
@@ -76,7 +77,7 @@ class StatisticsClock:
         over = (f"{self.passes} passes over {self.total // self.passes:,}" if self.passes > 1 else "one pass")
         over += f", {self.processes} processes" if self.processes > 1 else ""
         self.out(f"K-FAC statistics: reading {self.total:,} {self.unit} ({over}); about "
-                 f"{duration(max(self.mine - self.done, 0) / rate)} left at {rate:,.0f} {self.unit}/s "
+                 f"{duration(self.mine / rate)} in all at {rate:,.0f} {self.unit}/s "
                  f"(measured over {self.batches - (self.batches > 1)} batch{'es' if self.batches > 2 else ''})")
 
 

@@ -37,7 +37,7 @@ def test_collapse_line_when_perplexity_rises_more_than_tenfold() -> None:
     just_under = {"ppl": entry("coherence", 2.0 + math.log(10) - 1e-6), "verbatim": entry("memorized", 9.0)}
     assert collapse_warnings(base, just_under) == []  # a memorized family's rise is what the edit is for
     lines = collapse_warnings(base, {"ppl": entry("coherence", 2.0 + math.log(8053))})
-    assert len(lines) == 1 and lines[0].startswith("ppl: perplexity 7.389 -> 5.95e+04, 8,053x the baseline's")
+    assert len(lines) == 1 and lines[0].startswith("ppl: perplexity 7.389 -> 59,504, 8,053x the baseline's")
     assert collapse_warnings(base, {"ppl": entry("coherence", math.inf)})[0].startswith("ppl: perplexity 7.389 -> inf")
     assert collapse_warnings(base, {}) == []  # not measured after the edit
     run = {"method": {"report": {"changed": {"w": {"components_total": 10, "components_removed": 10}}}},

@@ -580,7 +580,7 @@ def test_statistics_pass_states_a_capped_budget_and_its_tokens_and_time(method_c
     out = capsys.readouterr().out.splitlines()
     assert "K-FAC tokens: 1,000 requested, the stream has 80; using 80" in out
     said = [line for line in out if line.startswith("K-FAC statistics: reading 80 tokens (one pass)")]
-    assert len(said) == 1 and " left at " in said[0] and "measured over 2 batches" in said[0]
+    assert len(said) == 1 and " in all at " in said[0] and "measured over 2 batches" in said[0]
     assert out.index(said[0]) > out.index("K-FAC tokens: 1,000 requested, the stream has 80; using 80")
     assert report["tokens"] == 80 and report["tokens_requested"] == 1000
     # a budget the stream fills says nothing about capping; two passes are counted in the total
