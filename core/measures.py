@@ -115,8 +115,8 @@ def collapse_warnings(baseline: Mapping[str, Any], edited: Mapping[str, Any]) ->
         if before is None or after is None or not math.isfinite(before):
             continue
         if not math.isfinite(after) or after - before > math.log(COLLAPSE_RATIO):
-            ratio = math.exp(min(after - before, 700)) if math.isfinite(after) else math.inf
-            lines.append(f"{name}: perplexity {_plain(math.exp(before))} -> {_plain(math.exp(min(after, 700)))}, "
+            ratio, ppl = (math.exp(x) if x < 700 else math.inf for x in (after - before, after))
+            lines.append(f"{name}: perplexity {_plain(math.exp(before))} -> {_plain(ppl)}, "
                          f"{_plain(ratio)}x the baseline's "
                          f"(more than {COLLAPSE_RATIO:g}x): the edit collapsed the model's coherence; "
                          "check the method's settings")
@@ -124,8 +124,8 @@ def collapse_warnings(baseline: Mapping[str, Any], edited: Mapping[str, Any]) ->
 
 
 def _plain(x: float) -> str:
-    """7.389, 58,790, inf: 4 significant digits, whole numbers from 1,000 up."""
-    return f"{x:,.0f}" if 1000 <= x < math.inf else f"{x:.4g}"
+    """7.389, 58,790, 1.234e+12, inf: 4 significant digits, whole numbers from 1,000 to 10^9."""
+    return f"{x:,.0f}" if 1000 <= x < 1e9 else f"{x:.4g}"
 
 
 def edit_warnings(run: Mapping[str, Any]) -> list[str]:
