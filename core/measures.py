@@ -115,7 +115,7 @@ def collapse_warnings(baseline: Mapping[str, Any], edited: Mapping[str, Any]) ->
         if before is None or after is None or not math.isfinite(before):
             continue
         if not math.isfinite(after) or after - before > math.log(COLLAPSE_RATIO):
-            ratio, ppl = (math.exp(x) if x < 700 else math.inf for x in (after - before, after))
+            ratio, ppl = (math.exp(x) if x < 700 else x if math.isnan(x) else math.inf for x in (after - before, after))
             lines.append(f"{name}: perplexity {_plain(math.exp(before))} -> {_plain(ppl)}, "
                          f"{_plain(ratio)}x the baseline's "
                          f"(more than {COLLAPSE_RATIO:g}x): the edit collapsed the model's coherence; "
