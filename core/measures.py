@@ -86,6 +86,54 @@ def components_kept(changed: Mapping[str, Mapping[str, Any]]) -> float | None:
     return None if not total else 1 - removed / total
 
 
+# The guard on destructive edits (harness/pipeline.py runs it after every edit; the run file keeps
+# its lines under "warnings" and the run table prints them). A coherence task's mean NLL up by more
+# than ln 10 is perplexity more than 10x the baseline's: the model no longer writes its language.
+COLLAPSE_RATIO = 10.0
+REMOVED_LIMIT = 0.9  # share of the components of the changed matrices a method reports removed
+
+
+def removal_warning(changed: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The guard's line when a method's report ({matrix: {components_total, components_removed}},
+    methods/base.py) says more than REMOVED_LIMIT of the components were removed, else None."""
+    kept = components_kept(changed)
+    if kept is None or 1 - kept <= REMOVED_LIMIT:
+        return None
+    return (f"the edit removed {100 * (1 - kept):.1f} % of the components of the {len(changed)} matrices it "
+            f"changed (more than {100 * REMOVED_LIMIT:.0f} %): a destructive setting; check the method's settings")
+
+
+def collapse_warnings(baseline: Mapping[str, Any], edited: Mapping[str, Any]) -> list[str]:
+    """The guard's lines for the coherence tasks (family 'coherence', metric mean_nll in nats) of
+    a run's baseline and edited task results whose perplexity rose more than COLLAPSE_RATIO-fold."""
+    lines = []
+    for name, base in baseline.items():
+        edit = edited.get(name)
+        if base.get("family") != "coherence" or not edit:
+            continue
+        before, after = base["metrics"].get("mean_nll"), edit["metrics"].get("mean_nll")
+        if before is None or after is None or not math.isfinite(before):
+            continue
+        if not math.isfinite(after) or after - before > math.log(COLLAPSE_RATIO):
+            ratio, ppl = (math.exp(x) if x < 700 else x if math.isnan(x) else math.inf for x in (after - before, after))
+            lines.append(f"{name}: perplexity {_plain(math.exp(before))} -> {_plain(ppl)}, "
+                         f"{_plain(ratio)}x the baseline's "
+                         f"(more than {COLLAPSE_RATIO:g}x): the edit collapsed the model's coherence; "
+                         "check the method's settings")
+    return lines
+
+
+def _plain(x: float) -> str:
+    """7.389, 58,790, 1.234e+12, inf: 4 significant digits, whole numbers from 1,000 to 10^9."""
+    return f"{x:,.0f}" if 1000 <= x < 1e9 else f"{x:.4g}"
+
+
+def edit_warnings(run: Mapping[str, Any]) -> list[str]:
+    """Every line of the guard for a run record: components removed, then coherence collapsed."""
+    removed = removal_warning(((run.get("method") or {}).get("report") or {}).get("changed") or {})
+    return ([removed] if removed else []) + collapse_warnings(run["baseline"]["tasks"], run["edited"]["tasks"])
+
+
 def wilson_interval(rate: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Wilson score interval for a proportion `rate` observed on `n` examples; (nan, nan) if n < 1.
 

@@ -166,6 +166,9 @@ def run_problem(run: Any, finished: bool = True) -> str | None:
         bad = attacks_problem(f"{part}.attacks", run[part].get("attacks", {}))
         if bad:
             return bad
+    warnings = run.get("warnings", [])
+    if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+        return "warnings is not a list of lines"
     if finished:
         missing = set(run["edited"]["tasks"]) - set(run["baseline"]["tasks"])
         if missing:

@@ -20,6 +20,7 @@ from attacks.report import attack_table
 from core import registry
 from core.errors import ConfigError, warn
 from core.io import atomic_write_json, check_writable_dir, file_lock, read_json
+from core.measures import collapse_warnings, edit_warnings, removal_warning
 from core.registry import instantiate
 from core.runrecord import (baseline_key, baseline_path, config_hash, new_run_record, now, run_path, run_problem,
                             task_entry_problem)
@@ -127,6 +128,9 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
             run["edited"]["tasks"] = {k: dict(v) for k, v in baseline["tasks"].items()}
         evaluate_suite(tasks, loaded, config, "edited", artifacts, run["edited"]["tasks"], progress, save)
         timings["evaluate"] = time.perf_counter() - start
+        for line in collapse_warnings(baseline["tasks"], run["edited"]["tasks"]):
+            warn(line)  # the guard's line on removed components was said right after the edit
+        run["warnings"] = edit_warnings(run)  # the run table shows them (harness/report.py)
         run_attacks(attacks, config, loaded, tasks, run, baseline_file, bool(report.get("changed")), progress, save)
         run["status"] = "complete"
         if export is not None:  # a finished run with save_edited re-applies the method (above) to export it
@@ -247,6 +251,9 @@ def apply_method(method: Method, loaded: LoadedModel, config: dict[str, Any], pr
     torch.manual_seed(config["seed"])
     report = method.apply(loaded.model, build_method_context(method, loaded, config, progress))
     report["seconds"] = round(time.perf_counter() - start, 3)
+    removed = removal_warning(report.get("changed") or {})  # the guard on destructive edits (core/measures.py)
+    if removed:
+        warn(removed)
     return report
 
 
@@ -263,8 +270,10 @@ def build_method_context(method: Method, loaded: LoadedModel, config: dict[str, 
 
 
 def print_run(console: Any, run: dict[str, Any]) -> None:
-    from harness.report import print_table, run_table
+    from harness.report import print_table, run_table, run_warnings
 
     print_table(console, run_table(run))
+    for line in run_warnings(run):
+        console.print(line, style="bold red", soft_wrap=True, markup=False, highlight=False)
     if attack_table(run) is not None:
         print_table(console, attack_table(run))

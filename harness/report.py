@@ -1,4 +1,5 @@
-"""The table a run prints: baseline, edited, and % of the baseline kept (core.measures), grouped by family."""
+"""The table a run prints: baseline, edited, and % of the baseline kept (core.measures), grouped by
+family, and under it the run's warnings (the guard on destructive edits)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ def run_table(run: dict[str, Any]) -> "rich.table.Table":
             )
         table.add_section()
     return table
+
+
+def run_warnings(run: dict[str, Any]) -> list[str]:
+    """The lines printed under the run table: the guard on destructive edits (core/measures.py)
+    as the run file keeps them, each whole on one line."""
+    warnings = run.get("warnings")
+    return [f"warning: {line}" for line in warnings if isinstance(line, str)] if isinstance(warnings, list) else []
 
 
 def with_interval(value: float, entry: dict[str, Any], metric: str) -> str:

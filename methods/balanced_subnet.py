@@ -143,7 +143,8 @@ class BalancedSubnet(Method):
             for name, module in linears.items():
                 weight_as_out_in(module).mul_(lowest_mask(scores[name].detach(), n_masked[name]))
                 changed[f"{name}.weight"] = {"fraction_masked": n_masked[name] / module.weight.numel(),
-                                             "masked": n_masked[name]}
+                                             "masked": n_masked[name], "components_total": module.weight.numel(),
+                                             "components_removed": n_masked[name]}
         del scores, optimizer
         return {"changed": changed, "steps": step, **absent,
                 "final_forget_nll": dataset_nll(model, forget, self.loss_start, ctx.device),

@@ -85,4 +85,8 @@ class Method(ABC):
 
     @abstractmethod
     def apply(self, model: "torch.nn.Module", ctx: MethodContext) -> dict[str, Any]:
-        """Edit `model` in place; return a JSON-serialisable report of what changed."""
+        """Edit `model` in place; return a JSON-serialisable report of what changed. Its
+        `changed` maps each edited matrix to facts about it; a method that removes components
+        (eigenbasis pairs, singular values, neurons, weights) says how many of how many as
+        `components_removed` and `components_total`: the guard on destructive edits
+        (core.measures.removal_warning) warns when more than 90 % of them went."""

@@ -188,7 +188,8 @@ class NeuronZeroOut(Method):
             inner = inner_size(d)
             neurons = top_neurons(scores[name], round(self.ratio * inner))
             zero_columns(d, neurons)
-            changed[f"{name}.weight"] = {"neurons": neurons, "fraction": len(neurons) / inner}
+            changed[f"{name}.weight"] = {"neurons": neurons, "fraction": len(neurons) / inner,
+                                         "components_total": inner, "components_removed": len(neurons)}
         return {"changed": changed, "scorer": self.score,
                 "final_forget_nll": dataset_nll(model, forget, self.prefix_len, ctx.device),
                 "seconds": time.perf_counter() - start}

@@ -71,5 +71,6 @@ class SVDTruncation(Method):
             changed[f"{found.name}.weight"] = {
                 "fraction": self.fractions[found.role], "singular_values_total": rank,
                 "singular_values_removed": k, "norm_squared_removed": energy,
+                "components_total": rank, "components_removed": k,  # methods/base.py: what the guard reads
                 "seconds": round(time.perf_counter() - start, 4)}
         return {"changed": changed, **absent_note(model, present, absent)}

@@ -48,6 +48,11 @@ class StatisticsSource(ABC):
     def fingerprint(self, seq_len: int) -> str | None:
         """Identity of the stream's first batch (for cache keys), or None if it is empty."""
 
+    def available(self, budget: int, seq_len: int) -> int:
+        """Units `batches(budget, ...)` gives: `budget` or less, less where the stream ends first
+        (counted by reading the stream; a source that knows its size may answer faster)."""
+        return sum(self.count(batch) for batch in self.batches(budget, 1, seq_len))
+
 
 def sample_labels(logits: "torch.Tensor", generator: "torch.Generator") -> "torch.Tensor":
     """One label per row of (n, classes) logits, drawn from the model's own softmax.

@@ -38,6 +38,11 @@ class TokenStatistics(StatisticsSource):
             raise DataError("no statistics text: set model.data.stats=<path or model:name>")
         return batched(self.windows(seq_len, budget), batch_size, torch.stack)
 
+    def available(self, budget: int, seq_len: int) -> int:
+        if self.windows is None:
+            raise DataError("no statistics text: set model.data.stats=<path or model:name>")
+        return sum(window.numel() for window in self.windows(seq_len, budget))
+
     def loss(self, model: torch.nn.Module, batch: torch.Tensor, labels: str,
              generator: torch.Generator) -> tuple[torch.Tensor, int]:
         ids = batch.to(next(model.parameters()).device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,51 @@ def _check_positive_int(name: str, value: Any) -> int:
     return value
 
 
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '3 h 20 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
+
+
+class StatisticsClock:
+    """The statistics pass's per-batch callback: advances the progress bar, and after the first
+    batches prints once the units the pass will read and the time reading them all takes, at the
+    rate measured over batches 2..MEASURED+1 (the first one pays for warm-up); a stream of fewer
+    batches is measured over all of them."""
+
+    MEASURED = 3
+
+    def __init__(self, mine: int, total: int, unit: str, passes: int, processes: int, echo: bool = True,
+                 advance: Callable[[int], None] | None = None, out: Callable[[str], None] | None = None) -> None:
+        self.mine, self.total, self.unit, self.passes, self.processes = mine, total, unit, passes, processes
+        self.echo, self.advance = echo, advance
+        self.out = out or (lambda line: print(line, flush=True))
+        self.start = time.perf_counter()
+        self.batches = self.done = 0
+        self.after_first: tuple[float, int] | None = None
+        self.said = False
+
+    def __call__(self, count: int) -> None:
+        now = time.perf_counter()
+        self.batches, self.done = self.batches + 1, self.done + count
+        if self.advance is not None:
+            self.advance(count)
+        if self.batches == 1:
+            self.after_first = (now, self.done)
+        if self.said or not self.echo or (self.batches <= self.MEASURED and self.done < self.mine):
+            return
+        self.said = True
+        since, done_then = self.after_first if self.batches > 1 else (self.start, 0)
+        rate = (self.done - done_then) / max(now - since, 1e-9)
+        over = (f"{self.passes} passes over {self.total // self.passes:,}" if self.passes > 1 else "one pass")
+        over += f", {self.processes} processes" if self.processes > 1 else ""
+        self.out(f"K-FAC statistics: reading {self.total:,} {self.unit} ({over}); about "
+                 f"{duration(self.mine / rate)} in all at {rate:,.0f} {self.unit}/s "
+                 f"(measured over {self.batches - (self.batches > 1)} batch{'es' if self.batches > 2 else ''})")
+
+
 class KFAC(Method):
     """K-FAC curvature edit. Settings are the keys of conf/method/kfac.yaml."""
 
@@ -52,7 +98,8 @@ class KFAC(Method):
                  matrices: tuple[str, ...] = ("gate", "up", "down"), overrides: dict | None = None,
                  labels: str = "sampled", tokens: int = 200_000, seq_len: int = 128,
                  batch_size: int = 8, dtype: str | None = None, module_pattern: str | None = None,
-                 images: int = 10_000, layers_per_pass: int | None = None) -> None:
+                 images: int = 10_000, layers_per_pass: int | None = None, checkpointing: bool = False,
+                 band_at: float | None = None, band_size: int = 3) -> None:
         from models.architectures import check_layers_setting, check_matrices_setting
 
         self.rho = _check_fraction("rho", rho)
@@ -72,10 +119,21 @@ class KFAC(Method):
             raise ConfigError(f"dtype (autocast for the statistics pass) must be one of "
                               f"{', '.join(str(d) for d in DTYPES)}, got {dtype!r}")
         self.dtype = dtype
-        if module_pattern is not None and (self.overrides or layers is not None):
-            raise ConfigError("module_pattern selects modules by name: leave layers and overrides unset with it")
+        if band_at is not None and (isinstance(band_at, bool) or not isinstance(band_at, (int, float))
+                                    or not 0 <= band_at <= 1):
+            raise ConfigError(f"band_at must be null or a fraction of the depth in [0, 1], got {band_at!r}")
+        self.band_at = None if band_at is None else float(band_at)
+        self.band_size = _check_positive_int("band_size", band_size)
+        if self.band_at is not None and layers is not None:
+            raise ConfigError(f"layers {layers!r} and band_at {band_at!r} both choose layers: set "
+                              "method.band_at=null to name layers, or method.layers=null to use the band")
+        if module_pattern is not None and (self.overrides or layers is not None or self.band_at is not None):
+            raise ConfigError("module_pattern selects modules by name: leave layers, band_at and overrides unset with it")
         self.module_pattern = module_pattern
         self.layers_per_pass = None if layers_per_pass is None else _check_positive_int("layers_per_pass", layers_per_pass)
+        if not isinstance(checkpointing, bool):
+            raise ConfigError(f"checkpointing must be true or false, got {checkpointing!r}")
+        self.checkpointing = checkpointing
 
     @staticmethod
     def _check_overrides(overrides: Any) -> dict[int, dict[str, float]]:
@@ -96,6 +154,18 @@ class KFAC(Method):
         return checked
 
     # -- which modules, at which rho -------------------------------------------------------
+    def chosen_layers(self, depth: int) -> list[int] | None:
+        """The layers edited in a model of `depth` blocks: `layers` as given, or the band of
+        `band_size` consecutive layers around layer floor(band_at * depth) (that layer and
+        (band_size - 1) // 2 below it, the rest above), moved inside 0..depth-1. band_at 0.75:
+        23-25 of 32 (the paper's 7B layers), 11-13 of 16, 21-23 of 30."""
+        if self.band_at is None:
+            return self.layers
+        size = min(self.band_size, depth)
+        start = int(self.band_at * depth) - (size - 1) // 2
+        start = max(0, min(start, depth - size))
+        return list(range(start, start + size))
+
     def targets(self, model: torch.nn.Module) -> dict[str, tuple[torch.nn.Module, float]]:
         """Module name -> (module, rho) for every matrix to edit."""
         from models.architectures import find_mlp_linears, modules_matching, num_layers, resolve_matrices
@@ -108,16 +178,18 @@ class KFAC(Method):
             if not -count <= layer < count:
                 raise ConfigError(f"overrides names layer {layer}: the model has layers 0..{count - 1}")
             overrides[layer % count] = per_matrix
-        found = find_mlp_linears(model, self.layers, resolve_matrices(model, self.matrices)[0])
+        found = find_mlp_linears(model, self.chosen_layers(count), resolve_matrices(model, self.matrices)[0])
         for layer, per_matrix in overrides.items():
             for matrix in per_matrix:
                 if not any(f.layer == layer and f.role == matrix for f in found):
                     raise ConfigError(f"overrides names layer {layer} {matrix}, which is not among the "
-                                      f"edited layers/matrices ({self.layers or 'all'} x {list(self.matrices)})")
+                                      f"edited layers/matrices ({self.chosen_layers(count) or 'all'} x {list(self.matrices)})")
         return {f.name: (f.module, overrides.get(f.layer, {}).get(f.role, self.rho)) for f in found}
 
     def check(self, model: torch.nn.Module) -> None:
         self.targets(model)  # raises ConfigError for layers / overrides / patterns the model lacks
+        if self.checkpointing:
+            statistics.check_checkpointing(model)
 
     # -- statistics, cached ------------------------------------------------------------------
     def factors(self, model: torch.nn.Module, modules: dict[str, torch.nn.Module],
@@ -149,24 +221,34 @@ class KFAC(Method):
             if cached is not None:
                 return cached, {"factor_cache": "hit", "factor_file": str(path), "collection_seconds": 0.0}
             start = time.perf_counter()
-            step = None
-            if ctx.progress is not None:
-                task = ctx.progress.add_task("K-FAC statistics", total=budget * len(self.passes(modules)) // world)
-                step = lambda count: ctx.progress.advance(task, count)  # noqa: E731
             passes = self.passes(modules)
+            available = source.available(budget, self.seq_len)
+            # A budget the stream cannot fill is said, not silently capped (a window is the token unit)
+            if rank == 0 and available + (self.seq_len if source.unit == "tokens" else 1) <= budget:
+                print(f"K-FAC {source.unit}: {budget:,} requested, the stream has {available:,}; "
+                      f"using {available:,}", flush=True)
+            progress_task = None
+            if ctx.progress is not None:
+                progress_task = ctx.progress.add_task("K-FAC statistics", total=available * len(passes) // world)
+            clock = StatisticsClock(available * len(passes) // world, available * len(passes), source.unit,
+                                    len(passes), world, echo=rank == 0,
+                                    advance=None if progress_task is None else
+                                    (lambda count: ctx.progress.advance(progress_task, count)))
             parts = []
-            for chunk in passes:
-                part = statistics.collect_kfac_factors(model, chunk, source.batches(budget, self.batch_size, self.seq_len),
-                                            labels=self.labels, source=source, autocast_dtype=DTYPES[self.dtype],
-                                            seed=ctx.seed, on_batch=step)
-                # Several passes: finished factors wait in host memory, so the accelerator holds one
-                # pass's factors at a time (the edit moves each back for its eigendecomposition).
-                parts.append(factors_to(part, torch.device("cpu")) if len(passes) > 1 else part)
+            with statistics.activation_checkpointing(model, self.checkpointing):
+                for chunk in passes:
+                    part = statistics.collect_kfac_factors(
+                        model, chunk, source.batches(budget, self.batch_size, self.seq_len), labels=self.labels,
+                        source=source, autocast_dtype=DTYPES[self.dtype], seed=ctx.seed, on_batch=clock)
+                    # Several passes: finished factors wait in host memory, so the accelerator holds one
+                    # pass's factors at a time (the edit moves each back for its eigendecomposition).
+                    parts.append(factors_to(part, torch.device("cpu")) if len(passes) > 1 else part)
             factors = merge_factors(parts)
             check_finite(factors, self.dtype)
             if rank == 0:
                 save_factors(path, factors, settings)
-        return factors, {"factor_cache": "miss", "factor_file": str(path), "passes": len(parts),
+        return factors, {"factor_cache": "miss", "factor_file": str(path), f"{source.unit}_requested": budget,
+                         "passes": len(parts),
                          "processes": world, "collection_seconds": round(time.perf_counter() - start, 3)}
 
     def passes(self, modules: dict[str, torch.nn.Module]) -> list[dict[str, torch.nn.Module]]:
@@ -212,6 +294,10 @@ class KFAC(Method):
             new_weight, facts = self.edit(weight, eigen[id(A)], lam_U, rho, generator)
             set_weight_out_in(module, new_weight)
             changed[f"{name}.weight"] = {"rho": rho, **facts, "seconds": round(time.perf_counter() - start, 4)}
+        if self.band_at is not None:  # the layers the band chose in this model
+            from models.architectures import num_layers
+
+            report["layers"] = self.chosen_layers(num_layers(model))
         report.update({"changed": changed, "positions": factors.positions,
                        ctx.stats.unit: factors.inputs,
                        "labels": self.labels, **absent})

@@ -14,12 +14,25 @@ model's softmax (true Fisher, `labels: sampled`) or are the gold next tokens (`l
 Which positions count and what the loss is come with the model (models/base.py,
 StatisticsSource): language models count every position but the last (it has no next token);
 image classifiers count the CLS token only and use the classification loss.
+
+Gradient checkpointing (transformers' `gradient_checkpointing_enable()`, reentrant or not, with or
+without `enable_input_require_grads()`; or the method's `checkpointing: true`): each checkpointed
+block runs forward twice, once in the forward pass and again in the backward pass to rebuild its
+activations, so the hooks fire twice. Each module's A is taken from its first call of a batch (the
+recompute sees the very same values: dropout is off), and its G hook goes on the first of its
+outputs that is part of the graph the backward pass runs (the recomputed one under reentrant
+checkpointing, whose forward runs without grad). Inputs are not made leaves then (the recompute
+must build the same graph); the embedding output is made to require grad instead, and the
+backward pass runs down to it (reentrant checkpointing allows no `inputs` to stop at): the pass
+costs more compute than the plain one, for less memory. The factors equal the plain pass's
+(tests/methods/test_kfac.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -48,6 +61,41 @@ def label_generator(seed: int, batch_index: int, device: torch.device) -> torch.
     return torch.Generator(device=device).manual_seed((seed * 1_000_003 + batch_index) % (1 << 63))
 
 
+def checkpointing_on(model: torch.nn.Module) -> bool:
+    """Whether the model recomputes activations in the backward pass: transformers marks every
+    checkpointed block with `gradient_checkpointing = True` (its own `is_activation_checkpointing`
+    reads the same flags)."""
+    return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
+
+
+def check_checkpointing(model: torch.nn.Module) -> None:
+    """K-FAC's `checkpointing: true` needs a model transformers can checkpoint."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise ConfigError(f"checkpointing: {type(model).__name__} does not support gradient checkpointing "
+                          "(transformers' supports_gradient_checkpointing); set method.checkpointing=false")
+
+
+@contextlib.contextmanager
+def activation_checkpointing(model: torch.nn.Module, wanted: bool) -> Iterator[None]:
+    """K-FAC's `checkpointing: true`: transformers' gradient checkpointing (non-reentrant) on for
+    the statistics pass and off again after it, unless the model already had it on."""
+    if not wanted or checkpointing_on(model):
+        yield
+        return
+    check_checkpointing(model)
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:  # transformers >= 5 (the older name warns there)
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        disable = model.activation_checkpointing_disable
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        disable = model.gradient_checkpointing_disable
+    try:
+        yield
+    finally:
+        disable()
+
+
 def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Module],
                          batches: Iterable[Any], *, labels: str = "sampled",
                          source: StatisticsSource | None = None,
@@ -60,7 +108,8 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
 
     Modules that read the very same input tensor (gate_proj and up_proj) share one A, computed
     once. Parameters are frozen during the pass and the backward pass only reaches down to the
-    first edited layer: gradients are taken w.r.t. the edited layers' inputs, never the weights.
+    first edited layer: gradients are taken w.r.t. the edited layers' inputs, never the weights
+    (under gradient checkpointing down to the embedding output: module docstring).
 
     Several processes: `shard=(rank, world)` makes this process read every world-th batch only
     (batch i goes to rank i % world); the fp32 sums and the position counts are then all-reduced
@@ -81,6 +130,9 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
     a_owner: dict[str, str] = {}  # module name -> module whose A it shares (itself if it owns one)
     batch_inputs: dict[int, tuple[torch.Tensor, torch.Tensor, str]] = {}  # id(x) -> (x, x used, owner)
     scale = [1.0]  # n of the current batch: undoes the mean reduction (see module docstring)
+    checkpointing = checkpointing_on(model)  # hooks fire again in the recompute (module docstring)
+    a_seen: set[str] = set()  # checkpointing: modules whose A this batch has added (their first call)
+    g_seen: set[str] = set()  # checkpointing: modules whose output gradient this batch has a hook on
 
     def add_outer(sums: dict[str, torch.Tensor], name: str, rows: torch.Tensor, alpha: float = 1.0) -> None:
         rows = rows.float()
@@ -89,13 +141,17 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
         sums[name].addmm_(rows.T, rows, alpha=alpha)
 
     def before_forward(name: str):
-        def hook(module: torch.nn.Module, args: tuple) -> tuple:
+        def hook(module: torch.nn.Module, args: tuple) -> tuple | None:
+            if checkpointing and name in a_seen:  # the recompute of a checkpointed block: A is in
+                return None
+            a_seen.add(name)
             x = args[0]
             entry = batch_inputs.get(id(x))
             if entry is None or entry[0] is not x:
                 # Parameters are frozen, so the first edited layer's input carries no graph: make
-                # it a leaf that requires grad; later edited layers' inputs already do.
-                used = x if x.requires_grad else x.detach().requires_grad_()
+                # it a leaf that requires grad; later edited layers' inputs already do. Under
+                # checkpointing the recompute must build the graph the forward built: no leaf.
+                used = x if x.requires_grad or checkpointing else x.detach().requires_grad_()
                 entry = batch_inputs[id(x)] = (x, used, name)
                 add_outer(a_sums, name, positions_of(x.detach()))
             if a_owner.setdefault(name, entry[2]) != entry[2]:
@@ -105,6 +161,10 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
 
     def after_forward(name: str):
         def hook(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+            if checkpointing and (name in g_seen or not output.requires_grad):  # see the module docstring
+                return
+            g_seen.add(name)
+
             def on_grad(grad: torch.Tensor) -> None:
                 # G is accumulated here, layer by layer as the backward pass reaches it: no
                 # layer's output gradient outlives its own hook.
@@ -112,15 +172,29 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
             output.register_hook(on_grad)
         return hook
 
+    def embedding_requires_grad(module: torch.nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if isinstance(output, torch.Tensor) and not output.requires_grad and output.is_floating_point():
+            output.requires_grad_(True)  # what transformers' enable_input_require_grads() does
+
     handles = []
     for name, module in modules.items():
         handles.append(module.register_forward_pre_hook(before_forward(name)))
         handles.append(module.register_forward_hook(after_forward(name)))
+    if checkpointing:
+        embeddings = getattr(model, "get_input_embeddings", lambda: None)()
+        if not isinstance(embeddings, torch.nn.Module):
+            raise ConfigError(f"{type(model).__name__} has gradient checkpointing on but no input embeddings "
+                              "(get_input_embeddings) to carry the gradient: turn checkpointing off for K-FAC")
+        handles.append(embeddings.register_forward_hook(embedding_requires_grad))
     requires_grad = {p: p.requires_grad for p in model.parameters()}
     was_training = model.training
     dropout_p = {m: m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    config = getattr(model, "config", None)
+    use_cache = getattr(config, "use_cache", None)
     positions = inputs = 0
     try:
+        if checkpointing and use_cache:  # no cache to keep: transformers would warn that it drops it
+            config.use_cache = False
         for p in model.parameters():
             p.requires_grad_(False)
         model.train()  # as the paper; dropout is switched off so train mode changes nothing else
@@ -130,6 +204,8 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
             if index % world != rank:
                 continue
             batch_inputs.clear()
+            a_seen.clear()
+            g_seen.clear()
             with torch.enable_grad(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
                                                      enabled=autocast_dtype not in (None, torch.float32)):
                 loss, n = source.loss(model, batch, labels, label_generator(seed, index, device))
@@ -137,7 +213,9 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
             # Only the leaves made above (the first edited layer's input): the backward pass runs
             # through every hooked output on its way there, and no other input's gradient is made.
             leaves = [used for x, used, _ in batch_inputs.values() if used is not x]
-            if leaves:
+            if checkpointing and loss.requires_grad:  # down to the embedding output (module docstring)
+                loss.backward()
+            elif leaves:
                 torch.autograd.grad(loss, leaves, allow_unused=True)
             del loss
             count = source.count(batch)
@@ -152,6 +230,8 @@ def collect_kfac_factors(model: torch.nn.Module, modules: dict[str, torch.nn.Mod
         for m, p in dropout_p.items():
             m.p = p
         model.train(was_training)
+        if checkpointing and use_cache:
+            config.use_cache = use_cache
         batch_inputs.clear()
     if world > 1 and distributed_world()[1] == world:  # a bare shard (tests, tools) is not reduced
         positions, inputs = all_reduce_sums(a_sums, g_sums, a_owner, modules, positions, inputs, device)

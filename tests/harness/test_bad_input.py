@@ -128,6 +128,13 @@ HARNESS_CASES = [
      ["method kfac:", "layer 99 does not exist", "layers 0..1"]),
     ("finetune-layer-out-of-range", args("method=gradient_ascent", "method.layers=[5]"),
      ["method gradient_ascent:", "layer 5 does not exist"]),
+    # K-FAC's layer band and memory option (issue 29, items 6 and 12)
+    ("kfac-band-and-layers", args("method=kfac_paper", "method.layers=[1]"),
+     ["both choose layers", "method.band_at=null", "method.layers=null"]),
+    ("kfac-band-out-of-range", args("method=kfac_paper", "method.band_at=1.5"),
+     ["band_at must be null or a fraction of the depth in [0, 1], got 1.5"]),
+    ("kfac-checkpointing-not-bool", args("method=kfac", "method.checkpointing=often"),
+     ["checkpointing must be true or false, got 'often'"]),
     # Hydra's own errors (issue 29): one line, exit 2, before anything loads
     ("empty-group-choice", args("method="), ["method= names no method", "valid: ", "kfac"]),
     ("delete-seed", args("~seed"), ["'~seed' deletes a key the harness reads", "set seed=<value>"]),

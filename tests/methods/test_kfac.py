@@ -515,3 +515,111 @@ def test_kfac_declares_the_columns_old_run_files_are_read_with() -> None:
     assert KFAC.columns == LEGACY_COLUMNS and KFAC.shards_statistics
     recorded = {"method": {"columns": [c.record() for c in KFAC.columns]}}
     assert declared_columns(recorded) == KFAC.columns and declared_columns({"method": {}}) == LEGACY_COLUMNS
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradient checkpointing; what the statistics pass says before it reads (issue 29, items 5 and 12)
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reentrant", [False, True])
+@pytest.mark.parametrize("input_grads", [False, True])
+def test_factors_under_gradient_checkpointing_equal_the_plain_pass(reentrant, input_grads):
+    import warnings
+
+    batches = [windows(3, 7, seed=1), windows(2, 7, seed=2)]
+    plain_model = make_tiny_olmo2(layers=3)
+    plain = collect_kfac_factors(plain_model, mlp_linears(plain_model, matrices=("gate", "up", "down")),
+                                 batches, labels="sampled", seed=5)
+    model = make_tiny_olmo2(layers=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers 5 renamed the call
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+    if input_grads:
+        model.enable_input_require_grads()
+    modules = mlp_linears(model, matrices=("gate", "up", "down"))
+    factors = collect_kfac_factors(model, modules, batches, labels="sampled", seed=5)
+    assert factors.positions == plain.positions == 30
+    for name in modules:  # each A counted once (not again in the recompute), each G from the backward pass
+        assert torch.allclose(factors.A[name], plain.A[name], rtol=1e-5, atol=1e-7), name
+        assert torch.allclose(factors.G[name], plain.G[name], rtol=1e-4, atol=1e-9), name
+    assert model.config.use_cache is plain_model.config.use_cache  # restored
+
+
+def test_checkpointing_setting_gives_the_plain_factors_and_restores_the_model(method_context):
+    from methods.kfac.statistics import checkpointing_on
+
+    method = KFAC(rho=0.9, layers=[1], matrices=["gate", "up"], **SMALL)
+    plain_model = make_tiny_olmo2()
+    plain = method.factors(plain_model, {n: m for n, (m, _) in method.targets(plain_model).items()},
+                           dataclasses.replace(method_context, cache_dir=method_context.cache_dir / "a"))[0]
+    low_memory = KFAC(rho=0.9, layers=[1], matrices=["gate", "up"], checkpointing=True, **SMALL)
+    model = make_tiny_olmo2()
+    low_memory.check(model)
+    factors = low_memory.factors(model, {n: m for n, (m, _) in low_memory.targets(model).items()},
+                                 dataclasses.replace(method_context, cache_dir=method_context.cache_dir / "b"))[0]
+    for name in plain.A:
+        assert torch.allclose(factors.A[name], plain.A[name], rtol=1e-5, atol=1e-7), name
+        assert torch.allclose(factors.G[name], plain.G[name], rtol=1e-4, atol=1e-9), name
+    assert not checkpointing_on(model)  # switched on for the pass only
+    with pytest.raises(ConfigError, match="checkpointing must be true or false"):
+        KFAC(checkpointing="yes")
+    unsupported = make_tiny_olmo2()
+    unsupported.supports_gradient_checkpointing = False  # as a model class without it says
+    with pytest.raises(ConfigError, match="does not support gradient checkpointing"):
+        low_memory.check(unsupported)
+
+
+def test_statistics_pass_states_a_capped_budget_and_its_tokens_and_time(method_context, capsys):
+    from models.hf import TokenStatistics
+
+    vocab = 124
+    short = dataclasses.replace(method_context, stats=TokenStatistics(
+        lambda seq_len, max_tokens: iter(windows(min(5, max_tokens // seq_len), seq_len))))
+    report = KFAC(rho=0.9, layers=[1], matrices=["gate", "up"], tokens=1000, seq_len=16, batch_size=2).apply(
+        make_tiny_olmo2(), short)
+    out = capsys.readouterr().out.splitlines()
+    assert "K-FAC tokens: 1,000 requested, the stream has 80; using 80" in out
+    said = [line for line in out if line.startswith("K-FAC statistics: reading 80 tokens (one pass)")]
+    assert len(said) == 1 and " in all at " in said[0] and "measured over 2 batches" in said[0]
+    assert out.index(said[0]) > out.index("K-FAC tokens: 1,000 requested, the stream has 80; using 80")
+    assert report["tokens"] == 80 and report["tokens_requested"] == 1000
+    # a budget the stream fills says nothing about capping; two passes are counted in the total
+    KFAC(rho=0.9, layers=[0, 1], matrices=["gate"], layers_per_pass=1, **SMALL).apply(make_tiny_olmo2(), method_context)
+    out = capsys.readouterr().out
+    assert "requested" not in out and "K-FAC statistics: reading 512 tokens (2 passes over 256)" in out
+    assert vocab == len(method_context.tokenizer)
+
+
+# ----------------------------------------------------------------------------------------------
+# kfac_paper: a band of late layers relative to depth (issue 29, item 6)
+# ----------------------------------------------------------------------------------------------
+
+def test_band_at_chooses_the_papers_layers_at_any_depth():
+    band = KFAC(band_at=0.75, band_size=3)
+    assert band.chosen_layers(32) == [23, 24, 25]  # OLMo-2 7B: the paper's layers
+    assert band.chosen_layers(16) == [11, 12, 13]
+    assert band.chosen_layers(30) == [21, 22, 23]
+    assert band.chosen_layers(4) == [1, 2, 3]  # floor(3) = 3 is the last layer: the band moves down
+    assert band.chosen_layers(2) == [0, 1]  # a band deeper than the model: every layer
+    assert KFAC(band_at=1.0, band_size=2).chosen_layers(10) == [8, 9]
+    assert KFAC(band_at=0.0, band_size=1).chosen_layers(10) == [0]
+    assert KFAC(layers=[1]).chosen_layers(32) == [1]
+    for bad, match in [(dict(band_at=1.5), "band_at must be"), (dict(band_at=True), "band_at must be"),
+                       (dict(band_at=0.5, layers=[1]), "both choose layers"),
+                       (dict(band_size=0), "band_size must be"),
+                       (dict(band_at=0.5, module_pattern="mlp"), "module_pattern")]:
+        with pytest.raises(ConfigError, match=match):
+            KFAC(**bad)
+
+
+def test_kfac_paper_preset_edits_gate_and_up_of_a_late_band_at_rho_06(method_context):
+    from tests.conftest import method_config
+
+    settings = method_config("kfac_paper")
+    assert settings.pop("name") == "kfac"
+    method = KFAC(**{**settings, **SMALL})
+    assert (method.rho, method.matrices, method.layers) == (0.6, ("gate", "up"), None)
+    model = make_tiny_olmo2(layers=8)
+    report = method.apply(model, method_context)
+    assert report["layers"] == [5, 6, 7]
+    assert sorted(report["changed"]) == [f"model.layers.{i}.mlp.{m}_proj.weight" for i in (5, 6, 7) for m in ("gate", "up")]
