@@ -9,7 +9,7 @@
 set -euo pipefail
 RUNS="model=smollm2_planted device=cpu runs_dir=docs/runs/smollm2_planted"
 python -m harness $RUNS method=none
-python -m harness -m $RUNS method=kfac method.rho=0.3,0.6,0.8,0.9              # layers 22-24, gate+up (conf/model_method/)
+python -m harness -m $RUNS method=kfac method.rho=0.3,0.6,0.8,0.9,0.95,0.98,0.99,0.995   # layers 22-24, gate+up (conf/model_method/)
 python -m harness -m $RUNS method=random_ablation method.rho=0.3,0.6,0.8,0.9   # as many components, at random
 python -m harness -m $RUNS method=gradient_ascent method.lr=1.0e-5,1.0e-4,3.0e-4
 python -m harness -m $RUNS method=npo method.lr=1.0e-5,1.0e-4,3.0e-4

@@ -313,6 +313,20 @@ def smollm2_planted_methods() -> str:
     return _table(["run", "utility", *(label for _, label in SMOLLM2_COLUMNS), "control recall", "membership AUC"], rows)
 
 
+def smollm2_spectrum() -> str:
+    """The spectrum analysis on the planted SmolLM2 (analysis.summary's table over its result files)."""
+    from analysis.summary import results, spectrum_table
+
+    return spectrum_table(results([SMOLLM2_RUNS], "spectrum")) + "\n"
+
+
+def smollm2_predict() -> str:
+    """Whether a task's use of the removed components predicts its drop, on the planted SmolLM2."""
+    from analysis.summary import predict_table, results
+
+    return predict_table(results([SMOLLM2_RUNS], "predict")) + "\n"
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "organism-checks": organism_checks,
     "organism-builds": organism_builds,
@@ -330,6 +344,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "smollm2-planted-build": smollm2_planted_build,
     "smollm2-planted-headline": smollm2_planted_headline,
     "smollm2-planted-methods": smollm2_planted_methods,
+    "smollm2-spectrum": smollm2_spectrum,
+    "smollm2-predict": smollm2_predict,
 }
 
 
