@@ -320,13 +320,6 @@ def smollm2_spectrum() -> str:
     return spectrum_table(results([SMOLLM2_RUNS], "spectrum")) + "\n"
 
 
-def smollm2_predict() -> str:
-    """Whether a task's use of the removed components predicts its drop, on the planted SmolLM2."""
-    from analysis.summary import predict_table, results
-
-    return predict_table(results([SMOLLM2_RUNS], "predict")) + "\n"
-
-
 TABLES: dict[str, Callable[[], str]] = {
     "organism-checks": organism_checks,
     "organism-builds": organism_builds,
@@ -345,7 +338,6 @@ TABLES: dict[str, Callable[[], str]] = {
     "smollm2-planted-headline": smollm2_planted_headline,
     "smollm2-planted-methods": smollm2_planted_methods,
     "smollm2-spectrum": smollm2_spectrum,
-    "smollm2-predict": smollm2_predict,
 }
 
 
