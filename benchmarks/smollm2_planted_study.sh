@@ -13,4 +13,4 @@ python -m harness -m $RUNS method=kfac method.rho=0.6,0.95,0.98,0.99,0.995   # l
 python -m harness -m $RUNS method=random_ablation method.rho=0.6,0.99   # as many components as K-FAC removes, at random
 python -m harness -m $RUNS method=gradient_ascent method.lr=1.0e-5,1.0e-4,3.0e-4
 python -m harness -m $RUNS method=npo method.lr=1.0e-5
-python -m harness -m $RUNS method=balanced_subnet method.ratio=0.01
+python -m harness -m $RUNS method=balanced_subnet method.ratio=0.01 method.epochs=10   # 10 of its default 50 epochs (CPU time)
