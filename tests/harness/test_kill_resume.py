@@ -110,7 +110,11 @@ def test_sigkill_then_rerun_resumes_with_identical_metrics(mode: str, reference:
         saved = json.loads(partial.read_text())
         assert saved["status"] == "running" and set(saved["edited"]["tasks"]) == {"verbatim"}
     code, out, err = finish(start("plain", argv))
-    assert code == 0 and "warning" not in err and "error" not in err, err[-2000:]
+    # The resumed run warns of nothing but what the finished one would (the destructive-edit guard:
+    # this small K-FAC setting removes most components).
+    unexpected = [line for line in err.splitlines() if ("warning" in line or "error" in line)
+                  and "components of the" not in line]
+    assert code == 0 and not unexpected, err[-2000:]
     assert results(tmp_path) == reference
 
 
