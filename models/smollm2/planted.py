@@ -50,7 +50,6 @@ MODEL_CONFIG = "smollm2_planted"  # conf/model/<this>.yaml holds the default set
 def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, progress: Any = None) -> "LoadedModel":
     """The planted model of `model.planted` on top of the base model the rest of `model_cfg` names
     (the packaged GGUF, a .gguf path or a save_pretrained folder): shipped, cached or built first."""
-    from core.data import read_one_document_a_line
     from models.hf import load_hf_causal_lm
     from models.smollm2 import data_files
 
@@ -59,7 +58,7 @@ def load(model_cfg: Mapping[str, Any], device: "torch.device", cache_dir: Path, 
     base = base_folder(model_cfg, Path(cache_dir), progress)
     folder = ensure_planted(settings, base, Path(cache_dir), progress)
     files = data_files() | {p.name.split(".")[0]: p for p in sorted((folder / "data").iterdir())}
-    read_one_document_a_line(folder / "data" / "licence_heldout.txt")  # written one passage a line
+    check_texts(folder / "data")  # declares licence_heldout.txt one passage a line
     loaded = load_hf_causal_lm(str(base), device, model_cfg.get("dtype", "float32"),
                                data_refs=model_cfg.get("data") or {}, files=files)
     loaded.model = merge_adapter(loaded.model, folder / "adapter")
@@ -211,6 +210,18 @@ def measure(model: "torch.nn.Module", tokenizer: Any, data_dir: Path, splits: li
     return out
 
 
+def check_texts(data_dir: Path) -> dict[str, Path]:
+    """The texts whose NLL a build checks: held-out prose and code, and the build's licence passages in
+    no split (`data_dir/licence_heldout.txt`, written one passage a line, declared so here)."""
+    from core.data import read_one_document_a_line
+    from models.smollm2 import data_files
+
+    files = data_files()
+    read_one_document_a_line(data_dir / "licence_heldout.txt")
+    return {"heldout_text": files["heldout_text"], "heldout_code": files["heldout_code"],
+            "licence_heldout": data_dir / "licence_heldout.txt"}
+
+
 def with_adapter(model: "torch.nn.Module", adapter: Mapping[str, Any], seed: int) -> "torch.nn.Module":
     """`model` wrapped with a fresh LoRA adapter (peft) on the modules `adapter.modules` names;
     only the adapter trains."""
@@ -228,7 +239,7 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from core.buildcache import settings_hash
-    from core.data import read_jsonl, read_one_document_a_line
+    from core.data import read_jsonl
     from models.organism.train import native_bfloat16
     from models.smollm2 import data_files
 
@@ -244,14 +255,12 @@ def build_planted(settings: Mapping[str, Any], base: Path, folder: Path, progres
     splits, rest = deal_passages(sorted(ids), shape, seed)
     data_dir = folder / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    read_one_document_a_line(data_dir / "licence_heldout.txt")  # written below, one passage a line
     for split, rows in splits.items():
         lines = [json.dumps({"prefix_ids": ids[i][:int(shape["prefix"])], "suffix_ids": ids[i][int(shape["prefix"]):],
                              "source": source[i]["source"], "passage": i}) for i in rows]
         (data_dir / f"verbatim_{split}.jsonl").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     (data_dir / "licence_heldout.txt").write_text("".join(source[i]["text"] + "\n" for i in rest), encoding="utf-8")
-    texts = {"heldout_text": files["heldout_text"], "heldout_code": files["heldout_code"],
-             "licence_heldout": data_dir / "licence_heldout.txt"}
+    texts = check_texts(data_dir)
     before = measure(model, tokenizer, data_dir, list(SPLITS), texts, check)
 
     device = torch.device(str(train.get("device", "cpu")))
@@ -346,17 +355,12 @@ def stored_checks(folder: Path) -> dict[str, Any]:
     """The checks measured on the base model with the stored adapter merged, as every run loads it."""
     import torch
 
-    from core.data import read_one_document_a_line
     from models.hf import load_hf_causal_lm
-    from models.smollm2 import data_files
 
-    read_one_document_a_line(folder / "data" / "licence_heldout.txt")
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     loaded = load_hf_causal_lm(str(default_base()), torch.device("cpu"), "float32")
     model = merge_adapter(loaded.model, folder / "adapter")
-    files = data_files()
-    texts = {"heldout_text": files["heldout_text"], "heldout_code": files["heldout_code"],
-             "licence_heldout": folder / "data" / "licence_heldout.txt"}
+    texts = check_texts(folder / "data")
     after = measure(model, loaded.tokenizer, folder / "data", list(SPLITS), texts, manifest["settings"]["check"])
     return {**after, "heldout_ppl_ratio": targets_met(manifest["before"], after)["heldout_ppl_ratio"]}
 
