@@ -219,7 +219,9 @@ class KFAC(Method):
                 if decision[0] and rank != 0:  # rank 0 edits from its copy; this rank is done
                     return Factors(A={}, G={}, positions=0, inputs=0), {"factor_cache": "hit", "rank": rank}
             if cached is not None:
-                return cached, {"factor_cache": "hit", "factor_file": str(path), "collection_seconds": 0.0}
+                # The budget is a setting, reported the same whether the factors were computed or read
+                return cached, {"factor_cache": "hit", "factor_file": str(path),
+                                f"{source.unit}_requested": budget, "collection_seconds": 0.0}
             start = time.perf_counter()
             passes = self.passes(modules)
             available = source.available(budget, self.seq_len)
