@@ -53,7 +53,10 @@ REGRESSION_RUNS: dict[str, list[str]] = {
     "none": ["method=none"],
     "kfac": ["method=kfac"],
     "random_ablation": ["method=random_ablation"],
-    "balanced_subnet": ["method=balanced_subnet"],
+    # 10 of the organism setting's 50 steps: at 50 (lr 30, top-k masks) any rounding difference
+    # becomes another mask, and the edited numbers differ between CPUs by several points (equal at 1
+    # and 2 threads on one CPU); at 10 they are the same under other matmul kernels (docs/fidelity.md).
+    "balanced_subnet_10_steps": ["method=balanced_subnet", "method.epochs=10"],
 }
 # The command-line overrides the commands take besides model.<key>=: the run seed, and where runs
 # happen and are stored. Group choices are not taken: the claims are about these methods on SUITE.
@@ -67,6 +70,8 @@ SEED_KEYS = REPLICATE_KEYS
 # An argument that is a Hydra override, not an option or an option's value: `key=value`, or one
 # that adds or deletes a key (`+key=`, `~key`), which check_overrides refuses by name.
 _OVERRIDE_LIKE = re.compile(r"[+~]|[A-Za-z_][\w.]*=")
+# The options that take one value, which may look like an override (LABEL=FILE).
+_ONE_VALUE_OPTIONS = ("--out", "--reference", "--tolerance", "--setting", "--compare", "--previous")
 
 
 def compose_config(overrides: list[str]) -> DictConfig:
@@ -164,11 +169,22 @@ def check_reference_use(path: Path, overrides: Sequence[str], doing: str) -> Non
                           f"of seeds 0-2, model.organism.seed=N seed=N), and a reference holds shipped organisms only")
 
 
+def merged_entry(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with the other REGRESSION_RUNS of the same organism's entry in `path` (if any)."""
+    from studies.reference import same_organism
+
+    entries = read_reference(path) if path.exists() else []
+    own = next((e for e in entries if same_organism(e["organism"], record["organism"])), None)
+    kept = {name: run for name, run in (own or {"runs": {}})["runs"].items() if name in REGRESSION_RUNS}
+    return {**record, "runs": {**kept, **record["runs"]}}
+
+
 def regression_runs(runs_dir: Path | None = None, overrides: Sequence[str] = (),
-                    finished_only: bool = False) -> dict[str, dict[str, Any]]:
-    """The REGRESSION_RUNS, each with `overrides` after its own; with `finished_only`, the finished
-    ones only (nothing is run)."""
-    runs = {name: run_config([*own, *overrides], runs_dir, finished_only) for name, own in REGRESSION_RUNS.items()}
+                    finished_only: bool = False, names: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """The REGRESSION_RUNS (or `none` and those in `names`), each with `overrides` after its own;
+    with `finished_only`, the finished ones only (nothing is run)."""
+    chosen = {name: own for name, own in REGRESSION_RUNS.items() if not names or name == "none" or name in names}
+    runs = {name: run_config([*own, *overrides], runs_dir, finished_only) for name, own in chosen.items()}
     return {name: run for name, run in runs.items() if run is not None}
 
 
@@ -198,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--out", type=Path, required=True, help=f"the reference file (CI reads {REFERENCE_FILE.relative_to(CONF_DIR.parent)})")
     write.add_argument("--finished-only", action="store_true", help="record the finished runs only, run nothing "
                        "(a partial entry: for measure-tolerance --compare, not for CI's reference)")
+    write.add_argument("--runs", nargs="+", default=[], choices=[name for name in REGRESSION_RUNS if name != "none"],
+                       help="these runs and `none` only; the entry keeps the file's numbers of the other runs")
     tol = sub.add_parser("measure-tolerance", help="the regression runs under several evaluation settings; each "
                          "task's largest difference and tolerance (slow)", epilog=OVERRIDES_HELP)
     tol.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -206,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                      f"{', '.join(EVALUATION_SETTINGS)})")
     tol.add_argument("--compare", action="append", default=[], metavar="LABEL=FILE",
                      help="a reference made by write-reference under another setting, compared as one more setting")
+    tol.add_argument("--previous", type=Path, default=None, metavar="FILE",
+                     help="an earlier tolerance file (this command's output, e.g. from another CPU whose references "
+                     "were not kept): its largest differences are kept as a floor and its settings listed")
     sw = sub.add_parser("sweep", help="rho sweep over organism seeds (slow)",
                         epilog=f"{OVERRIDES_HELP} The seeds ({', '.join(k + '=' for k in SEED_KEYS)}) come from --seeds.")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -219,9 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # Overrides are taken out first: argparse would read one after --seeds 0 1 as a seed.
-    overrides = [arg for arg in argv if _OVERRIDE_LIKE.match(arg)]
-    args = build_parser().parse_args([arg for arg in argv if not _OVERRIDE_LIKE.match(arg)])
+    # Overrides are taken out first: argparse would read one after --seeds 0 1 as a seed. An
+    # option's own value is never one (`--compare xeon=ref.json` is a label and a file).
+    overrides, rest = [], []
+    for i, arg in enumerate(argv):
+        is_value = i > 0 and argv[i - 1] in _ONE_VALUE_OPTIONS
+        (overrides if _OVERRIDE_LIKE.match(arg) and not is_value else rest).append(arg)
+    args = build_parser().parse_args(rest)
     try:
         return run_command(args, overrides)
     except HarnessError as e:
@@ -236,7 +261,7 @@ def run_command(args: argparse.Namespace, overrides: list[str]) -> int:
     check_overrides(args.command, overrides)
     compose_config(overrides)  # a value Hydra cannot parse fails here, not in the first run
     if args.command == "measure-tolerance":
-        return measure_tolerance(args.seeds, args.out, overrides, args.setting, args.compare)
+        return measure_tolerance(args.seeds, args.out, overrides, args.setting, args.compare, args.previous)
     if args.command == "write-reference":
         check_reference_use(args.out, overrides, "write into")
     tolerances, entries = None, None
@@ -251,11 +276,14 @@ def run_command(args: argparse.Namespace, overrides: list[str]) -> int:
         atomic_write_text(args.out, table)
         print(table)
         return 0
-    runs = regression_runs(overrides=overrides, finished_only=getattr(args, "finished_only", False))
+    runs = regression_runs(overrides=overrides, finished_only=getattr(args, "finished_only", False),
+                           names=getattr(args, "runs", ()))
     if "none" not in runs:
         raise ConfigError("no finished `none` run with these overrides: nothing to record (drop --finished-only to run them)")
     current = reference_record(runs)
     if args.command == "write-reference":
+        if args.runs:  # the other runs' numbers stay as the file has them
+            current = merged_entry(args.out, current)
         add_reference_entry(args.out, current)
         print(f"wrote the entry of {describe(current['organism'])} into {args.out}; review the diff before committing")
         return 0
@@ -296,33 +324,53 @@ EVALUATION_SETTINGS: dict[str, dict[str, str]] = {
 }
 
 
+def compared_references(option: str, items: Sequence[str], seeds: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
+    """LABEL -> the entries of `seeds` in FILE, for each `LABEL=FILE` of `items`, with the
+    REGRESSION_RUNS only (a file made when the runs were others keeps its still-current runs);
+    one ConfigError line for a bad item or file."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        label, _, path = item.partition("=")
+        if not path:
+            raise ConfigError(f"{option} takes LABEL=FILE (a reference made by write-reference), got {item!r}")
+        try:
+            entries = [e for e in read_reference(Path(path)) if e["organism"]["seed"] in seeds]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{option} {item}: cannot read the reference: {e}") from None
+        if not entries:
+            raise ConfigError(f"{option} {item}: no entry for seeds {list(seeds)} in {path}")
+        found[label] = [{**e, "runs": {name: r for name, r in e["runs"].items() if name in REGRESSION_RUNS}}
+                        for e in entries]
+    return found
+
+
 def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], settings: Sequence[str] = (),
-                      compare: Sequence[str] = ()) -> int:
+                      compare: Sequence[str] = (), previous: Path | None = None) -> int:
     """Run the regression runs of each shipped seed under each chosen EVALUATION_SETTINGS entry
     (`settings`; default all, none when `compare` is given), each in its own process with runs and K-FAC factors computed
     afresh; add the references named in `compare` (`LABEL=FILE`, made by write-reference under
-    another setting); write each task's largest difference between any two settings and its
-    tolerance (studies.reference.tolerance_bound) to `out`."""
+    another setting) and the largest differences of a `previous` measurement (of runs still among
+    the REGRESSION_RUNS); write each task's
+    largest difference between any two settings and its tolerance
+    (studies.reference.tolerance_bound) to `out`."""
     import subprocess
     import tempfile
 
     from core.runrecord import cpu_name
 
+    earlier: dict[str, Any] = {}
+    if previous is not None:
+        try:
+            earlier = json.loads(previous.read_text(encoding="utf-8"))
+            earlier_tasks = {task: float(t["largest_difference"]) for task, t in earlier["tasks"].items()
+                             if task.split("/")[0] in REGRESSION_RUNS}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"--previous {previous}: not a tolerance file written by measure-tolerance: {e}") from None
     chosen = list(settings) or ([] if compare else list(EVALUATION_SETTINGS))  # only --compare: compare files
     unknown = [name for name in chosen if name not in EVALUATION_SETTINGS]
     if unknown:
         raise ConfigError(f"unknown evaluation setting {unknown[0]!r}; valid: {', '.join(EVALUATION_SETTINGS)}")
-    per_setting: dict[str, list[dict[str, Any]]] = {}
-    for item in compare:
-        label, _, path = item.partition("=")
-        if not path:
-            raise ConfigError(f"--compare takes LABEL=FILE (a reference made by write-reference), got {item!r}")
-        try:
-            per_setting[label] = [e for e in read_reference(Path(path)) if e["organism"]["seed"] in seeds]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"--compare {item}: cannot read the reference: {e}") from None
-        if not per_setting[label]:
-            raise ConfigError(f"--compare {item}: no entry for seeds {seeds} in {path}")
+    per_setting = compared_references("--compare", compare, seeds)
     seed_overrides = {seed: [*overrides, *(f"{key}={seed}" for key in SEED_KEYS)] for seed in seeds}
     for seed in seeds if chosen else ():  # every seed's organism checked before the first (slow) run
         check_reference_use(out, seed_overrides[seed], "measure a tolerance into")
@@ -339,12 +387,22 @@ def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], set
     for entries in per_setting.values():
         summaries.append({f"seed{e['organism']['seed']}/{run}": tasks for e in entries for run, tasks in e["runs"].items()})
     tasks = largest_differences(summaries)
+    for name, difference in (earlier_tasks if earlier else {}).items():
+        if name in tasks:
+            tasks[name]["largest_difference"] = max(tasks[name]["largest_difference"], difference)
+        else:
+            tasks[name] = {key: earlier["tasks"][name][key] for key in ("kind", "n", "largest_difference")}
     for task in tasks.values():
         task["tolerance"] = tolerance_bound(task["kind"], task["n"], task["largest_difference"])
-    atomic_write_json(out, {"machine": cpu_name(), "seeds": seeds, "settings": {
-        **{label: "reference file" for label in per_setting if label not in EVALUATION_SETTINGS},
-        **{name: EVALUATION_SETTINGS[name] for name in chosen}}, "runs": sorted(REGRESSION_RUNS), "tasks": tasks},
-        sort_keys=True)
+    files = dict(item.partition("=")[::2] for item in compare)
+    listed = {**files, **{name: EVALUATION_SETTINGS[name] for name in chosen}}
+    kept = None if previous is None else {"file": str(previous), "machine": earlier.get("machine"),
+                                          "settings": earlier.get("settings")}
+    # Where the settings run here ran; compared files alone regenerate the same file on any machine.
+    machine = cpu_name() if chosen else "none: compared files only"
+    atomic_write_json(out, {"machine": machine, "seeds": seeds, "settings": listed, "previous": kept,
+                            "runs": sorted(REGRESSION_RUNS),
+                            "tasks": tasks}, sort_keys=True)
     print(f"wrote {out}")
     return 0
 

@@ -76,14 +76,17 @@ def tolerance_bound(kind: str, n: int, largest_difference: float) -> float:
 def largest_differences(summaries: Sequence[Mapping[str, Mapping[str, Mapping[str, Any]]]]) -> dict[str, dict[str, Any]]:
     """'run/task' -> {"kind", "n", "largest_difference"}: the largest |a - b| of that run's task
     number (either role, any seed) between any two of `summaries` (each: 'seedN/run' or 'run' ->
-    task -> numbers), over the runs every summary has. Per run: an edit that wrecks the model
-    (random ablation) moves far more between evaluation settings than a careful one."""
+    task -> numbers) that have that run. A run only some summaries have (a partial reference) is
+    compared among those, never dropped. Per run: an edit that wrecks the model (random ablation)
+    moves far more between evaluation settings than a careful one."""
     out: dict[str, dict[str, Any]] = {}
-    common = set(summaries[0]).intersection(*summaries[1:])  # runs every setting has (a partial reference may lack some)
-    for run_name in sorted(common):
+    for run_name in sorted(set().union(*summaries)):
+        having = [s[run_name] for s in summaries if run_name in s]
+        if len(having) < 2:
+            continue
         run = run_name.split("/", 1)[-1]
-        for task, ref in summaries[0][run_name].items():
-            pairs = [[s[run_name][task][role] for s in summaries] for role in ("baseline", "edited")]
+        for task, ref in having[0].items():
+            pairs = [[s[task][role] for s in having if task in s] for role in ("baseline", "edited")]
             spread = max(max(p) - min(p) for p in pairs)
             entry = out.setdefault(f"{run}/{task}", {"kind": ref["kind"], "n": ref["n"], "largest_difference": 0.0})
             entry["largest_difference"] = round(max(entry["largest_difference"], spread), 6)

@@ -134,6 +134,75 @@ def test_write_reference_then_check_compares_every_number(fake_runs, capsys, tmp
     assert f"PASS  every number within the measured tolerance of {ref}" in out
 
 
+def test_write_reference_runs_replaces_those_runs_and_keeps_the_others(fake_runs, capsys, tmp_path: Path) -> None:
+    ref = tmp_path / "reference.json"
+    code, err, _ = cli(capsys, ["write-reference", "--out", str(ref), "--runs", "balanced_subnet_10_steps",
+                                *SHIPPED_SEED_1])
+    assert (code, err) == (0, [])
+    assert fake_runs == [[*REGRESSION_RUNS[name], *SHIPPED_SEED_1] for name in ("none", "balanced_subnet_10_steps")]
+    [written] = read_reference(ref)
+    assert set(written["runs"]) == {"none", "balanced_subnet_10_steps"}
+    # into a full entry: the named run replaced, the others kept, a run no longer made dropped
+    full = {**{name: summary(run(BASE, GOOD_KFAC)) for name in REGRESSION_RUNS}, "retired_run": written["runs"]["none"]}
+    ref.write_text(json.dumps({"organisms": [{"organism": ORGANISM, "runs": full}]}))
+    code, err, _ = cli(capsys, ["write-reference", "--out", str(ref), "--runs", "balanced_subnet_10_steps",
+                                *SHIPPED_SEED_1])
+    [merged] = read_reference(ref)
+    assert set(merged["runs"]) == set(REGRESSION_RUNS)
+    assert merged["runs"]["kfac"] == full["kfac"] and merged["runs"]["balanced_subnet_10_steps"] == written["runs"]["none"]
+
+
+def test_measure_tolerance_compares_files_and_keeps_an_earlier_measurement(capsys, tmp_path: Path) -> None:
+    """Only --compare files (nothing is run): a run one file lacks is compared among the files that
+    have it, and an earlier measurement's larger difference is kept."""
+    def reference(logic: float, with_bs: bool) -> Path:
+        runs = {"none": summary(run(BASE, BASE))}
+        if with_bs:
+            runs["balanced_subnet_10_steps"] = summary(run(BASE, {**BASE, "logic": logic}))
+            runs["retired_run"] = runs["balanced_subnet_10_steps"]  # a run the regression no longer makes
+        path = tmp_path / f"ref{logic}{with_bs}.json"
+        path.write_text(json.dumps({"organisms": [{"organism": ORGANISM, "runs": runs}]}))
+        return path
+
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"machine": "another CPU", "settings": {"2 threads": {}}, "tasks": {
+        "none/logic": {"kind": "proportion", "n": 10, "largest_difference": 0.3},
+        "kfac/logic": {"kind": "proportion", "n": 10, "largest_difference": 0.2},
+        "retired_run/logic": {"kind": "proportion", "n": 10, "largest_difference": 0.2}}}))
+    out = tmp_path / "tolerance.json"
+    code, err, _ = cli(capsys, ["measure-tolerance", "--seeds", "1", "--out", str(out),
+                                "--compare", f"a={reference(0.7, True)}", "--compare", f"b={reference(0.6, True)}",
+                                "--compare", f"c={reference(0.0, False)}", "--previous", str(earlier)])
+    assert (code, err) == (0, [])
+    tasks = json.loads(out.read_text())["tasks"]
+    assert tasks["balanced_subnet_10_steps/logic"]["largest_difference"] == pytest.approx(0.1)  # a vs b; c lacks it
+    assert not any(task.startswith("retired_run/") for task in tasks)  # neither from the files nor the earlier one
+    assert tasks["none/logic"]["largest_difference"] == 0.3 and tasks["kfac/logic"]["tolerance"] == 0.2  # kept
+    code, err, _ = cli(capsys, ["measure-tolerance", "--seeds", "1", "--out", str(out), "--compare",
+                                f"a={reference(0.7, True)}", "--previous", str(tmp_path / "missing.json")])
+    assert code == 2 and len(err) == 1 and "--previous" in err[0] and "missing.json" in err[0]
+
+
+def test_the_committed_tolerance_regenerates_from_its_measurement_files(capsys, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/regression/tolerance.json is made from committed reference files (each a
+    measurement on some CPU and thread count) and an earlier measurement: the same command
+    regenerates it byte for byte on any machine."""
+    from studies.reference import TOLERANCE_FILE
+
+    monkeypatch.chdir(TOLERANCE_FILE.parents[2])
+    committed = json.loads(TOLERANCE_FILE.read_text(encoding="utf-8"))
+    argv = ["measure-tolerance", "--seeds", *map(str, committed["seeds"]), "--out", str(tmp_path / "tolerance.json")]
+    for label, source in committed["settings"].items():
+        assert isinstance(source, str), f"{label}: a setting run on one machine, not a committed file"
+        argv += ["--compare", f"{label}={source}"]
+    if committed["previous"] is not None:
+        argv += ["--previous", committed["previous"]["file"]]
+    code, err, _ = cli(capsys, argv)
+    assert (code, err) == (0, [])
+    assert (tmp_path / "tolerance.json").read_bytes() == TOLERANCE_FILE.read_bytes()
+
+
 CI_REFERENCE = Path(__file__).resolve().parents[1] / "regression" / "reference.json"
 # (id, argv with {tmp} for the test's folder, what the one error line must say)
 BAD_COMMAND_LINES = [

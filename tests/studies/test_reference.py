@@ -36,11 +36,16 @@ def test_largest_differences_span_every_setting_run_and_role() -> None:
         diffs = [abs(x["kfac"][task][r] - y["kfac"][task][r]) for x in (a, b, c) for y in (a, b, c)
                  for r in ("baseline", "edited")]
         assert got[f"kfac/{task}"]["largest_difference"] == pytest.approx(max(diffs))
-    # seeds pool into one tolerance per run and task; a run one summary lacks is not compared
+    # seeds pool into one tolerance per run and task; a run one summary lacks is compared among the
+    # summaries that have it (a partial reference must not hide another setting's difference)
     seeded = largest_differences([{"seed0/kfac": a["kfac"], "seed1/kfac": b["kfac"], "seed1/svd": b["kfac"]},
-                                  {"seed0/kfac": b["kfac"], "seed1/kfac": b["kfac"]}])
-    assert set(seeded) == {"kfac/logic", "kfac/quotes", "kfac/perplexity"}
+                                  {"seed0/kfac": b["kfac"], "seed1/kfac": b["kfac"]},
+                                  {"seed1/svd": c["kfac"]}])
+    assert set(seeded) == {f"{run}/{task}" for run in ("kfac", "svd") for task in ("logic", "quotes", "perplexity")}
     assert seeded["kfac/quotes"]["largest_difference"] == 0.05
+    assert seeded["svd/quotes"]["largest_difference"] == 0.05 and seeded["svd/logic"]["largest_difference"] == 0.005
+    # a run one summary alone has is not compared with anything
+    assert largest_differences([{"seed0/kfac": a["kfac"]}, {"seed1/svd": b["kfac"]}]) == {}
 
 
 def test_every_number_is_compared_with_its_own_tolerance() -> None:
