@@ -148,6 +148,28 @@ HARNESS_CASES = [
     *[(f"quotes-limit-{v}", args(f"suite.tasks.quotes.limit={v}"),
        ["suite.tasks.quotes.limit must be a positive integer", "or null", f"got {r}"])
       for v, r in (("-5", "-5"), ("abc", "'abc'"), ("0", "0"))],
+    # found by benchmarks/hostile_battery.py (docs/hostile_battery.md)
+    ("lr-nan", args("method=npo", "method.lr=nan"), ["lr must be a positive number, got nan"]),  # was a traceback
+    ("lr-inf", args("method=gradient_ascent", "method.lr=inf"), ["lr must be a positive number, got inf"]),
+    # was caught only when training reached the first batch, after the baseline
+    ("prefix-len-longer-than-forget", with_forget(args("method=gradient_ascent")),
+     ["method gradient_ascent:", "prefix_len=64 leaves nothing to score in 6 of 6 forget examples",
+      "set method.prefix_len below 24 or method.forget_loss_on=all"]),
+    ("neuron-prefix-len-longer-than-forget", with_forget(args("method=neuron_zero_out")),
+     ["method neuron_zero_out:", "prefix_len=64", "set method.prefix_len below 24"]),
+    ("kfac-seq-len-over-positions", lambda f, t: ["method=kfac", f"model.data.stats={f / 'text.txt'}", "method.seq_len=1000"],
+     ["method kfac:", "seq_len=1000 is longer than the model's 128 positions", "method.seq_len=128 or less"]),
+    ("kfac-stats-shorter-than-seq-len", method_data("kfac", "stats", "w1 w2 w3\n", "stats.txt", "method.seq_len=64"),
+     ["method kfac:", "holds fewer than seq_len=64 tokens"]),
+    ("stats-hf-unreachable", args("method=kfac", "model.data.stats=hf:no/such_dataset_xyz"),
+     ["model.data.stats:", "cannot load dataset 'no/such_dataset_xyz'"]),
+    ("several-values-without-m", args("method=kfac,npo"), ["'method=kfac,npo' lists several values", "add -m"]),
+    ("debug-not-bool", args("debug=maybe"), ["debug must be true or false, got 'maybe'"]),  # was accepted
+    ("hub-not-bool", args("hub=maybe"), ["hub must be true or false, got 'maybe'"]),
+    ("trust-remote-code-not-bool", args("model.trust_remote_code=maybe"),
+     ["model.trust_remote_code must be true or false, got 'maybe'"]),
+    ("flag-between-overrides", args("-m", "seed=1"), ["unrecognized arguments: seed=1", "flags (-m) go before the overrides"]),
+    ("unknown-flag", args("--foo"), ["unrecognized arguments: --foo"]),  # was Hydra's usage text
 ]
 
 
@@ -291,6 +313,25 @@ def test_leaderboard_out_that_is_a_file_is_one_line(cli, tmp_path: Path) -> None
     (tmp_path / "out").write_text("x")
     code, err = cli(lambda: main(sys.argv[1:]), "leaderboard", [str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
     assert_one_line(code, err, ["--out=", "is not a folder"])
+
+
+@pytest.mark.parametrize("module,argv,needles", [
+    ("leaderboard.__main__", ["--bogus"], ["unrecognized arguments: --bogus", "python -m leaderboard --help"]),
+    ("models.build", ["bogus"], ["invalid choice: 'bogus'", "python -m models.build --help"]),
+    ("models.build", ["organism", "--threads", "-1"], ["--threads: a positive integer, got -1"]),
+    ("models.build", ["organism", "--seed", "-1"], ["--seed: seeds are integers >= 0, got -1"]),
+    ("studies.fidelity", ["check", "--tolerance", "t.json"], ["--tolerance t.json is read only with --reference"]),
+], ids=["leaderboard-option", "build-kind", "build-threads", "build-seed", "fidelity-tolerance-alone"])
+def test_command_options_are_one_line(cli, module: str, argv: list[str], needles: list[str]) -> None:
+    """Issue 29's battery: argparse printed its usage before the error (two lines), a negative
+    thread count was a traceback and a negative seed started a build; a --tolerance without
+    --reference was ignored while the regression runs ran."""
+    import importlib
+
+    main = importlib.import_module(module).main
+    code, err = cli(lambda: main(sys.argv[1:]), module, argv)
+    assert_one_line(code, err, needles)
+    assert code == 2
 
 
 def test_leaderboard_skips_a_run_with_a_nan_metric(cli, tiny_model_dir: Path, tmp_path: Path) -> None:
