@@ -316,6 +316,32 @@ def check_sweep_settings(parsed: list[Any]) -> None:
                 raise ConfigError(f"{e} (the multirun job with {changed or 'its default method'}; no job was started)") from None
 
 
+def check_dict_values(parsed: list[Any], choices: dict[str, str]) -> None:
+    """A dict value (`method.fractions={foo:0.5}`) is merged into the config's dict, and Hydra
+    refuses a key that dict lacks in several lines that suggest '+' (which fails too): one line
+    naming the keys it has, and '++', which adds them."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import DictConfig, OmegaConf
+
+    dicts = [p for p in parsed if not p.is_force_add() and not p.is_add() and not p.is_delete()
+             and not p.is_sweep_override() and isinstance(p.value(), dict)]
+    if not dicts:
+        return
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="config", overrides=[f"{g}={c}" for g, c in choices.items()])
+    for override in dicts:
+        key = str(override.key_or_group)
+        node = OmegaConf.select(cfg, key)
+        if not isinstance(node, DictConfig):
+            continue
+        extra = [str(k) for k in override.value() if k not in node]
+        if extra:
+            raise ConfigError(f"{override.input_line}: {key} has no key {', '.join(repr(k) for k in extra)}"
+                              f"{did_you_mean(extra[0], [str(k) for k in node])} (its keys: "
+                              f"{', '.join(map(str, node)) or 'none yet'}); a dict value is merged into the "
+                              f"config's: '++{override.input_line}' adds keys")
+
+
 def check_command_line(argv: list[str]) -> None:
     """Grammar, group choices and override keys, checked before Hydra so that a typo is one line."""
     overrides = hydra_overrides(argv)
@@ -333,6 +359,7 @@ def check_command_line(argv: list[str]) -> None:
     if multirun:
         check_sweep_settings(parsed)
     # What only Hydra checks, composed for the first job: only when such overrides are there.
+    check_dict_values(parsed, first)
     special = [o for o, p in zip(overrides, parsed) if "/" in str(p.key_or_group) or p.is_add() or p.is_delete()]
     if special and (problem := compose_problem(special, first)):
         raise ConfigError(problem)

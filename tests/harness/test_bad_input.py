@@ -170,6 +170,9 @@ HARNESS_CASES = [
      ["model.trust_remote_code must be true or false, got 'maybe'"]),
     ("flag-between-overrides", args("-m", "seed=1"), ["unrecognized arguments: seed=1", "flags (-m) go before the overrides"]),
     ("unknown-flag", args("--foo"), ["unrecognized arguments: --foo"]),  # was Hydra's usage text
+    ("dict-value-with-unknown-key", args("method=svd", "method.fractions={foo:0.5}"),
+     ["method.fractions={foo:0.5}: method.fractions has no key 'foo'", "(its keys: gate, up, down)",
+      "'++method.fractions={foo:0.5}' adds keys"]),  # was Hydra's lines, exit 1
 ]
 
 
@@ -321,11 +324,15 @@ def test_leaderboard_out_that_is_a_file_is_one_line(cli, tmp_path: Path) -> None
     ("models.build", ["organism", "--threads", "-1"], ["--threads: a positive integer, got -1"]),
     ("models.build", ["organism", "--seed", "-1"], ["--seed: seeds are integers >= 0, got -1"]),
     ("studies.fidelity", ["check", "--tolerance", "t.json"], ["--tolerance t.json is read only with --reference"]),
-], ids=["leaderboard-option", "build-kind", "build-threads", "build-seed", "fidelity-tolerance-alone"])
+    ("attacks.tables", [], ["takes one argument, the leaderboard's attacks.csv", "got 0"]),
+    ("attacks.tables", ["no_such.csv"], ["no_such.csv: No such file or directory", "attacks.csv"]),
+    ("attacks.tables", ["tests"], ["tests: is a folder"]),
+], ids=["leaderboard-option", "build-kind", "build-threads", "build-seed", "fidelity-tolerance-alone", "tables-usage",
+        "tables-missing", "tables-folder"])
 def test_command_options_are_one_line(cli, module: str, argv: list[str], needles: list[str]) -> None:
     """Issue 29's battery: argparse printed its usage before the error (two lines), a negative
     thread count was a traceback and a negative seed started a build; a --tolerance without
-    --reference was ignored while the regression runs ran."""
+    --reference was ignored while the regression runs ran; attacks.tables' bad file was a traceback."""
     import importlib
 
     main = importlib.import_module(module).main
@@ -411,6 +418,9 @@ def mine_args(folder: Path, tmp: Path, *extra: str) -> list[str]:
     *[("w1 w2 w3 w4 w5 w6 w7\n", [f"forget_fraction={v}"], ["forget_fraction must be a number in (0, 1)",
                                                             "neither may be empty", f"got {v}"])
       for v in ("0", "1", "1.5")],
+    # issue 29's battery: max_windows=abc was a traceback; a missing corpus failed after the model loaded
+    ("w1 w2 w3 w4 w5 w6 w7\n", ["max_windows=abc"], ["max_windows must be an integer >= 1 or null", "got 'abc'"]),
+    ("w1 w2 w3 w4 w5 w6 w7\n", ["corpus=/no/such/corpus.txt"], ["data file not found: /no/such/corpus.txt"]),
 ])
 def test_mining_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, corpus: str, extra: list[str],
                                       needles: list[str]) -> None:
