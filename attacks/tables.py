@@ -5,6 +5,12 @@ docs/attacks.md's tables come from this; the leaderboard page shows the headline
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
+
+from core.errors import DataError, HarnessError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TASKS = ("verbatim_validation", "verbatim_forget[heldout]", "verbatim_forget", "quotes")
 ATTACK_RANK = {"relearn": 0, "quantize": 1, "sample": 2}
@@ -15,12 +21,36 @@ def column(attack: str, setting: str, steps: float) -> str:
     return f"{setting} k={int(steps)}" if attack == "relearn" else setting
 
 
+COLUMNS = ("attack", "setting", "steps", "task", "variant", "edited", "edited_no_attack", "baseline_key", "baseline",
+           "baseline_no_attack")
+WRITTEN_BY = "python -m leaderboard RUNS --out DIR writes DIR/attacks.csv"
+
+
+def read_attacks_csv(path: str) -> "pd.DataFrame":
+    """The leaderboard's attacks.csv; a file that is missing, unreadable or another CSV is one
+    DataError line."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except OSError as e:
+        raise DataError(f"{path}: {'is a folder' if isinstance(e, IsADirectoryError) else e.strerror or e}; "
+                        f"pass the leaderboard's attacks.csv ({WRITTEN_BY})") from None
+    except ValueError as e:  # empty, not CSV, not UTF-8 (pandas' parser errors are ValueErrors)
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{path}: not a readable CSV ({reason}); pass the leaderboard's attacks.csv ({WRITTEN_BY})") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: not the leaderboard's attacks.csv: no column(s) {', '.join(missing)} ({WRITTEN_BY})")
+    return df
+
+
 def tables(path: str, tasks: tuple[str, ...] = TASKS) -> str:
     import pandas as pd
 
     # One row per leaderboard variant: runs on other organism seeds (model.organism.seed) are seeds
     # of their configuration there already; configs that differ elsewhere keep their `#<config>`.
-    df = pd.read_csv(path)
+    df = read_attacks_csv(path)
     df["col"] = [column(a, s, k) for a, s, k in zip(df.attack, df.setting, df.steps)]
     df["_order"] = [(ATTACK_RANK.get(a, 3), SETTING_RANK.get(s, 3), 0 if pd.isna(k) else k)
                     for a, s, k in zip(df.attack, df.setting, df.steps)]
@@ -49,10 +79,18 @@ def tables(path: str, tasks: tuple[str, ...] = TASKS) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m attacks.tables LEADERBOARD_OUT/attacks.csv", file=sys.stderr)
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
+        if argv[:1] in (["-h"], ["--help"]):
+            print(__doc__)
+            return 0
+        print(f"error: python -m attacks.tables takes one argument, the leaderboard's attacks.csv ({WRITTEN_BY}); "
+              f"got {len(argv)}", file=sys.stderr)
         return 2
-    print(tables(argv[0]))
+    try:
+        print(tables(argv[0]))
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

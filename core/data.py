@@ -133,10 +133,12 @@ def iter_texts(ref: str, model_data: Mapping[str, Path], text_field: str = "text
 def check_texts(ref: str, model_data: Mapping[str, Path], what: str, text_field: str = "text") -> None:
     """Read a local text source through (not tokenized) so that a missing, empty, undecodable or
     malformed one is a one-line DataError naming `what` (e.g. `model.data.stats`) before any slow
-    step. `hf:` sources are streamed when used and not checked here."""
-    if str(ref).startswith("hf:"):
-        return
+    step. An `hf:` source (streamed when used, perhaps long) is opened and its first row read."""
     try:
+        if str(ref).startswith("hf:"):
+            if next(iter_texts(ref, model_data, text_field), None) is None:
+                raise DataError(f"dataset '{str(ref).removeprefix('hf:')}' holds no rows")
+            return
         documents = sum(1 for text in iter_texts(ref, model_data, text_field) if text.strip())
     except DataError as e:
         raise DataError(f"{what}: {e}") from None
@@ -163,6 +165,9 @@ def _iter_hf_texts(spec: str, text_field: str, split: str) -> Iterator[str]:
             f"cannot load dataset '{name}' ({type(e).__name__}); no network? pass local files instead"
         ) from None
     for row in stream:
+        if text_field not in row:
+            raise DataError(f"dataset '{name}' has no '{text_field}' text field (its fields: {', '.join(map(str, row))}); "
+                            "name the field that holds the text with text_field=<field>")
         yield row[text_field]
 
 

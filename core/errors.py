@@ -1,5 +1,9 @@
 """User-facing errors: the app prints their message as one line and exits non-zero."""
 
+import argparse
+import sys
+from typing import NoReturn
+
 
 class HarnessError(Exception):
     """Base class: bad input the user can fix. The message says what was wrong and what is valid."""
@@ -31,3 +35,12 @@ def warn(message: str) -> None:
     import sys
 
     print(f"warning: {message}", file=sys.stderr)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose bad options end in one `error:` line, exit 2 (argparse's default
+    prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
+        sys.exit(2)

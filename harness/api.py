@@ -137,8 +137,16 @@ def edit(model: "torch.nn.Module", tokenizer: Any = None, method: str = "kfac",
     from harness.pipeline import apply_method, build_method
     from models.base import LoadedModel
 
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"harness.edit edits a loaded model (a torch.nn.Module), got {type(model).__name__}; "
+                          "load it first, e.g. AutoModelForCausalLM.from_pretrained(path)")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
+    if data is not None and not isinstance(data, (str, Path, Mapping, list, tuple)):
+        raise ConfigError(f"data must be a path, a list of texts, or a mapping (keys: {', '.join(DATA_KEYS)}), "
+                          f"got {type(data).__name__}")
     if tokenizer is None:
         raise ConfigError("harness.edit needs the model's tokenizer: edit(model, tokenizer=..., ...)")
     refs = dict(data) if isinstance(data, Mapping) else {"stats": data} if data is not None else {}
@@ -164,6 +172,11 @@ def edit(model: "torch.nn.Module", tokenizer: Any = None, method: str = "kfac",
             stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-edit-")))
         loaded = LoadedModel(model, tokenizer, name=_model_name(model), key=f"in-memory:{(base_digest or 'unkeyed')[:16]}",
                              data={}, device=device, sources=GivenData(refs, {}, tokenizer))
+        loaded.sources.check(chosen.data_used())
+        try:
+            chosen.check_data(loaded.sources)
+        except ConfigError as e:
+            raise ConfigError(f"method {method}: {e}") from None
         report = apply_method(chosen, loaded, {"seed": seed, "cache_dir": str(cache)}, None)
     if target is not None:
         record = provenance(base_name=loaded.name, base_key=None, base_digest=base_digest or "",

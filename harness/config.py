@@ -188,10 +188,16 @@ def hydra_overrides(argv: list[str]) -> list[str]:
     """The overrides of a command line, less Hydra's flags (-m, --cfg job, ...) and their values."""
     from hydra._internal.utils import get_args_parser
 
-    try:
-        return list(get_args_parser().parse_known_args(argv)[0].overrides)
-    except SystemExit:  # a malformed flag: Hydra's own parser answers it
-        return [a for a in argv if not a.startswith("-")]
+    parser = get_args_parser()
+
+    def refuse(message: str) -> None:  # argparse's usage text and exit, as one line
+        late = [a for a in argv[next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv)):]
+                if a.startswith("-")]
+        where = f"; flags ({', '.join(late)}) go before the overrides" if late and "unrecognized" in message else ""
+        raise ConfigError(f"{message}{where}; see python -m harness --help")
+
+    parser.error = refuse  # type: ignore[method-assign]
+    return list(parser.parse_args(argv).overrides)
 
 
 def check_grammar(overrides: list[str]) -> list[Any]:
@@ -253,6 +259,89 @@ def compose_problem(overrides: list[str], choices: dict[str, str]) -> str | None
     return None
 
 
+SWITCHES = ("debug", "hub")  # top-level keys that are true or false (read before the run checks its config)
+
+
+def check_values(parsed: list[Any], multirun: bool) -> None:
+    """A list of values (`method=kfac,npo`, `seed=0,1`) needs -m; a switch is true or false."""
+    for override in parsed:
+        key = str(override.key_or_group)
+        if override.is_sweep_override() and not multirun:
+            raise ConfigError(f"'{override.input_line}' lists several values: add -m (multirun) to run one job "
+                              f"per value, or give one value")
+        if key in SWITCHES and not override.is_delete() and not isinstance(override.value(), bool):
+            raise ConfigError(f"{key} must be true or false, got {override.value()!r}")
+
+
+MAX_SWEEP_CHECKS = 40  # method configurations composed and built before a multirun starts
+
+
+def check_sweep_settings(parsed: list[Any]) -> None:
+    """A multirun's method settings, before any job starts (each job would fail on its own, in
+    its own line, after the others ran): the first job's config, and each other listed value of
+    a `method=` or `method.*` override in turn, is composed and its method built; a bad setting
+    is one line naming the job's override."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from harness.pipeline import build_method
+
+    def values(override: Any) -> list[str]:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            return [f"{key}={override.get_value_element_as_str()}" if not override.is_delete() else key]
+        try:
+            return [f"{key}={v}" for v in override.sweep_string_iterator()]
+        except Exception:  # a glob or an open range: left to the jobs
+            return []
+
+    listed = [values(o) for o in parsed]
+    if any(not v for v in listed):
+        return
+    first = [v[0] for v in listed]
+    jobs = [first] + [first[:i] + [value] + first[i + 1:] for i, (o, v) in enumerate(zip(parsed, listed))
+                      if str(o.key_or_group) == "method" or str(o.key_or_group).startswith("method.") for value in v[1:]]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        for job in jobs[:MAX_SWEEP_CHECKS]:
+            try:
+                method = OmegaConf.to_container(compose(config_name="config", overrides=job).method, resolve=True)
+            except (HydraException, OmegaConfBaseException):
+                return  # Hydra's own error, answered when it runs
+            try:
+                build_method(method)  # type: ignore[arg-type]
+            except ConfigError as e:
+                changed = " ".join(o for o in job if o.startswith("method"))
+                raise ConfigError(f"{e} (the multirun job with {changed or 'its default method'}; no job was started)") from None
+
+
+def check_dict_values(parsed: list[Any], choices: dict[str, str]) -> None:
+    """A dict value (`method.fractions={foo:0.5}`) is merged into the config's dict, and Hydra
+    refuses a key that dict lacks in several lines that suggest '+' (which fails too): one line
+    naming the keys it has, and '++', which adds them."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import DictConfig, OmegaConf
+
+    dicts = [p for p in parsed if not p.is_force_add() and not p.is_add() and not p.is_delete()
+             and not p.is_sweep_override() and isinstance(p.value(), dict)]
+    if not dicts:
+        return
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(config_name="config", overrides=[f"{g}={c}" for g, c in choices.items()])
+    for override in dicts:
+        key = str(override.key_or_group)
+        node = OmegaConf.select(cfg, key)
+        if not isinstance(node, DictConfig):
+            continue
+        extra = [str(k) for k in override.value() if k not in node]
+        if extra:
+            raise ConfigError(f"{override.input_line}: {key} has no key {', '.join(repr(k) for k in extra)}"
+                              f"{did_you_mean(extra[0], [str(k) for k in node])} (its keys: "
+                              f"{', '.join(map(str, node)) or 'none yet'}); a dict value is merged into the "
+                              f"config's: '++{override.input_line}' adds keys")
+
+
 def check_command_line(argv: list[str]) -> None:
     """Grammar, group choices and override keys, checked before Hydra so that a typo is one line."""
     overrides = hydra_overrides(argv)
@@ -265,7 +354,12 @@ def check_command_line(argv: list[str]) -> None:
     else:  # a sweep: a method-only key must exist in every swept method, before any job starts
         check_method_keys(argv, CONF_DIR)
     check_added_and_deleted(parsed, first)
+    multirun = bool({"-m", "--multirun"} & set(argv))
+    check_values(parsed, multirun)
+    if multirun:
+        check_sweep_settings(parsed)
     # What only Hydra checks, composed for the first job: only when such overrides are there.
+    check_dict_values(parsed, first)
     special = [o for o, p in zip(overrides, parsed) if "/" in str(p.key_or_group) or p.is_add() or p.is_delete()]
     if special and (problem := compose_problem(special, first)):
         raise ConfigError(problem)

@@ -89,6 +89,10 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
         # The data the method reads (statistics text, forget / retain sets), with the suite's data:
         # a missing, empty or unreadable file fails here, not after the baseline.
         loaded.sources.check(method.data_used())
+        try:  # the settings against that data (e.g. prefix_len against the forget examples)
+            method.check_data(loaded.sources)
+        except ConfigError as e:
+            raise ConfigError(f"method {config['method']['name']}: {e}") from None
         if rank != 0:  # the other ranks read their share of the statistics; rank 0 does the rest
             if method.shards_statistics:
                 torch.manual_seed(seed)

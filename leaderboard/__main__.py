@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from core.errors import HarnessError
+from core.errors import HarnessError, OneLineParser
 
 DEFAULT_OUT = Path("leaderboard/generated")
 
@@ -71,7 +70,7 @@ def build(run_dirs: list[Path], out: Path, html_page: bool = True, parquet: bool
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m leaderboard", description=__doc__.split(":", 1)[1].strip())
+    parser = OneLineParser(prog="python -m leaderboard", description=__doc__.split(":", 1)[1].strip())
     parser.add_argument("run_dirs", nargs="*", type=Path, default=[Path("runs")],
                         help="folders searched recursively for run files (default: runs)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")

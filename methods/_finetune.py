@@ -3,6 +3,8 @@ choosing the weights to train, batching token-id lists, and per-sequence losses.
 
 from __future__ import annotations
 
+import math
+
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -14,8 +16,21 @@ from core.errors import ConfigError
 
 def check_positive(name: str, value: Any, integer: bool = False) -> None:
     kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be a positive {'integer' if integer else 'number'}, got {value!r}")
+
+
+def check_forget_lengths(forget: list[list[int]], loss_start: int, switch: str = " or method.forget_loss_on=all") -> None:
+    """Every forget example must have a token to score after `loss_start` (prefix_len), or its
+    loss is empty: checked with the data, before the baseline, not when training reaches it."""
+    start = max(loss_start, 1)
+    short = [(i, len(ids)) for i, ids in enumerate(forget, 1) if len(ids) <= start]
+    if short:
+        shortest = min(len(ids) for ids in forget)
+        i, n = short[0]
+        raise ConfigError(f"prefix_len={loss_start} leaves nothing to score in {len(short)} of {len(forget)} forget "
+                          f"examples (example {i} has {n} tokens; the loss is on the tokens after the prefix); "
+                          f"set method.prefix_len below {shortest}{switch}")
 
 
 def check_layer_settings(layers: Any, matrices: Any) -> None:

@@ -83,6 +83,11 @@ class BalancedSubnet(Method):
     def check(self, model: torch.nn.Module) -> None:
         select_linears(model, self.layers, self.matrices, quiet=True)
 
+    def check_data(self, data: Any) -> None:
+        from methods._finetune import check_forget_lengths
+
+        check_forget_lengths(data.forget(), self.loss_start)
+
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         import torch.nn.functional as F
 

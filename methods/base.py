@@ -83,6 +83,12 @@ class Method(ABC):
         pipeline calls this right after loading, before the baseline evaluation. Raise
         `core.errors.ConfigError`. Default: nothing to check."""
 
+    def check_data(self, data: Any) -> None:
+        """Check the settings against the data the method reads (`data`: the model's
+        models.base.ModelData, already checked by its own `check`), e.g. that the forget examples
+        are longer than prefix_len; the pipeline calls this before the baseline. Raise
+        `core.errors.ConfigError`. Default: nothing to check."""
+
     @abstractmethod
     def apply(self, model: "torch.nn.Module", ctx: MethodContext) -> dict[str, Any]:
         """Edit `model` in place; return a JSON-serialisable report of what changed. Its

@@ -36,6 +36,11 @@ class GradientAscent(Method):
     def check(self, model: torch.nn.Module) -> None:
         trainable_parameters(model, self.params, self.layers, self.matrices, quiet=True)
 
+    def check_data(self, data: Any) -> None:
+        from methods._finetune import check_forget_lengths
+
+        check_forget_lengths(data.forget(), self.loss_start)
+
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()
         report = finetune(

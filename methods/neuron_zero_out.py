@@ -162,6 +162,11 @@ class NeuronZeroOut(Method):
     def check(self, model: torch.nn.Module) -> None:
         select_linears(model, self.layers, ("down",), quiet=True)
 
+    def check_data(self, data: Any) -> None:
+        from methods._finetune import check_forget_lengths
+
+        check_forget_lengths(data.forget(), self.prefix_len, switch="")
+
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()
         forget = ctx.forget()

@@ -13,11 +13,12 @@ compare with the shipped manifest's (`stored_checks`, measured on the stored wei
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from core.errors import OneLineParser
 
 # Each kind of shipped build: the module whose `shippable()` describes it.
 SHIPPABLE_MODULES = {"organism": "models.organism", "vit_organism": "models.vit.organism",
@@ -43,13 +44,17 @@ def comparison_rows(shipped: dict[str, Any] | None, rebuilt: dict[str, Any]) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.build", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m models.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--seed", type=int, nargs="+", default=[0])
     parser.add_argument("--ship", action="store_true",
                         help="build (or reuse the cached build) and write it to the shipped folder")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
+    if any(seed < 0 for seed in args.seed):  # before the (slow) build
+        parser.error(f"argument --seed: seeds are integers >= 0, got {' '.join(map(str, args.seed))}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"argument --threads: a positive integer, got {args.threads}")
 
     import torch
     from rich.console import Console

@@ -152,8 +152,11 @@ def load(model_cfg: Mapping[str, Any], device: torch.device, cache_dir: Path, pr
     path = model_cfg.get("path")
     if not path:
         raise ConfigError("model=hf needs model.path=<hub id, local folder or .gguf file>")
+    trust = model_cfg.get("trust_remote_code", False)
+    if not isinstance(trust, bool):
+        raise ConfigError(f"model.trust_remote_code must be true or false, got {trust!r}")
     return load_hf_causal_lm(str(path), device, model_cfg.get("dtype", "auto"), revision=model_cfg.get("revision"),
-                             trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
+                             trust_remote_code=trust,
                              data_refs=model_cfg.get("data") or {}, files=files)
 
 

@@ -33,10 +33,10 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from core.buildcache import CONF_DIR
-from core.errors import ConfigError, HarnessError
+from core.errors import ConfigError, HarnessError, OneLineParser
 from core.io import atomic_write_json, atomic_write_text
 from core.runrecord import REPLICATE_KEYS
 from studies.organism_claims import claims, findings, summary
@@ -188,21 +188,13 @@ def regression_runs(runs_dir: Path | None = None, overrides: Sequence[str] = (),
     return {name: run for name, run in runs.items() if run is not None}
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Bad options end in one line (argparse's default prints the usage first)."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message}; see {self.prog} --help", file=sys.stderr)
-        sys.exit(2)
-
-
 OVERRIDES_HELP = (f"Trailing overrides, applied to every run after its own: model.<key>=<value> (the "
                   f"organism: model.organism.seed=1 model.organism.model.hidden=128 ...) and "
                   f"{', '.join(k + '=' for k in TOP_LEVEL_OVERRIDES)}.")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="python -m studies.fidelity", description=__doc__.split("\n\n")[0],
+    parser = OneLineParser(prog="python -m studies.fidelity", description=__doc__.split("\n\n")[0],
                             epilog=OVERRIDES_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="regression runs, fidelity claims, reference comparison",
@@ -265,6 +257,9 @@ def run_command(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.command == "write-reference":
         check_reference_use(args.out, overrides, "write into")
     tolerances, entries = None, None
+    if args.command == "check" and not args.reference and args.tolerance != TOLERANCE_FILE:
+        raise ConfigError(f"--tolerance {args.tolerance} is read only with --reference <file> (the tolerances of "
+                          "a comparison with a reference); add --reference, or drop --tolerance")
     if args.command == "check" and args.reference:
         check_reference_use(args.reference, overrides, "compare with")
         entries, tolerances = read_reference_files(args.reference, args.tolerance)

@@ -148,15 +148,23 @@ def run_mining(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
     from harness.config import resolve_config
 
     config = resolve_config(cfg) if isinstance(cfg, DictConfig) else OmegaConf.to_container(OmegaConf.create(cfg))
-    for key in ("prefix_len", "suffix_len", "stride", "batch_size"):
-        if int(config[key]) < 1:
-            raise ConfigError(f"mine: {key} must be >= 1, got {config[key]}")
+    for key in ("prefix_len", "suffix_len", "stride", "batch_size", "max_windows"):
+        value = config[key]
+        if key == "max_windows" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"mine: {key} must be an integer >= 1{' or null (the whole corpus)' if key == 'max_windows' else ''}, "
+                              f"got {value!r}")
     fraction = config["forget_fraction"]
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise ConfigError(f"mine: forget_fraction must be a number in (0, 1) (the share of mined windows in "
                           f"verbatim_forget.jsonl; the rest go to verbatim_validation.jsonl, and neither may be "
                           f"empty), got {fraction!r}")
     out = check_writable_dir(Path(config["out_dir"]), "out_dir")  # before the model and the corpus
+    corpus = str(config["corpus"])
+    if not corpus.startswith("model:"):  # a missing, unreadable or empty corpus: before the model loads
+        if next(iter_texts(corpus, {}, config["text_field"], config["split"]), None) is None:
+            raise DataError(f"mine: the corpus {corpus} is empty (no documents); pass a corpus with text")
     loaded = load_model(config["model"], config["device"], Path(config["cache_dir"]))
     seen = {"documents": 0}
 

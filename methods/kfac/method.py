@@ -190,6 +190,17 @@ class KFAC(Method):
         self.targets(model)  # raises ConfigError for layers / overrides / patterns the model lacks
         if self.checkpointing:
             statistics.check_checkpointing(model)
+        positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        if self.reads_statistics and isinstance(positions, int) and self.seq_len > positions:
+            raise ConfigError(f"seq_len={self.seq_len} is longer than the model's {positions} positions; "
+                              f"set method.seq_len={positions} or less")
+
+    def check_data(self, data: Any) -> None:
+        """The statistics text must fill one window of seq_len tokens (read up to there only)."""
+        stats = data.statistics() if self.reads_statistics else None
+        if stats is not None and stats.unit == "tokens" and stats.available(self.seq_len, self.seq_len) == 0:
+            raise ConfigError(f"the statistics text (model.data.stats) holds fewer than seq_len={self.seq_len} "
+                              f"tokens; lower method.seq_len or give more text")
 
     # -- statistics, cached ------------------------------------------------------------------
     def factors(self, model: torch.nn.Module, modules: dict[str, torch.nn.Module],

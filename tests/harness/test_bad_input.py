@@ -148,6 +148,31 @@ HARNESS_CASES = [
     *[(f"quotes-limit-{v}", args(f"suite.tasks.quotes.limit={v}"),
        ["suite.tasks.quotes.limit must be a positive integer", "or null", f"got {r}"])
       for v, r in (("-5", "-5"), ("abc", "'abc'"), ("0", "0"))],
+    # found by benchmarks/hostile_battery.py (docs/hostile_battery.md)
+    ("lr-nan", args("method=npo", "method.lr=nan"), ["lr must be a positive number, got nan"]),  # was a traceback
+    ("lr-inf", args("method=gradient_ascent", "method.lr=inf"), ["lr must be a positive number, got inf"]),
+    # was caught only when training reached the first batch, after the baseline
+    ("prefix-len-longer-than-forget", with_forget(args("method=gradient_ascent")),
+     ["method gradient_ascent:", "prefix_len=64 leaves nothing to score in 6 of 6 forget examples",
+      "set method.prefix_len below 24 or method.forget_loss_on=all"]),
+    ("neuron-prefix-len-longer-than-forget", with_forget(args("method=neuron_zero_out")),
+     ["method neuron_zero_out:", "prefix_len=64", "set method.prefix_len below 24"]),
+    ("kfac-seq-len-over-positions", lambda f, t: ["method=kfac", f"model.data.stats={f / 'text.txt'}", "method.seq_len=1000"],
+     ["method kfac:", "seq_len=1000 is longer than the model's 128 positions", "method.seq_len=128 or less"]),
+    ("kfac-stats-shorter-than-seq-len", method_data("kfac", "stats", "w1 w2 w3\n", "stats.txt", "method.seq_len=64"),
+     ["method kfac:", "holds fewer than seq_len=64 tokens"]),
+    ("stats-hf-unreachable", args("method=kfac", "model.data.stats=hf:no/such_dataset_xyz"),
+     ["model.data.stats:", "cannot load dataset 'no/such_dataset_xyz'"]),
+    ("several-values-without-m", args("method=kfac,npo"), ["'method=kfac,npo' lists several values", "add -m"]),
+    ("debug-not-bool", args("debug=maybe"), ["debug must be true or false, got 'maybe'"]),  # was accepted
+    ("hub-not-bool", args("hub=maybe"), ["hub must be true or false, got 'maybe'"]),
+    ("trust-remote-code-not-bool", args("model.trust_remote_code=maybe"),
+     ["model.trust_remote_code must be true or false, got 'maybe'"]),
+    ("flag-between-overrides", args("-m", "seed=1"), ["unrecognized arguments: seed=1", "flags (-m) go before the overrides"]),
+    ("unknown-flag", args("--foo"), ["unrecognized arguments: --foo"]),  # was Hydra's usage text
+    ("dict-value-with-unknown-key", args("method=svd", "method.fractions={foo:0.5}"),
+     ["method.fractions={foo:0.5}: method.fractions has no key 'foo'", "(its keys: gate, up, down)",
+      "'++method.fractions={foo:0.5}' adds keys"]),  # was Hydra's lines, exit 1
 ]
 
 
@@ -293,6 +318,29 @@ def test_leaderboard_out_that_is_a_file_is_one_line(cli, tmp_path: Path) -> None
     assert_one_line(code, err, ["--out=", "is not a folder"])
 
 
+@pytest.mark.parametrize("module,argv,needles", [
+    ("leaderboard.__main__", ["--bogus"], ["unrecognized arguments: --bogus", "python -m leaderboard --help"]),
+    ("models.build", ["bogus"], ["invalid choice: 'bogus'", "python -m models.build --help"]),
+    ("models.build", ["organism", "--threads", "-1"], ["--threads: a positive integer, got -1"]),
+    ("models.build", ["organism", "--seed", "-1"], ["--seed: seeds are integers >= 0, got -1"]),
+    ("studies.fidelity", ["check", "--tolerance", "t.json"], ["--tolerance t.json is read only with --reference"]),
+    ("attacks.tables", [], ["takes one argument, the leaderboard's attacks.csv", "got 0"]),
+    ("attacks.tables", ["no_such.csv"], ["no_such.csv: No such file or directory", "attacks.csv"]),
+    ("attacks.tables", ["tests"], ["tests: is a folder"]),
+], ids=["leaderboard-option", "build-kind", "build-threads", "build-seed", "fidelity-tolerance-alone", "tables-usage",
+        "tables-missing", "tables-folder"])
+def test_command_options_are_one_line(cli, module: str, argv: list[str], needles: list[str]) -> None:
+    """Issue 29's battery: argparse printed its usage before the error (two lines), a negative
+    thread count was a traceback and a negative seed started a build; a --tolerance without
+    --reference was ignored while the regression runs ran; attacks.tables' bad file was a traceback."""
+    import importlib
+
+    main = importlib.import_module(module).main
+    code, err = cli(lambda: main(sys.argv[1:]), module, argv)
+    assert_one_line(code, err, needles)
+    assert code == 2
+
+
 def test_leaderboard_skips_a_run_with_a_nan_metric(cli, tiny_model_dir: Path, tmp_path: Path) -> None:
     from leaderboard.__main__ import main
 
@@ -370,6 +418,9 @@ def mine_args(folder: Path, tmp: Path, *extra: str) -> list[str]:
     *[("w1 w2 w3 w4 w5 w6 w7\n", [f"forget_fraction={v}"], ["forget_fraction must be a number in (0, 1)",
                                                             "neither may be empty", f"got {v}"])
       for v in ("0", "1", "1.5")],
+    # issue 29's battery: max_windows=abc was a traceback; a missing corpus failed after the model loaded
+    ("w1 w2 w3 w4 w5 w6 w7\n", ["max_windows=abc"], ["max_windows must be an integer >= 1 or null", "got 'abc'"]),
+    ("w1 w2 w3 w4 w5 w6 w7\n", ["corpus=/no/such/corpus.txt"], ["data file not found: /no/such/corpus.txt"]),
 ])
 def test_mining_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, corpus: str, extra: list[str],
                                       needles: list[str]) -> None:
