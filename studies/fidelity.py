@@ -319,21 +319,21 @@ EVALUATION_SETTINGS: dict[str, dict[str, str]] = {
 }
 
 
-def compared_references(option: str, items: Sequence[str], seeds: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
-    """LABEL -> the entries of `seeds` in FILE, for each `LABEL=FILE` of `items`, with the
+def compared_references(items: Sequence[str], seeds: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
+    """LABEL -> the entries of `seeds` in FILE, for each --compare `LABEL=FILE` of `items`, with the
     REGRESSION_RUNS only (a file made when the runs were others keeps its still-current runs);
     one ConfigError line for a bad item or file."""
     found: dict[str, list[dict[str, Any]]] = {}
     for item in items:
         label, _, path = item.partition("=")
         if not path:
-            raise ConfigError(f"{option} takes LABEL=FILE (a reference made by write-reference), got {item!r}")
+            raise ConfigError(f"--compare takes LABEL=FILE (a reference made by write-reference), got {item!r}")
         try:
             entries = [e for e in read_reference(Path(path)) if e["organism"]["seed"] in seeds]
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{option} {item}: cannot read the reference: {e}") from None
+            raise ConfigError(f"--compare {item}: cannot read the reference: {e}") from None
         if not entries:
-            raise ConfigError(f"{option} {item}: no entry for seeds {list(seeds)} in {path}")
+            raise ConfigError(f"--compare {item}: no entry for seeds {list(seeds)} in {path}")
         found[label] = [{**e, "runs": {name: r for name, r in e["runs"].items() if name in REGRESSION_RUNS}}
                         for e in entries]
     return found
@@ -345,15 +345,15 @@ def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], set
     (`settings`; default all, none when `compare` is given), each in its own process with runs and K-FAC factors computed
     afresh; add the references named in `compare` (`LABEL=FILE`, made by write-reference under
     another setting) and the largest differences of a `previous` measurement (of runs still among
-    the REGRESSION_RUNS); write each task's
-    largest difference between any two settings and its tolerance
-    (studies.reference.tolerance_bound) to `out`."""
+    the REGRESSION_RUNS); write each task's largest difference between any two settings and its
+    tolerance (studies.reference.tolerance_bound) to `out`."""
     import subprocess
     import tempfile
 
     from core.runrecord import cpu_name
 
     earlier: dict[str, Any] = {}
+    earlier_tasks: dict[str, float] = {}
     if previous is not None:
         try:
             earlier = json.loads(previous.read_text(encoding="utf-8"))
@@ -365,7 +365,7 @@ def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], set
     unknown = [name for name in chosen if name not in EVALUATION_SETTINGS]
     if unknown:
         raise ConfigError(f"unknown evaluation setting {unknown[0]!r}; valid: {', '.join(EVALUATION_SETTINGS)}")
-    per_setting = compared_references("--compare", compare, seeds)
+    per_setting = compared_references(compare, seeds)
     seed_overrides = {seed: [*overrides, *(f"{key}={seed}" for key in SEED_KEYS)] for seed in seeds}
     for seed in seeds if chosen else ():  # every seed's organism checked before the first (slow) run
         check_reference_use(out, seed_overrides[seed], "measure a tolerance into")
@@ -382,7 +382,7 @@ def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], set
     for entries in per_setting.values():
         summaries.append({f"seed{e['organism']['seed']}/{run}": tasks for e in entries for run, tasks in e["runs"].items()})
     tasks = largest_differences(summaries)
-    for name, difference in (earlier_tasks if earlier else {}).items():
+    for name, difference in earlier_tasks.items():
         if name in tasks:
             tasks[name]["largest_difference"] = max(tasks[name]["largest_difference"], difference)
         else:
@@ -396,8 +396,7 @@ def measure_tolerance(seeds: list[int], out: Path, overrides: Sequence[str], set
     # Where the settings run here ran; compared files alone regenerate the same file on any machine.
     machine = cpu_name() if chosen else "none: compared files only"
     atomic_write_json(out, {"machine": machine, "seeds": seeds, "settings": listed, "previous": kept,
-                            "runs": sorted(REGRESSION_RUNS),
-                            "tasks": tasks}, sort_keys=True)
+                            "runs": sorted(REGRESSION_RUNS), "tasks": tasks}, sort_keys=True)
     print(f"wrote {out}")
     return 0
 
