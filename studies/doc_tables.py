@@ -320,6 +320,32 @@ def smollm2_spectrum() -> str:
     return spectrum_table(results([SMOLLM2_RUNS], "spectrum")) + "\n"
 
 
+VOCABULARY_RUNS = STUDY_RUNS / "vocabulary"
+VOCABULARY_TASKS = ("verbatim_forget", "verbatim_tune", "verbatim_test", "verbatim_control")
+
+
+def vocabulary_study() -> str:
+    """Gradient ascent on the forget split of organisms whose splits share one rare vocabulary (the
+    v2 design) or draw each from its own (v3): strict recall of each split before -> after
+    (benchmarks/vocabulary_study.sh's run files)."""
+    rows = []
+    for path in sorted(VOCABULARY_RUNS.rglob("*.json")):
+        if "baselines" in path.parts:
+            continue
+        run = json.loads(path.read_text(encoding="utf-8"))
+        if run.get("status") != "complete":
+            continue
+        config = run["config"]
+        cells = []
+        for task in VOCABULARY_TASKS:
+            base, edited = run["baseline"]["tasks"][task], run["edited"]["tasks"][task]
+            cells.append(f"{base['metrics'][base['primary']]:.2f} → {edited['metrics'][edited['primary']]:.2f}")
+        rows.append((config["model"]["organism"]["planted"]["vocabulary"], float(config["method"]["lr"]), cells))
+    rows.sort(key=lambda r: (r[0] != "shared", r[1]))
+    return _table(["vocabulary", "lr", *(f"{t} recall" for t in VOCABULARY_TASKS)],
+                  [[vocabulary, f"{lr:g}", *cells] for vocabulary, lr, cells in rows])
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "organism-checks": organism_checks,
     "organism-builds": organism_builds,
@@ -338,6 +364,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "smollm2-planted-headline": smollm2_planted_headline,
     "smollm2-planted-methods": smollm2_planted_methods,
     "smollm2-spectrum": smollm2_spectrum,
+    "vocabulary-study": vocabulary_study,
 }
 
 
