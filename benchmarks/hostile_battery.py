@@ -15,9 +15,9 @@ classified:
     hang        still running after the timeout
     control     a valid input that did not succeed
 
-    python benchmarks/hostile_battery.py [--out docs/hostile_battery.md] [--only SUBSTRING]
+    python benchmarks/hostile_battery.py [--out benchmarks/hostile_battery.md] [--only SUBSTRING]
 
-The table goes to docs/hostile_battery.md (written atomically), with this command and the counts.
+The table goes to benchmarks/hostile_battery.md (written atomically), with this command and the counts.
 """
 
 from __future__ import annotations
@@ -377,7 +377,7 @@ def markdown(results: list[dict], command: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "hostile_battery.md")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "hostile_battery.md")
     parser.add_argument("--only", help="run the cases whose id contains one of these comma-separated strings "
                         "(no file is written)")
     args = parser.parse_args()

@@ -148,7 +148,7 @@ HARNESS_CASES = [
     *[(f"quotes-limit-{v}", args(f"suite.tasks.quotes.limit={v}"),
        ["suite.tasks.quotes.limit must be a positive integer", "or null", f"got {r}"])
       for v, r in (("-5", "-5"), ("abc", "'abc'"), ("0", "0"))],
-    # found by benchmarks/hostile_battery.py (docs/hostile_battery.md)
+    # found by benchmarks/hostile_battery.py (benchmarks/hostile_battery.md)
     ("lr-nan", args("method=npo", "method.lr=nan"), ["lr must be a positive number, got nan"]),  # was a traceback
     ("lr-inf", args("method=gradient_ascent", "method.lr=inf"), ["lr must be a positive number, got inf"]),
     # was caught only when training reached the first batch, after the baseline
