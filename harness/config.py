@@ -286,7 +286,7 @@ def check_sweep_settings(parsed: list[Any]) -> None:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from harness.pipeline import build_method
+    from methods.base import build_method
 
     def values(override: Any) -> list[str]:
         key = override.get_key_element()

@@ -28,7 +28,7 @@ from harness.attack_runner import build_attacks, run_attacks
 from harness.config import named_config
 from harness.distributed import init_from_env, rank_device
 from harness.export import RunExport
-from methods.base import Method, MethodContext
+from methods.base import Method, MethodContext, build_method
 from models import LoadedModel, load_model
 from tasks.base import Task, TaskContext, TaskSkipped
 
@@ -189,12 +189,6 @@ def valid_cached_tasks(baseline_file: Path, suite: dict[str, dict[str, Any]]) ->
         else:
             valid[name] = entry
     return valid
-
-
-def build_method(method_cfg: dict[str, Any]) -> Method:
-    params = {k: v for k, v in method_cfg.items() if k != "name"}
-    cls = registry.load_class("method", method_cfg["name"], Method)
-    return instantiate(cls, params, f"method {method_cfg['name']}")
 
 
 def parse_suite(suite_cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -96,3 +96,13 @@ class Method(ABC):
         (eigenbasis pairs, singular values, neurons, weights) says how many of how many as
         `components_removed` and `components_total`: the guard on destructive edits
         (core.measures.removal_warning) warns when more than 90 % of them went."""
+
+
+def build_method(method_cfg: dict[str, Any]) -> Method:
+    """The method a config's `method:` block names, built with its settings (a bad setting is
+    one ConfigError line naming the method)."""
+    from core import registry
+
+    params = {k: v for k, v in method_cfg.items() if k != "name"}
+    cls = registry.load_class("method", method_cfg["name"], Method)
+    return registry.instantiate(cls, params, f"method {method_cfg['name']}")
