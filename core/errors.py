@@ -32,8 +32,6 @@ def did_you_mean(name: str, valid: list[str]) -> str:
 def warn(message: str) -> None:
     """One warning line on stderr: something was wrong but the run recovers (e.g. a bad cache file
     is recomputed)."""
-    import sys
-
     print(f"warning: {message}", file=sys.stderr)
 
 

@@ -134,7 +134,7 @@ def edit(model: "torch.nn.Module", tokenizer: Any = None, method: str = "kfac",
     `save_to` exports the edited model with provenance (harness/export.py). The model is edited in
     place: `copy.deepcopy` it first to keep the original."""
     from harness.export import check_export_target, provenance, save_edited, weights_digest
-    from harness.pipeline import apply_method, build_method
+    from harness.pipeline import apply_method, build_method, check_method_data
     from models.base import LoadedModel
 
     import torch
@@ -172,11 +172,7 @@ def edit(model: "torch.nn.Module", tokenizer: Any = None, method: str = "kfac",
             stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-edit-")))
         loaded = LoadedModel(model, tokenizer, name=_model_name(model), key=f"in-memory:{(base_digest or 'unkeyed')[:16]}",
                              data={}, device=device, sources=GivenData(refs, {}, tokenizer))
-        loaded.sources.check(chosen.data_used())
-        try:
-            chosen.check_data(loaded.sources)
-        except ConfigError as e:
-            raise ConfigError(f"method {method}: {e}") from None
+        check_method_data(chosen, loaded, method)
         report = apply_method(chosen, loaded, {"seed": seed, "cache_dir": str(cache)}, None)
     if target is not None:
         record = provenance(base_name=loaded.name, base_key=None, base_digest=base_digest or "",

@@ -320,15 +320,13 @@ def check_dict_values(parsed: list[Any], choices: dict[str, str]) -> None:
     """A dict value (`method.fractions={foo:0.5}`) is merged into the config's dict, and Hydra
     refuses a key that dict lacks in several lines that suggest '+' (which fails too): one line
     naming the keys it has, and '++', which adds them."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import DictConfig, OmegaConf
 
     dicts = [p for p in parsed if not p.is_force_add() and not p.is_add() and not p.is_delete()
              and not p.is_sweep_override() and isinstance(p.value(), dict)]
     if not dicts:
         return
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=[f"{g}={c}" for g, c in choices.items()])
+    cfg = compose_config("config", [f"{g}={c}" for g, c in choices.items()])
     for override in dicts:
         key = str(override.key_or_group)
         node = OmegaConf.select(cfg, key)

@@ -88,11 +88,7 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
             raise ConfigError(f"method {config['method']['name']}: {e}") from None
         # The data the method reads (statistics text, forget / retain sets), with the suite's data:
         # a missing, empty or unreadable file fails here, not after the baseline.
-        loaded.sources.check(method.data_used())
-        try:  # the settings against that data (e.g. prefix_len against the forget examples)
-            method.check_data(loaded.sources)
-        except ConfigError as e:
-            raise ConfigError(f"method {config['method']['name']}: {e}") from None
+        check_method_data(method, loaded, config["method"]["name"])
         if rank != 0:  # the other ranks read their share of the statistics; rank 0 does the rest
             if method.shards_statistics:
                 torch.manual_seed(seed)
@@ -189,6 +185,17 @@ def valid_cached_tasks(baseline_file: Path, suite: dict[str, dict[str, Any]]) ->
         else:
             valid[name] = entry
     return valid
+
+
+def check_method_data(method: Method, loaded: LoadedModel, name: str) -> None:
+    """The data the method reads (statistics text, forget / retain sets) and its settings against
+    that data (e.g. prefix_len against the forget examples): a missing, empty or unreadable file or
+    a setting the data cannot meet fails here, before the baseline, in one line."""
+    loaded.sources.check(method.data_used())
+    try:
+        method.check_data(loaded.sources)
+    except ConfigError as e:
+        raise ConfigError(f"method {name}: {e}") from None
 
 
 def parse_suite(suite_cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -4,7 +4,6 @@ choosing the weights to train, batching token-id lists, and per-sequence losses.
 from __future__ import annotations
 
 import math
-
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 
 from core.errors import ConfigError
+from methods.base import Method
 
 
 def check_positive(name: str, value: Any, integer: bool = False) -> None:
@@ -31,6 +31,16 @@ def check_forget_lengths(forget: list[list[int]], loss_start: int, switch: str =
         raise ConfigError(f"prefix_len={loss_start} leaves nothing to score in {len(short)} of {len(forget)} forget "
                           f"examples (example {i} has {n} tokens; the loss is on the tokens after the prefix); "
                           f"set method.prefix_len below {shortest}{switch}")
+
+
+class ForgetLossMethod(Method):
+    """A method whose loss is on each forget example's tokens after `self.loss_start` (prefix_len,
+    or 0 with forget_loss_on=all): the forget set is checked for them before the baseline."""
+
+    loss_start: int
+
+    def check_data(self, data: Any) -> None:
+        check_forget_lengths(data.forget(), self.loss_start)
 
 
 def check_layer_settings(layers: Any, matrices: Any) -> None:

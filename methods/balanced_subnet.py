@@ -27,9 +27,9 @@ from typing import Any
 import torch
 
 from core.errors import ConfigError
-from methods._finetune import (advance, batches, check_layer_settings, check_positive, dataset_nll,
-                               mean_nll, progress_task, select_linears)
-from methods.base import Method, MethodContext
+from methods._finetune import (ForgetLossMethod, advance, batches, check_layer_settings, check_positive,
+                               dataset_nll, mean_nll, progress_task, select_linears)
+from methods.base import MethodContext
 from models.architectures import weight_as_out_in
 
 
@@ -47,7 +47,7 @@ def straight_through_mask(scores: torch.Tensor, n_masked: int) -> torch.Tensor:
     return lowest_mask(scores.detach(), n_masked) + (scores - scores.detach())  # exactly 0/1 forward
 
 
-class BalancedSubnet(Method):
+class BalancedSubnet(ForgetLossMethod):
     needs = ("forget", "retain")
 
     def __init__(self, ratio: float = 0.01, retain_weight: float = 0.3, lr: float = 30.0,
@@ -82,11 +82,6 @@ class BalancedSubnet(Method):
 
     def check(self, model: torch.nn.Module) -> None:
         select_linears(model, self.layers, self.matrices, quiet=True)
-
-    def check_data(self, data: Any) -> None:
-        from methods._finetune import check_forget_lengths
-
-        check_forget_lengths(data.forget(), self.loss_start)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         import torch.nn.functional as F

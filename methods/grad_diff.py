@@ -12,11 +12,12 @@ from typing import Any
 import torch
 
 from core.errors import ConfigError
-from methods._finetune import check_finetune_settings, dataset_nll, finetune, mean_nll, trainable_parameters
-from methods.base import Method, MethodContext
+from methods._finetune import (ForgetLossMethod, check_finetune_settings, dataset_nll, finetune, mean_nll,
+                               trainable_parameters)
+from methods.base import MethodContext
 
 
-class GradDiff(Method):
+class GradDiff(ForgetLossMethod):
     needs = ("forget", "retain")
 
     def __init__(self, lr: float = 1e-5, epochs: int = 5, batch_size: int = 8,
@@ -36,11 +37,6 @@ class GradDiff(Method):
 
     def check(self, model: torch.nn.Module) -> None:
         trainable_parameters(model, self.params, self.layers, self.matrices, quiet=True)
-
-    def check_data(self, data: Any) -> None:
-        from methods._finetune import check_forget_lengths
-
-        check_forget_lengths(data.forget(), self.loss_start)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()

@@ -11,11 +11,12 @@ from typing import Any
 
 import torch
 
-from methods._finetune import check_finetune_settings, dataset_nll, finetune, mean_nll, trainable_parameters
-from methods.base import Method, MethodContext
+from methods._finetune import (ForgetLossMethod, check_finetune_settings, dataset_nll, finetune, mean_nll,
+                               trainable_parameters)
+from methods.base import MethodContext
 
 
-class GradientAscent(Method):
+class GradientAscent(ForgetLossMethod):
     needs = ("forget",)
 
     def __init__(self, lr: float = 1e-5, epochs: int = 5, batch_size: int = 8,
@@ -35,11 +36,6 @@ class GradientAscent(Method):
 
     def check(self, model: torch.nn.Module) -> None:
         trainable_parameters(model, self.params, self.layers, self.matrices, quiet=True)
-
-    def check_data(self, data: Any) -> None:
-        from methods._finetune import check_forget_lengths
-
-        check_forget_lengths(data.forget(), self.loss_start)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()

@@ -17,12 +17,12 @@ from typing import Any
 import torch
 
 from core.errors import ConfigError
-from methods._finetune import (check_finetune_settings, check_positive, dataset_nll, finetune,
+from methods._finetune import (ForgetLossMethod, check_finetune_settings, check_positive, dataset_nll, finetune,
                                mean_nll, sequence_logprobs, trainable_parameters)
-from methods.base import Method, MethodContext
+from methods.base import MethodContext
 
 
-class NPO(Method):
+class NPO(ForgetLossMethod):
     needs = ("forget",)
 
     def __init__(self, beta: float = 0.1, retain_weight: float = 0.0, lr: float = 1e-5,
@@ -47,11 +47,6 @@ class NPO(Method):
 
     def check(self, model: torch.nn.Module) -> None:
         trainable_parameters(model, self.params, self.layers, self.matrices, quiet=True)
-
-    def check_data(self, data: Any) -> None:
-        from methods._finetune import check_forget_lengths
-
-        check_forget_lengths(data.forget(), self.loss_start)
 
     def apply(self, model: torch.nn.Module, ctx: MethodContext) -> dict[str, Any]:
         start = time.perf_counter()
