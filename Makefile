@@ -35,11 +35,16 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium not installed: the browser test will skip"; }
 
+# One pytest worker per core, one torch thread each (tests/conftest.py): on 2 cores that beats one
+# process at 2 threads. --dist loadscope keeps a module's tests on one worker, so a module-scoped
+# fixture (the regression runs of the shipped seeds) is built once. (loadgroup would split finer,
+# but pytest-xdist 3.8's group suffix is lost under pytest 9.)
+TEST_WORKERS ?= auto
 test: setup browser
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not regression and not slow and not browser" $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not regression and not slow and not browser" $(ARGS)
 
 # The published leaderboard: regenerate the tables from the committed run files
 # (tests/leaderboard/test_published.py checks they match byte for byte).

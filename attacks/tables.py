@@ -12,7 +12,9 @@ from core.errors import DataError, HarnessError
 if TYPE_CHECKING:
     import pandas as pd
 
-TASKS = ("verbatim_validation", "verbatim_forget[heldout]", "verbatim_forget", "quotes")
+# The organism's memorization suite (v3): the scored test split, the half of the forget split that
+# relearning on forget_half leaves out, the forget split, quotes.
+TASKS = ("verbatim_test", "verbatim_forget[heldout]", "verbatim_forget", "quotes")
 ATTACK_RANK = {"relearn": 0, "quantize": 1, "sample": 2}
 SETTING_RANK = {"forget_half": 0, "retain": 1, "related": 2, "int8": 0, "int4": 1, "int4_g128": 2}
 

@@ -346,6 +346,39 @@ def vocabulary_study() -> str:
                   [[vocabulary, f"{lr:g}", *cells] for vocabulary, lr, cells in rows])
 
 
+ATTACKS_CSV = REPO / "leaderboard" / "published" / "attacks.csv"
+
+
+def _published_analysis(command: str) -> list[dict[str, Any]]:
+    """The `studies.analyze <command>` result files beside the published runs (bash
+    benchmarks/organism_analysis.sh: the shipped LM and ViT organisms)."""
+    from analysis.summary import results
+
+    return results([PUBLISHED_RUNS], command)
+
+def organism_attacks() -> str:
+    """Recall after each attack on the shipped organisms (attacks.tables over the published
+    leaderboard's attacks.csv, which `make leaderboard` writes from the attack run files)."""
+    from attacks.tables import tables
+
+    return tables(str(ATTACKS_CSV))
+
+
+def organism_spectrum() -> str:
+    """The spectrum analysis on the shipped LM and ViT organisms (analysis.summary's table)."""
+    from analysis.summary import spectrum_table
+
+    return spectrum_table(_published_analysis("spectrum")) + "\n"
+
+
+def organism_predict() -> str:
+    """Does a family's use of the removed components predict its drop? (analysis.summary's table over
+    the published K-FAC runs of the shipped organisms.)"""
+    from analysis.summary import predict_table
+
+    return predict_table(_published_analysis("predict")) + "\n"
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "organism-checks": organism_checks,
     "organism-builds": organism_builds,
@@ -365,6 +398,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "smollm2-planted-methods": smollm2_planted_methods,
     "smollm2-spectrum": smollm2_spectrum,
     "vocabulary-study": vocabulary_study,
+    "organism-attacks": organism_attacks,
+    "organism-spectrum": organism_spectrum,
+    "organism-predict": organism_predict,
 }
 
 

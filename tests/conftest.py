@@ -4,10 +4,17 @@ second on 2 cores."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One pytest worker per core (Makefile): a second torch thread per worker would only contend,
+    # and the subprocesses tests start inherit the variable.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 WORDS = [f"w{i}" for i in range(120)]
 
@@ -146,3 +153,4 @@ def harness_args(folder: Path, runs: Path, *extra: str) -> list[str]:
         f"suite.tasks.quotes.data={folder / 'quotes.jsonl'}", f"runs_dir={runs}",
         f"cache_dir={runs / 'cache'}", "device=cpu", *extra,
     ]
+

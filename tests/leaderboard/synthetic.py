@@ -12,7 +12,7 @@ from typing import Any
 from core.runrecord import baseline_key, config_hash, run_path
 
 N = 200
-# A suite: task name -> family. `verbatim_validation` is the name attacks.tables looks for.
+# A suite: task name -> family (`verbatim_validation`: the split no method is shown).
 SUITE = {"verbatim_validation": "memorized_val", "verbatim_forget": "memorized", "control": "control",
          "logic": "logic", "copy": "logic", "qa_open": "qa_open"}
 T = "2026-11-23T04:00:00+00:00"

@@ -140,3 +140,37 @@ def test_checker_without_runs_accepts_no_tables_and_rejects_orphans(tmp_path):
     (tmp_path / PUBLISHED_ARG / "headline.csv").write_text("model\n")
     problems = published_problems(tmp_path, tmp_path / "scratch")
     assert len(problems) == 1 and "headline.csv is committed but" in problems[0]
+
+
+def setting_of(label: str) -> dict[str, str]:
+    """'npo (epochs=5, lr=0.003)' -> {'epochs': '5', 'lr': '0.003'} (the headline's variant label)."""
+    inside = label[label.index("(") + 1 : label.rindex(")")] if "(" in label else ""
+    return dict(pair.split("=", 1) for pair in inside.split(", ") if pair)
+
+
+def method_value(method: dict, dotted: str):
+    for key in dotted.split("."):
+        method = method[key]
+    return method
+
+
+def test_attack_runs_attack_the_settings_the_headline_picks() -> None:
+    """benchmarks/attack_runs.sh attacks each method's setting at >= 90 % utility on organism_full:
+    after a sweep changes the pick, the attack runs must be redone (not left on the old setting)."""
+    import json
+
+    import pandas as pd
+
+    headline = pd.read_csv(REPO / PUBLISHED_ARG / "headline.csv")
+    picks = {row.method: setting_of(row.variant_90) for row in headline.itertuples()
+             if row.suite == "organism_full" and isinstance(row.variant_90, str)}
+    attack_runs = find_run_files([REPO / RUNS_ARG / "organism" / "memorization"])
+    assert attack_runs, "no attack runs in the published runs (bash benchmarks/attack_runs.sh)"
+    checked = 0
+    for path in attack_runs:
+        config = json.loads(path.read_text(encoding="utf-8"))["config"]
+        method = config["method"]
+        for key, value in picks.get(method["name"], {}).items():
+            assert float(method_value(method, key)) == float(value), f"{path}: {key}={method_value(method, key)}, the headline picks {value}"
+            checked += 1
+    assert checked
