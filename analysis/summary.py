@@ -62,7 +62,7 @@ def predict_table(found: list[dict[str, Any]]) -> str:
     lines = ["| model | rho | components removed % | Spearman, all families (p, n) | Spearman, skill families (p, n) | order by removed share (high to low) |",
              "|---|---|---|---|---|---|"]
     for result in found:
-        for run in result["runs"]:
+        for run in sorted(result["runs"], key=lambda r: r["rho"]):
             s = run["spearman"]
             order = ", ".join(f"{f} {100 * v['removed_share']:.1f}/{100 * v['drop']:.0f}" for f, v in
                               sorted(run["families"].items(), key=lambda kv: -kv[1]["removed_share"]))

@@ -149,21 +149,24 @@ def headline(suite: str) -> Callable[[], str]:
     return table
 
 
-def kfac_sweep() -> str:
-    """K-FAC's trade-off by rho: % of the unedited score kept, mean ± std over the shipped seeds."""
-    long = _published()
-    kfac = long[(long.method == "kfac") & (long.suite == "organism_full") & long.primary]
-    tasks = ["verbatim_forget", "verbatim_test", "quotes", "logic", "copy", "qa_open", "facts_common", "facts_rare",
-             "arithmetic", "math_facts", "perplexity", "membership_test"]
-    rows = []
-    for rho, g in sorted(kfac.groupby("rho"), key=lambda item: item[0]):
-        cells = []
-        for task in tasks:
-            values = g[g.task == task].pct_kept.dropna()
-            cells.append("–" if values.empty else f"{values.mean():.0f} ± {values.std(ddof=1):.0f}"
-                         if len(values) > 1 else f"{values.mean():.0f}")
-        rows.append([f"{rho:g}", int(g.seed.nunique()), *cells])
-    return _table(["rho", "seeds", *tasks], rows)
+def rho_sweep(method: str) -> Callable[[], str]:
+    """A curvature method's trade-off by rho (K-FAC; random ablation, which removes as many
+    components at random): % of the unedited score kept, mean ± std over the shipped seeds."""
+    def table() -> str:
+        long = _published()
+        runs = long[(long.method == method) & (long.suite == "organism_full") & long.primary]
+        tasks = ["verbatim_forget", "verbatim_test", "quotes", "logic", "copy", "qa_open", "facts_common",
+                 "facts_rare", "arithmetic", "math_facts", "perplexity", "membership_test"]
+        rows = []
+        for rho, g in sorted(runs.groupby("rho"), key=lambda item: item[0]):
+            cells = []
+            for task in tasks:
+                values = g[g.task == task].pct_kept.dropna()
+                cells.append("–" if values.empty else f"{values.mean():.0f} ± {values.std(ddof=1):.0f}"
+                             if len(values) > 1 else f"{values.mean():.0f}")
+            rows.append([f"{rho:g}", int(g.seed.nunique()), *cells])
+        return _table(["rho", "seeds", *tasks], rows)
+    return table
 
 
 def claims() -> str:
@@ -386,7 +389,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "unedited-families": unedited_families,
     "headline-organism": headline("organism_full"),
     "headline-vit": headline("mislabeled"),
-    "kfac-sweep": kfac_sweep,
+    "kfac-sweep": rho_sweep("kfac"),
+    "random-ablation-sweep": rho_sweep("random_ablation"),
     "tolerance": tolerance,
     "claims": claims,
     "kfac-findings": kfac_findings,
