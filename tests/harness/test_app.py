@@ -58,6 +58,7 @@ def test_unknown_method_setting(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert_one_line_error(proc, "unknown setting(s) rho")
 
 
+@pytest.mark.slow  # ~10 s under `make test-fast` (two workers, one thread each)
 def test_missing_data_file(tiny_model_dir: Path, tmp_path: Path) -> None:
     args = harness_args(tiny_model_dir, tmp_path)
     args = [a if not a.startswith("suite.tasks.verbatim.data") else "suite.tasks.verbatim.data=/nope.jsonl" for a in args]
@@ -126,6 +127,7 @@ def test_help_first_sentence_keeps_abbreviations() -> None:
     assert first_sentence("x" * 200, limit=10) == "x" * 9 + "…"
 
 
+@pytest.mark.slow  # ~9 s under `make test-fast` (two workers, one thread each)
 def test_documented_task_key_without_plus_named_method_choice_and_log_progress(tiny_model_dir: Path,
                                                                              tmp_path: Path) -> None:
     """A run under `> log.txt`: progress lines appear, `suite.tasks.verbatim.limit` works without

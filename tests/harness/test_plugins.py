@@ -30,6 +30,7 @@ def run_harness(site: Path, *args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, env=env, timeout=300)
 
 
+@pytest.mark.slow  # ~12 s under `make test-fast` (two workers, one thread each)
 def test_plugin_method_runs_with_its_own_config(plugin_site: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     proc = run_harness(plugin_site, *harness_args(tiny_model_dir, tmp_path, "method=scale_mlp", "method.factor=0.25"))
     assert proc.returncode == 0, proc.stderr

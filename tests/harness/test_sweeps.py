@@ -22,7 +22,7 @@ def run_files(runs: Path) -> list[Path]:
     return sorted(path for path, _ in found)
 
 
-# Not slow: ~6 s on the idle 2-core machine (10-25 s while other jobs load it).
+@pytest.mark.slow  # ~15 s under `make test-fast` (two workers, one thread each)
 def test_submitit_local_two_job_sweep_and_the_leaderboard_finds_both(tiny_model_dir: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     proc = run_harness("-m", "hydra/launcher=submitit_local", "method=none,svd",
@@ -80,7 +80,7 @@ def test_file_lock_lets_one_holder_in_at_a_time(tmp_path: Path) -> None:
     assert not (tmp_path / "baseline.json.lock").exists() and not target.exists()  # no lock file left (issue 29)
 
 
-# Not slow: ~6 s on the idle 2-core machine (10-25 s while other jobs load it).
+@pytest.mark.slow  # ~15 s under `make test-fast` (two workers, one thread each)
 def test_torchrun_two_cpu_processes_run_kfac_once(tiny_model_dir: Path, tmp_path: Path) -> None:
     """`torchrun --nproc-per-node 2 -m harness ... method=kfac` with gloo: both ranks read a shard
     of the statistics, rank 0 alone writes the factor file and the one run file."""
@@ -167,6 +167,7 @@ def test_sweep_command_is_a_multirun_of_the_preset() -> None:
         sweep_command(["seed=0"])
 
 
+@pytest.mark.slow  # ~15 s under `make test-fast` (two workers, one thread each)
 def test_a_sweep_runs_its_preset_and_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
     """`python -m harness.sweep` end to end on the tiny model: the preset's method and its swept
     setting reach the run files; a rerun reuses them."""

@@ -74,6 +74,7 @@ def published_problems(root: Path, scratch: Path) -> list[str]:
     return problems
 
 
+@pytest.mark.slow  # ~16 s under `make test-fast` (two workers, one thread each)
 def test_published_leaderboard_is_what_its_runs_give(tmp_path):
     assert (REPO / RUNS_ARG / "README.md").exists()
     problems = published_problems(REPO, tmp_path / "regenerated")

@@ -51,7 +51,7 @@ def _rank_main(rank: int, world: int, init_file: str, cache_dir: str, out_dir: s
         dist.destroy_process_group()
 
 
-# Not slow: ~6 s on the idle 2-core machine (10-25 s while other jobs load it).
+@pytest.mark.slow  # ~12 s under `make test-fast` (two workers, one thread each)
 def test_two_gloo_processes_give_the_factors_and_the_edit_of_one(tmp_path):
     """Batches 0, 2, 4, ... go to rank 0 and 1, 3, ... to rank 1 (9 windows in 5 batches of 2: uneven shards, a short last batch); the
     fp32 sums are all-reduced once, rank 0 writes the factor file and edits."""

@@ -204,6 +204,7 @@ def test_bfloat16_on_a_cpu_without_it_warns_in_one_line(monkeypatch: pytest.Monk
     assert line.startswith("warning: cpu has no native bfloat16") and "precision=auto" in line
 
 
+@pytest.mark.slow  # ~17 s under `make test-fast` (two workers, one thread each)
 def test_build_is_cached_and_loadable(tmp_path: Path) -> None:
     import time
 
