@@ -359,6 +359,7 @@ def _published_analysis(command: str) -> list[dict[str, Any]]:
 
     return results([PUBLISHED_RUNS], command)
 
+
 def organism_attacks() -> str:
     """Recall after each attack on the shipped organisms (attacks.tables over the published
     leaderboard's attacks.csv, which `make leaderboard` writes from the attack run files)."""
