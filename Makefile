@@ -40,11 +40,12 @@ browser:
 # fixture (the regression runs of the shipped seeds) is built once. (loadgroup would split finer,
 # but pytest-xdist 3.8's group suffix is lost under pytest 9.)
 TEST_WORKERS ?= auto
+PYTEST = $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
 test: setup browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(ARGS)
+	$(PYTEST) $(ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not regression and not slow and not browser" $(ARGS)
+	$(PYTEST) -m "not regression and not slow and not browser" $(ARGS)
 
 # The published leaderboard: regenerate the tables from the committed run files
 # (tests/leaderboard/test_published.py checks they match byte for byte).

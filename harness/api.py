@@ -134,7 +134,8 @@ def edit(model: "torch.nn.Module", tokenizer: Any = None, method: str = "kfac",
     `save_to` exports the edited model with provenance (harness/export.py). The model is edited in
     place: `copy.deepcopy` it first to keep the original."""
     from harness.export import check_export_target, provenance, save_edited, weights_digest
-    from harness.pipeline import apply_method, build_method, check_method_data
+    from harness.pipeline import apply_method, check_method_data
+    from methods.base import build_method
     from models.base import LoadedModel
 
     import torch

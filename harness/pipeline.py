@@ -86,8 +86,6 @@ def _run_or_resume(config: dict[str, Any], console: Any, method: Method, attacks
             method.check(loaded.model)
         except ConfigError as e:
             raise ConfigError(f"method {config['method']['name']}: {e}") from None
-        # The data the method reads (statistics text, forget / retain sets), with the suite's data:
-        # a missing, empty or unreadable file fails here, not after the baseline.
         check_method_data(method, loaded, config["method"]["name"])
         if rank != 0:  # the other ranks read their share of the statistics; rank 0 does the rest
             if method.shards_statistics:

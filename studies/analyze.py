@@ -94,7 +94,8 @@ class Session:
     """The loaded model, its tasks and input sets, and the K-FAC method: what both commands use."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from harness.pipeline import build_method, build_tasks, parse_suite
+        from harness.pipeline import build_tasks, parse_suite
+        from methods.base import build_method
         from methods.kfac import KFAC
         from models import load_model
 
@@ -259,7 +260,7 @@ def predict(config: dict[str, Any]) -> dict[str, Any]:
     from analysis.predict import family_drops, removed_share, spearman
     from core.families import family_goal
     from core.runrecord import now
-    from harness.pipeline import build_method
+    from methods.base import build_method
 
     runs = finished_runs(config)
     if not runs:

@@ -138,7 +138,7 @@ def check_sweep_settings(rhos: list[float], svd_fractions: list[float], override
     """Every method setting the sweep will run is built (checked by the method itself) before the
     first run: `--rhos 1.5` is one line at once, not after a whole run (issue 29)."""
     from harness.config import resolve_config
-    from harness.pipeline import build_method
+    from methods.base import build_method
     from studies.tradeoff_sweep import sweep_plans
 
     for _, own, _, option in sweep_plans(rhos, svd_fractions):

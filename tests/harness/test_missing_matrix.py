@@ -55,7 +55,7 @@ def test_every_method_checks_a_gpt2_without_stopping_on_gate(method: str, overri
     from omegaconf import OmegaConf
     from transformers import GPT2LMHeadModel
 
-    from harness.pipeline import build_method
+    from methods.base import build_method
     from models.architectures import available_matrices
     from tests.harness.test_own_model import CONF
 

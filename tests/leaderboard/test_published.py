@@ -149,18 +149,14 @@ def setting_of(label: str) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in inside.split(", ") if pair)
 
 
-def method_value(method: dict, dotted: str):
-    for key in dotted.split("."):
-        method = method[key]
-    return method
-
-
 def test_attack_runs_attack_the_settings_the_headline_picks() -> None:
     """benchmarks/attack_runs.sh attacks each method's setting at >= 90 % utility on organism_full:
     after a sweep changes the pick, the attack runs must be redone (not left on the old setting)."""
     import json
 
     import pandas as pd
+
+    from leaderboard.aggregate import flatten
 
     headline = pd.read_csv(REPO / PUBLISHED_ARG / "headline.csv")
     picks = {row.method: setting_of(row.variant_90) for row in headline.itertuples()
@@ -170,8 +166,8 @@ def test_attack_runs_attack_the_settings_the_headline_picks() -> None:
     checked = 0
     for path in attack_runs:
         config = json.loads(path.read_text(encoding="utf-8"))["config"]
-        method = config["method"]
+        method = flatten(config["method"])
         for key, value in picks.get(method["name"], {}).items():
-            assert float(method_value(method, key)) == float(value), f"{path}: {key}={method_value(method, key)}, the headline picks {value}"
+            assert float(method[key]) == float(value), f"{path}: {key}={method[key]}, the headline picks {value}"
             checked += 1
     assert checked
