@@ -383,6 +383,99 @@ def organism_predict() -> str:
     return predict_table(_published_analysis("predict")) + "\n"
 
 
+VIT_STUDY_RUNS = STUDY_RUNS / "vit_study"
+
+
+@functools.cache
+def _vit_study() -> tuple[dict[tuple[Any, ...], dict[str, float]], dict[int, dict[str, float]]]:
+    """benchmarks/vit_study.sh's runs: {(rho, labels, tokens, images, layers, matrices, seed): edited
+    metrics + share of components kept} and {seed: unedited metrics}."""
+    def scores(result: dict[str, Any]) -> dict[str, float]:
+        tasks = result["tasks"]
+        return {"memorized": tasks["memorized"]["metrics"]["memorized"],
+                "gt_recovery": tasks["gt_recovery"]["metrics"]["gt_recovery"],
+                "heldout": tasks["accuracy"]["metrics"]["accuracy"],
+                "clean_train": tasks["clean_train"]["metrics"]["accuracy"]}
+
+    edited, unedited = {}, {}
+    for path in sorted(VIT_STUDY_RUNS.rglob("*.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        if "baselines" in path.parts or run.get("status") != "complete":
+            continue
+        config, method = run["config"], run["config"]["method"]
+        changed = run["method"]["report"]["changed"].values()
+        kept = sum(m["components_kept"] for m in changed) / sum(m["components_total"] for m in changed)
+        key = (method["rho"], method["labels"], config["model"]["statistics"]["tokens"],
+               config["model"]["statistics"]["images"], json.dumps(method["layers"]),
+               "+".join(method["matrices"]), config["seed"])
+        edited[key] = {**scores(run["edited"]), "kept": kept}
+        unedited[config["seed"]] = scores(run["baseline"])
+    return edited, unedited
+
+
+def _vit_mean(rho: float, metric: str, labels: str = "sampled", tokens: str = "cls", images: str = "all",
+              layers: str = "null", matrices: str = "up+down") -> float | None:
+    """A metric of one ViT study setting, averaged over the seeds (None unless every seed ran)."""
+    edited, _ = _vit_study()
+    values = [edited.get((rho, labels, tokens, images, layers, matrices, s), {}).get(metric) for s in SEEDS]
+    return None if None in values else sum(values) / len(values)  # type: ignore[arg-type]
+
+
+VIT_RHOS = (0.9, 0.95, 0.97, 0.98, 0.985, 0.99, 0.993, 0.995, 0.999)
+
+
+def vit_study_rho() -> str:
+    """K-FAC on the shipped ViT organisms by rho, true (sampled labels) vs empirical Fisher; means over
+    seeds 0-2 (benchmarks/vit_study.sh)."""
+    edited, unedited = _vit_study()
+    base = {m: sum(unedited[s][m] for s in SEEDS) / len(SEEDS) for m in ("memorized", "heldout", "clean_train", "gt_recovery")}
+    first = ["unedited", *base.values(), " / ".join(_fmt(unedited[s]["memorized"], 2) for s in SEEDS), "100 %",
+             base["memorized"], base["heldout"], base["clean_train"]]
+    per_seed = {rho: " / ".join(_fmt(edited[(rho, "sampled", "cls", "all", "null", "up+down", s)]["memorized"], 2)
+                                for s in SEEDS) for rho in VIT_RHOS}
+    rows = [[rho, *(_vit_mean(rho, m) for m in ("memorized", "heldout", "clean_train", "gt_recovery")),
+             per_seed[rho],
+             f"{100 * _vit_mean(rho, 'kept'):.2f} %",
+             *(_vit_mean(rho, m, labels="empirical") for m in ("memorized", "heldout", "clean_train"))]
+            for rho in VIT_RHOS]
+    return _table(["ρ", "memorized", "held-out", "clean train", "gt_recovery", "memorized, seeds 0 / 1 / 2",
+                   "components kept", "empirical: memorized", "held-out", "clean train"],
+                  [first, *rows])
+
+
+def vit_study_statistics() -> str:
+    """Which tokens and images K-FAC's statistics come from (memorized / held-out, means over seeds 0-2)."""
+    combos = [(t, i) for t in ("cls", "all") for i in ("all", "clean")]
+    rows = [[rho, *(f"{_fmt(_vit_mean(rho, 'memorized', tokens=t, images=i))} / "
+                    f"{_fmt(_vit_mean(rho, 'heldout', tokens=t, images=i))}" for t, i in combos)]
+            for rho in (0.9, 0.95, 0.98, 0.99, 0.995)]
+    return _table(["ρ", *(f"tokens {t}, images {i}" for t, i in combos)], rows)
+
+
+def vit_study_matrices() -> str:
+    """The up or the down matrices alone, every block, down to rho 0.75, and the paper's ViT-Base
+    setting (memorized / held-out, means over seeds 0-2)."""
+    matrices = ("up+down", "up", "down")
+    rows = [[rho, *(f"{_fmt(_vit_mean(rho, 'memorized', matrices=m))} / {_fmt(_vit_mean(rho, 'heldout', matrices=m))}"
+                    for m in matrices)] for rho in (0.75, 0.8, 0.85, 0.9, 0.95, 0.99)]
+    paper = f"{_fmt(_vit_mean(0.75, 'memorized', layers='[0, -1]'))} / {_fmt(_vit_mean(0.75, 'heldout', layers='[0, -1]'))}"
+    rows.append(["0.75, blocks 0 and 3 (the paper's ViT-Base setting)", paper, "", ""])
+    return _table(["ρ", *(m.replace("+", ", ") for m in matrices)], rows)
+
+
+def vit_study_blocks() -> str:
+    """Which blocks and matrices K-FAC edits (memorized / held-out / components kept, means over seeds 0-2)."""
+    rows = []
+    for layers in ("null", "[0]", "[-1]", "[0, -1]", "[0, 1]", "[2, 3]"):
+        for matrices in ("up+down", "up", "down"):
+            rows.append(["all" if layers == "null" else layers, matrices.replace("+", ", "),
+                         *(f"{_fmt(_vit_mean(rho, 'memorized', layers=layers, matrices=matrices))} / "
+                           f"{_fmt(_vit_mean(rho, 'heldout', layers=layers, matrices=matrices))} / "
+                           f"{100 * (_vit_mean(rho, 'kept', layers=layers, matrices=matrices) or float('nan')):.2f} %"
+                           for rho in (0.95, 0.99))])
+    return _table(["blocks", "matrices", "ρ 0.95: memorized / held-out / kept", "ρ 0.99"], rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "organism-checks": organism_checks,
     "organism-builds": organism_builds,
@@ -406,6 +499,10 @@ TABLES: dict[str, Callable[[], str]] = {
     "organism-attacks": organism_attacks,
     "organism-spectrum": organism_spectrum,
     "organism-predict": organism_predict,
+    "vit-study-rho": vit_study_rho,
+    "vit-study-statistics": vit_study_statistics,
+    "vit-study-blocks": vit_study_blocks,
+    "vit-study-matrices": vit_study_matrices,
 }
 
 
