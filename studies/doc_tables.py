@@ -386,17 +386,19 @@ def organism_predict() -> str:
 VIT_STUDY_RUNS = STUDY_RUNS / "vit_study"
 
 
+def _vit_scores(result: dict[str, Any]) -> dict[str, float]:
+    """The four ViT organism numbers of a run's `baseline` or `edited` block."""
+    tasks = result["tasks"]
+    return {"memorized": tasks["memorized"]["metrics"]["memorized"],
+            "gt_recovery": tasks["gt_recovery"]["metrics"]["gt_recovery"],
+            "heldout": tasks["accuracy"]["metrics"]["accuracy"],
+            "clean_train": tasks["clean_train"]["metrics"]["accuracy"]}
+
+
 @functools.cache
 def _vit_study() -> tuple[dict[tuple[Any, ...], dict[str, float]], dict[int, dict[str, float]]]:
     """benchmarks/vit_study.sh's runs: {(rho, labels, tokens, images, layers, matrices, seed): edited
     metrics + share of components kept} and {seed: unedited metrics}."""
-    def scores(result: dict[str, Any]) -> dict[str, float]:
-        tasks = result["tasks"]
-        return {"memorized": tasks["memorized"]["metrics"]["memorized"],
-                "gt_recovery": tasks["gt_recovery"]["metrics"]["gt_recovery"],
-                "heldout": tasks["accuracy"]["metrics"]["accuracy"],
-                "clean_train": tasks["clean_train"]["metrics"]["accuracy"]}
-
     edited, unedited = {}, {}
     for path in sorted(VIT_STUDY_RUNS.rglob("*.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
@@ -408,9 +410,32 @@ def _vit_study() -> tuple[dict[tuple[Any, ...], dict[str, float]], dict[int, dic
         key = (method["rho"], method["labels"], config["model"]["statistics"]["tokens"],
                config["model"]["statistics"]["images"], json.dumps(method["layers"]),
                "+".join(method["matrices"]), config["seed"])
-        edited[key] = {**scores(run["edited"]), "kept": kept}
-        unedited[config["seed"]] = scores(run["baseline"])
+        edited[key] = {**_vit_scores(run["edited"]), "kept": kept}
+        unedited[config["seed"]] = _vit_scores(run["baseline"])
     return edited, unedited
+
+
+def vit_study_reproduced() -> str:
+    """The study's default-setting runs against the published leaderboard's runs of the same settings,
+    computed on another machine: how many metrics came out identical, and the largest difference."""
+    edited, _ = _vit_study()
+    pairs: dict[str, list[tuple[float, float]]] = {}
+    machines = set()
+    for path in sorted((PUBLISHED_RUNS / "vit_organism" / "mislabeled" / "kfac_vit").glob("*.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        config = run["config"]
+        study = edited.get((config["method"]["rho"], "sampled", "cls", "all", "null", "up+down", config["seed"]))
+        if study is None:
+            continue
+        machines.add(run["environment"]["device_name"])
+        for name, value in _vit_scores(run["edited"]).items():
+            pairs.setdefault(name, []).append((value, study[name]))
+    rows = [[name, len(values), sum(a == b for a, b in values), max(abs(a - b) for a, b in values)]
+            for name, values in pairs.items()]
+    study_machines = {json.loads(p.read_text(encoding="utf-8"))["environment"]["device_name"]
+                      for p in sorted(VIT_STUDY_RUNS.rglob("seed*.json"))}
+    return (_table(["metric", "runs compared", "identical", "largest difference"], rows)
+            + f"\nPublished runs: {', '.join(sorted(machines))}; study runs: {', '.join(sorted(study_machines))}.\n")
 
 
 def _vit_mean(rho: float, metric: str, labels: str = "sampled", tokens: str = "cls", images: str = "all",
@@ -503,6 +528,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "vit-study-statistics": vit_study_statistics,
     "vit-study-blocks": vit_study_blocks,
     "vit-study-matrices": vit_study_matrices,
+    "vit-study-reproduced": vit_study_reproduced,
 }
 
 
