@@ -4,7 +4,7 @@ A method's sweep is declared in one file, `conf/sweep/<M>.yaml` (M = the method 
 its main strength settings and their range as Hydra sweeper params, over organism seeds 0, 1, 2
 (each seed trains its own organism). This command is `python -m harness -m sweep=M ...`: extra
 overrides narrow or extend it (`seed=0` runs one seed, `method.rho=0.5,0.6` replaces the range,
-`hydra/launcher=submitit_slurm` sends the jobs to a cluster). Finished runs are reused, so rerunning
+`hydra/launcher=slurm` sends the jobs to a cluster). Finished runs are reused, so rerunning
 resumes. The leaderboard (`python -m leaderboard`) ranks the methods on these runs at matched
 utility (docs/leaderboard.md).
 """

@@ -25,7 +25,7 @@ def run_files(runs: Path) -> list[Path]:
 @pytest.mark.slow  # ~15 s under `make test-fast` (two workers, one thread each)
 def test_submitit_local_two_job_sweep_and_the_leaderboard_finds_both(tiny_model_dir: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    proc = run_harness("-m", "hydra/launcher=submitit_local", "method=none,svd",
+    proc = run_harness("-m", "hydra/launcher=local", "method=none,svd",
                        *harness_args(tiny_model_dir, runs))
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = run_files(runs)
@@ -107,12 +107,12 @@ def test_shipped_launcher_configs_compose_with_overridable_cluster_keys() -> Non
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
         cfg = compose("config", return_hydra_config=True, overrides=[
-            "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
+            "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=4",
             "hydra.launcher.timeout_min=600", "hydra.launcher.mem_gb=128"])
         launcher = cfg.hydra.launcher
         assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
         assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min, launcher.mem_gb) == ("gpu", 4, 600, 128)
-        local = compose("config", return_hydra_config=True, overrides=["hydra/launcher=submitit_local"])
+        local = compose("config", return_hydra_config=True, overrides=["hydra/launcher=local"])
         assert local.hydra.launcher._target_.endswith("submitit_launcher.LocalLauncher")
 
 

@@ -31,28 +31,66 @@ def seed_overrides(seed: int) -> list[str]:
     return [f"model.organism.seed={seed}", f"seed={seed}"]
 
 
-@pytest.fixture(scope="module", params=SEEDS, ids=[f"seed{s}" for s in SEEDS])
-def seeded_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                ) -> tuple[int, Path, dict[str, dict[str, Any]]]:
-    seed, runs_dir = request.param, tmp_path_factory.mktemp(f"regression_runs_seed{request.param}")
-    runs = {name: run_config([*own, *seed_overrides(seed)], runs_dir) for name, own in REGRESSION_RUNS.items()}
-    return seed, runs_dir, runs
+SeededRuns = tuple[int, Path, dict[str, dict[str, Any]]]
 
 
-@pytest.mark.parametrize("claim_index", range(5))
-def test_paper_claim_holds(seeded_runs: tuple[int, Path, dict[str, dict[str, Any]]], claim_index: int) -> None:
-    seed, _, runs = seeded_runs
-    name, (holds, numbers) = list(claims(runs).items())[claim_index]
-    assert holds, f"seed {seed}: {name}: {numbers}"
+class RegressionChecks:
+    """The checks of one shipped seed. One class per seed (below), so that pytest-xdist's loadscope
+    hands each seed's runs (a few minutes at one thread) to its own worker, built once per class."""
+
+    seed: int
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def seeded_runs(cls, tmp_path_factory: pytest.TempPathFactory) -> SeededRuns:
+        runs_dir = tmp_path_factory.mktemp(f"regression_runs_seed{cls.seed}")
+        runs = {name: run_config([*own, *seed_overrides(cls.seed)], runs_dir) for name, own in REGRESSION_RUNS.items()}
+        return cls.seed, runs_dir, runs
+
+    @pytest.mark.parametrize("claim_index", range(5))
+    def test_paper_claim_holds(self, seeded_runs: SeededRuns, claim_index: int) -> None:
+        seed, _, runs = seeded_runs
+        name, (holds, numbers) = list(claims(runs).items())[claim_index]
+        assert holds, f"seed {seed}: {name}: {numbers}"
+
+    def test_every_number_matches_the_reference(self, seeded_runs: SeededRuns) -> None:
+        _, _, runs = seeded_runs
+        current = reference_record(runs)
+        assert current["organism"]["shipped"], "the regression runs must use a shipped organism"
+        problems = compare_with_reference(current, read_reference(REFERENCE_FILE), read_tolerances(TOLERANCE_FILE),
+                                          REFERENCE_FILE)
+        assert not problems, "\n".join(problems)
+
+    def test_unedited_run_equals_its_baseline(self, seeded_runs: SeededRuns) -> None:
+        _, _, runs = seeded_runs
+        assert runs["none"]["edited"]["tasks"] == runs["none"]["baseline"]["tasks"]
 
 
-def test_every_number_matches_the_reference(seeded_runs: tuple[int, Path, dict[str, dict[str, Any]]]) -> None:
-    _, _, runs = seeded_runs
-    current = reference_record(runs)
-    assert current["organism"]["shipped"], "the regression runs must use a shipped organism"
-    problems = compare_with_reference(current, read_reference(REFERENCE_FILE), read_tolerances(TOLERANCE_FILE),
-                                      REFERENCE_FILE)
-    assert not problems, "\n".join(problems)
+class TestSeed0(RegressionChecks):
+    seed = 0
+
+    def test_a_broken_kfac_fails_the_checks(self, seeded_runs: SeededRuns, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        """One seed shows it: K-FAC keeping the lowest-curvature components fails a claim and the reference."""
+        from methods.kfac import KFAC
+
+        seed, runs_dir, runs = seeded_runs
+        shutil.copytree(runs_dir / "baselines", tmp_path / "baselines")  # reuse the baseline, not the runs
+        monkeypatch.setattr(KFAC, "edit", keep_lowest_curvature)
+        broken = dict(runs, kfac=run_config([*REGRESSION_RUNS["kfac"], *seed_overrides(seed)], tmp_path))
+        assert not all(holds for holds, _ in claims(broken).values())
+        own = next(e for e in read_reference(REFERENCE_FILE) if e["organism"]["seed"] == seed)
+        problems = reference_differences({"kfac": summary(broken["kfac"])}, {"kfac": own["runs"]["kfac"]},
+                                         read_tolerances(TOLERANCE_FILE))
+        assert any(" edited: " in line for line in problems), problems
+
+
+class TestSeed1(RegressionChecks):
+    seed = 1
+
+
+class TestSeed2(RegressionChecks):
+    seed = 2
 
 
 def test_the_reference_covers_every_shipped_seed_and_run() -> None:
@@ -64,9 +102,8 @@ def test_the_reference_covers_every_shipped_seed_and_run() -> None:
     assert {t.split("/")[0] for t in tolerances} >= {"none", "kfac", "random_ablation"}
 
 
-def test_unedited_run_equals_its_baseline(seeded_runs: tuple[int, Path, dict[str, dict[str, Any]]]) -> None:
-    _, _, runs = seeded_runs
-    assert runs["none"]["edited"]["tasks"] == runs["none"]["baseline"]["tasks"]
+def test_every_shipped_seed_has_its_class() -> None:
+    assert sorted(cls.seed for cls in RegressionChecks.__subclasses__()) == list(SEEDS)
 
 
 def keep_lowest_curvature(self, weight, A_eig, G_eig, rho, generator):
@@ -81,19 +118,3 @@ def keep_lowest_curvature(self, weight, A_eig, G_eig, rho, generator):
     W = weight.detach().float()
     C = U_G.T @ W @ U_A
     return U_G @ (C * keep.view_as(C)) @ U_A.T, facts
-
-
-@pytest.mark.parametrize("seeded_runs", [SEEDS[0]], indirect=True, ids=[f"seed{SEEDS[0]}"])  # one seed shows it
-def test_a_broken_kfac_fails_the_checks(seeded_runs: tuple[int, Path, dict[str, dict[str, Any]]],
-                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from methods.kfac import KFAC
-
-    seed, runs_dir, runs = seeded_runs
-    shutil.copytree(runs_dir / "baselines", tmp_path / "baselines")  # reuse the baseline, not the runs
-    monkeypatch.setattr(KFAC, "edit", keep_lowest_curvature)
-    broken = dict(runs, kfac=run_config([*REGRESSION_RUNS["kfac"], *seed_overrides(seed)], tmp_path))
-    assert not all(holds for holds, _ in claims(broken).values())
-    own = next(e for e in read_reference(REFERENCE_FILE) if e["organism"]["seed"] == seed)
-    problems = reference_differences({"kfac": summary(broken["kfac"])}, {"kfac": own["runs"]["kfac"]},
-                                     read_tolerances(TOLERANCE_FILE))
-    assert any(" edited: " in line for line in problems), problems
