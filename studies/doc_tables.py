@@ -399,18 +399,18 @@ def _vit_scores(result: dict[str, Any]) -> dict[str, float]:
 def _vit_study() -> tuple[dict[tuple[Any, ...], dict[str, float]], dict[int, dict[str, float]]]:
     """benchmarks/vit_study.sh's runs: {(rho, labels, tokens, images, layers, matrices, seed): edited
     metrics + share of components kept} and {seed: unedited metrics}."""
+    from core.measures import components_kept
+
     edited, unedited = {}, {}
     for path in sorted(VIT_STUDY_RUNS.rglob("*.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
         if "baselines" in path.parts or run.get("status") != "complete":
             continue
         config, method = run["config"], run["config"]["method"]
-        changed = run["method"]["report"]["changed"].values()
-        kept = sum(m["components_kept"] for m in changed) / sum(m["components_total"] for m in changed)
         key = (method["rho"], method["labels"], config["model"]["statistics"]["tokens"],
                config["model"]["statistics"]["images"], json.dumps(method["layers"]),
                "+".join(method["matrices"]), config["seed"])
-        edited[key] = {**_vit_scores(run["edited"]), "kept": kept}
+        edited[key] = {**_vit_scores(run["edited"]), "kept": components_kept(run["method"]["report"]["changed"])}
         unedited[config["seed"]] = _vit_scores(run["baseline"])
     return edited, unedited
 
@@ -456,7 +456,7 @@ def vit_study_rho() -> str:
     base = {m: sum(unedited[s][m] for s in SEEDS) / len(SEEDS) for m in ("memorized", "heldout", "clean_train", "gt_recovery")}
     first = ["unedited", *base.values(), " / ".join(_fmt(unedited[s]["memorized"], 2) for s in SEEDS), "100 %",
              base["memorized"], base["heldout"], base["clean_train"]]
-    per_seed = {rho: " / ".join(_fmt(edited[(rho, "sampled", "cls", "all", "null", "up+down", s)]["memorized"], 2)
+    per_seed = {rho: " / ".join(_fmt(edited.get((rho, "sampled", "cls", "all", "null", "up+down", s), {}).get("memorized"), 2)
                                 for s in SEEDS) for rho in VIT_RHOS}
     rows = [[rho, *(_vit_mean(rho, m) for m in ("memorized", "heldout", "clean_train", "gt_recovery")),
              per_seed[rho],
