@@ -78,9 +78,14 @@ def ensure_planted(settings: Mapping[str, Any], base: Path, cache_dir: Path, pro
 
 def keyed_settings(settings: Mapping[str, Any], base: Path, cache_dir: Path) -> dict[str, Any]:
     """The settings and the base model's identity: a cached GGUF conversion by its folder name (a
-    digest of the file, the same on every machine), any other folder by its path."""
-    inside = base.parent.parent == Path(cache_dir)
-    return {**settings, "base": base.name if inside else str(base)}
+    digest of the file, the same on every machine); any other folder by its path and the size and
+    modification time of its weight and config files, so weights replaced in place make a new build
+    (cheap: no hashing of a folder that may hold gigabytes)."""
+    if base.parent.parent == Path(cache_dir):
+        return {**settings, "base": base.name}
+    files = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(base.iterdir())
+             if p.suffix == ".safetensors" or p.name == "config.json"}
+    return {**settings, "base": str(base), "base_files": files}
 
 
 def merge_adapter(model: "torch.nn.Module", adapter: Path) -> "torch.nn.Module":

@@ -70,6 +70,24 @@ def test_tiny_planted_build(tmp_path: Path) -> None:
     assert (folder / "manifest.json").stat().st_mtime_ns == mtime
 
 
+def test_a_base_folder_replaced_in_place_gets_a_new_build_key(tmp_path: Path) -> None:
+    from models.smollm2.planted import keyed_settings
+
+    base, cache = tmp_path / "my_model", tmp_path / "cache"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    (base / "model.safetensors").write_bytes(b"x" * 8)
+    (base / "README.md").write_text("notes")
+    first = keyed_settings(TINY, base, cache)
+    assert keyed_settings(TINY, base, cache) == first
+    (base / "README.md").write_text("other notes")  # not a weight or config file: same build
+    assert keyed_settings(TINY, base, cache) == first
+    (base / "model.safetensors").write_bytes(b"y" * 16)  # new weights at the same path: a new build
+    assert keyed_settings(TINY, base, cache) != first
+    conversion = cache / "gguf" / "0123abcd"  # a cached GGUF conversion is named by its file's digest
+    assert keyed_settings(TINY, conversion, cache) == {**TINY, "base": "0123abcd"}
+
+
 @pytest.mark.parametrize("change, message", [
     ({"replay": {"sources": ["nope"], "per_step": 1}}, "replay.sources: unknown"),
     ({"adapter": {**TINY["adapter"], "rank": 0}}, "adapter.rank=0; valid: a whole number > 0"),
