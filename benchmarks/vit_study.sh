@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The ViT study of issue 19 rerun on the shipped ViT organisms (seeds 0-2): K-FAC's rho with the
-# true vs the empirical Fisher, which tokens and images its statistics come from, and which blocks
-# and matrices it edits. Each run is an edit of a shipped build (~5 s at one thread; the K-FAC
-# factors are cached per seed and statistics setting). Run files: docs/runs/vit_study/; tables:
+# true vs the empirical Fisher, which tokens and images its statistics come from, which blocks and
+# matrices it edits, and the paper's ViT-Base setting. Each run is an edit of a shipped build (a
+# second or two at one thread; the K-FAC factors are cached per seed and statistics setting; the
+# whole script ~6 min on 2 cores). Run files: docs/runs/vit_study/; tables:
 # python -m studies.doc_tables (docs/vision.md). Runs already on disk are skipped (same config hash).
 set -euo pipefail
 H="python -m harness -m model=vit_organism suite=mislabeled method=kfac_vit device=cpu

@@ -395,36 +395,41 @@ def _vit_scores(result: dict[str, Any]) -> dict[str, float]:
             "clean_train": tasks["clean_train"]["metrics"]["accuracy"]}
 
 
+def _vit_key(rho: float, seed: int, labels: str = "sampled", tokens: str = "cls", images: str = "all",
+             layers: str = "null", matrices: str = "up+down") -> tuple[Any, ...]:
+    """A ViT study setting and seed; the defaults are `kfac_vit`'s (layers as JSON, matrices joined by +)."""
+    return rho, labels, tokens, images, layers, matrices, seed
+
+
 @functools.cache
-def _vit_study() -> tuple[dict[tuple[Any, ...], dict[str, float]], dict[int, dict[str, float]]]:
-    """benchmarks/vit_study.sh's runs: {(rho, labels, tokens, images, layers, matrices, seed): edited
-    metrics + share of components kept} and {seed: unedited metrics}."""
+def _vit_study() -> tuple[dict[tuple[Any, ...], dict[str, float]], dict[int, dict[str, float]], frozenset[str]]:
+    """benchmarks/vit_study.sh's runs: {_vit_key: edited metrics + share of components kept},
+    {seed: unedited metrics} and the machines they ran on."""
     from core.measures import components_kept
 
-    edited, unedited = {}, {}
+    edited, unedited, machines = {}, {}, set()
     for path in sorted(VIT_STUDY_RUNS.rglob("*.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
         if "baselines" in path.parts or run.get("status") != "complete":
             continue
         config, method = run["config"], run["config"]["method"]
-        key = (method["rho"], method["labels"], config["model"]["statistics"]["tokens"],
-               config["model"]["statistics"]["images"], json.dumps(method["layers"]),
-               "+".join(method["matrices"]), config["seed"])
+        key = _vit_key(method["rho"], config["seed"], method["labels"], config["model"]["statistics"]["tokens"],
+                       config["model"]["statistics"]["images"], json.dumps(method["layers"]), "+".join(method["matrices"]))
         edited[key] = {**_vit_scores(run["edited"]), "kept": components_kept(run["method"]["report"]["changed"])}
         unedited[config["seed"]] = _vit_scores(run["baseline"])
-    return edited, unedited
+        machines.add(run["environment"]["device_name"])
+    return edited, unedited, frozenset(machines)
 
 
 def vit_study_reproduced() -> str:
     """The study's default-setting runs against the published leaderboard's runs of the same settings,
     computed on another machine: how many metrics came out identical, and the largest difference."""
-    edited, _ = _vit_study()
+    edited, _, study_machines = _vit_study()
     pairs: dict[str, list[tuple[float, float]]] = {}
     machines = set()
     for path in sorted((PUBLISHED_RUNS / "vit_organism" / "mislabeled" / "kfac_vit").glob("*.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
-        config = run["config"]
-        study = edited.get((config["method"]["rho"], "sampled", "cls", "all", "null", "up+down", config["seed"]))
+        study = edited.get(_vit_key(run["config"]["method"]["rho"], run["config"]["seed"]))
         if study is None:
             continue
         machines.add(run["environment"]["device_name"])
@@ -432,17 +437,15 @@ def vit_study_reproduced() -> str:
             pairs.setdefault(name, []).append((value, study[name]))
     rows = [[name, len(values), sum(a == b for a, b in values), max(abs(a - b) for a, b in values)]
             for name, values in pairs.items()]
-    study_machines = {json.loads(p.read_text(encoding="utf-8"))["environment"]["device_name"]
-                      for p in sorted(VIT_STUDY_RUNS.rglob("seed*.json"))}
     return (_table(["metric", "runs compared", "identical", "largest difference"], rows)
             + f"\nPublished runs: {', '.join(sorted(machines))}; study runs: {', '.join(sorted(study_machines))}.\n")
 
 
-def _vit_mean(rho: float, metric: str, labels: str = "sampled", tokens: str = "cls", images: str = "all",
-              layers: str = "null", matrices: str = "up+down") -> float | None:
-    """A metric of one ViT study setting, averaged over the seeds (None unless every seed ran)."""
-    edited, _ = _vit_study()
-    values = [edited.get((rho, labels, tokens, images, layers, matrices, s), {}).get(metric) for s in SEEDS]
+def _vit_mean(rho: float, metric: str, **setting: str) -> float | None:
+    """A metric of one ViT study setting (_vit_key's keywords), averaged over the seeds (None unless
+    every seed ran)."""
+    edited = _vit_study()[0]
+    values = [edited.get(_vit_key(rho, s, **setting), {}).get(metric) for s in SEEDS]
     return None if None in values else sum(values) / len(values)  # type: ignore[arg-type]
 
 
@@ -452,11 +455,11 @@ VIT_RHOS = (0.9, 0.95, 0.97, 0.98, 0.985, 0.99, 0.993, 0.995, 0.999)
 def vit_study_rho() -> str:
     """K-FAC on the shipped ViT organisms by rho, true (sampled labels) vs empirical Fisher; means over
     seeds 0-2 (benchmarks/vit_study.sh)."""
-    edited, unedited = _vit_study()
+    edited, unedited, _ = _vit_study()
     base = {m: sum(unedited[s][m] for s in SEEDS) / len(SEEDS) for m in ("memorized", "heldout", "clean_train", "gt_recovery")}
     first = ["unedited", *base.values(), " / ".join(_fmt(unedited[s]["memorized"], 2) for s in SEEDS), "100 %",
              base["memorized"], base["heldout"], base["clean_train"]]
-    per_seed = {rho: " / ".join(_fmt(edited.get((rho, "sampled", "cls", "all", "null", "up+down", s), {}).get("memorized"), 2)
+    per_seed = {rho: " / ".join(_fmt(edited.get(_vit_key(rho, s), {}).get("memorized"), 2)
                                 for s in SEEDS) for rho in VIT_RHOS}
     rows = [[rho, *(_vit_mean(rho, m) for m in ("memorized", "heldout", "clean_train", "gt_recovery")),
              per_seed[rho],

@@ -83,7 +83,7 @@ def keyed_settings(settings: Mapping[str, Any], base: Path, cache_dir: Path) -> 
     (cheap: no hashing of a folder that may hold gigabytes)."""
     if base.parent.parent == Path(cache_dir):
         return {**settings, "base": base.name}
-    files = {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(base.iterdir())
+    files = {p.name: [(st := p.stat()).st_size, st.st_mtime_ns] for p in sorted(base.iterdir())
              if p.suffix == ".safetensors" or p.name == "config.json"}
     return {**settings, "base": str(base), "base_files": files}
 

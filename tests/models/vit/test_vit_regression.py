@@ -24,9 +24,8 @@ def evaluate(loaded, tmp_path: Path) -> dict[str, float]:
 @pytest.mark.regression
 def test_vit_organism_memorizes_and_kfac_removes_part_of_it(tmp_path: Path) -> None:
     from models import load_model
-    from methods.base import build_method
+    from methods.base import MethodContext, build_method
     from models.vit.organism import default_settings
-    from methods.base import MethodContext
 
     from core.buildcache import default_cache_dir
 
