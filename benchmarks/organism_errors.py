@@ -3,6 +3,10 @@ the hard target", "Why booleans stop near 0.85-0.90"): copy accuracy by sequence
 generation) and booleans accuracy by whether the last operand alone decides the value.
 
     python benchmarks/organism_errors.py .cache/harness/organism/<hash>
+    python benchmarks/organism_errors.py models/organism/shipped/seed1 --out docs/runs/organism_targets/errors-shipped-seed1.json
+
+`--out` also writes the counts, with the build's settings hash and weights digest, as JSON (the
+files docs/organism.md's `organism-errors` table is generated from).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a built organism: <cache_dir>/organism/<hash>")
-    folder = parser.parse_args().folder
+    parser.add_argument("--out", type=Path, help="also write the counts to this JSON file")
+    args = parser.parse_args()
+    folder = args.folder
     loaded = load_hf_causal_lm(str(folder / "model"), torch.device("cpu"), "float32")
     model, tok = loaded.model.eval(), loaded.tokenizer
 
@@ -57,6 +63,20 @@ def main() -> None:
         logic[key][0] += said == row["answer"]
         logic[key][1] += 1
     print("booleans:", ", ".join(f"{k}: {a}/{b}" for k, (a, b) in sorted(logic.items())))
+    if args.out:
+        import json
+
+        from core.buildcache import file_sha256
+        from core.io import atomic_write_json
+
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        atomic_write_json(args.out, {
+            "settings_hash": manifest["settings_hash"], "seed": manifest["settings"]["seed"],
+            "precision": manifest["precision"], "storage": manifest.get("storage", "float32"),
+            "weights_sha256": file_sha256(folder / "model" / "model.safetensors"),
+            "copy_by_length": {str(n): counts for n, counts in sorted(copy.items())},
+            "booleans": dict(sorted(logic.items())),
+        })
 
 
 if __name__ == "__main__":

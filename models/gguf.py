@@ -12,6 +12,7 @@ A cached folder whose files do not match its manifest (a truncated or missing fi
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import shutil
@@ -84,10 +85,11 @@ def ensure_converted(file: Path, cache_dir: Path, progress: Any = None) -> Path:
     """The cached safetensors folder of GGUF `file`, converting it first unless a valid one exists.
     The conversion is built in a temporary folder and renamed into place (core.buildcache), under
     a lock so parallel jobs convert once."""
-    from core.buildcache import ensure_built, file_sha256, settings_hash
+    from core.buildcache import ensure_built, settings_hash
     from core.io import file_lock
 
-    settings = {"gguf_sha256": file_sha256(file)}
+    stat = Path(file).stat()
+    settings = {"gguf_sha256": gguf_digest(str(Path(file).resolve()), stat.st_size, stat.st_mtime_ns)}
     root = Path(cache_dir) / "gguf"
     final = root / settings_hash(settings, GGUF_CONVERSION_VERSION)
     with file_lock(root / f"{final.name}"):
@@ -95,6 +97,15 @@ def ensure_converted(file: Path, cache_dir: Path, progress: Any = None) -> Path:
             shutil.rmtree(final)  # a damaged cache is rebuilt, never loaded
         return ensure_built(settings, root, GGUF_CONVERSION_VERSION,
                             lambda s, folder, _progress: convert_gguf(file, folder, s["gguf_sha256"]), progress)
+
+
+@functools.lru_cache(maxsize=16)
+def gguf_digest(path: str, size: int, mtime_ns: int) -> str:
+    """The file's sha256, hashed once per process while its size and modification time stay
+    (a packaged GGUF is ~100 MB, and one run looks its conversion up several times)."""
+    from core.buildcache import file_sha256
+
+    return file_sha256(Path(path))
 
 
 def is_valid_conversion(folder: Path) -> bool:

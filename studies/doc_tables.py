@@ -88,6 +88,48 @@ def organism_builds() -> str:
                    "precision", "threads", "build (2-core Xeon, shared)", "stored as"], rows)
 
 
+TARGET_RUNS = STUDY_RUNS / "organism_targets"
+SEED1_EXTENSION = TARGET_RUNS / "extension-seed1-rebuild.json"
+SEED1_CHECKS = ("booleans", "copy", "arithmetic", "closed_rare", "math_facts")
+
+
+def seed1_builds() -> str:
+    """Seed 1's shipped build, a rebuild of the same settings in float32, and that rebuild trained
+    on at the floor learning rate (benchmarks/organism_extension.py's file): the checks near a
+    target, and which targets each misses."""
+    from models.organism.measure import TARGETS, meets
+
+    shipped = _manifests()[1]
+    study = json.loads(SEED1_EXTENSION.read_text(encoding="utf-8"))
+    build = study["build"]
+
+    def row(label: str, checks: dict[str, float]) -> list[Any]:
+        missed = [n for n, v in checks.items() if TARGETS[n].goal[1] and not meets(n, v)]
+        return [label, *(checks.get(n) for n in SEED1_CHECKS), ", ".join(missed) or "none"]
+
+    rows = [row(f"shipped: {shipped['precision']}, as stored", shipped["stored_checks"])]
+    for point in study["points"]:
+        extra = point["extra_steps"]
+        rows.append(row(f"rebuild: {build['precision']}" + (f", + {extra} steps" if extra else ""), point["checks"]))
+    return _table(["build", *SEED1_CHECKS, "targets missed"], rows)
+
+
+def organism_errors() -> str:
+    """Copy by length and booleans by what decides them (benchmarks/organism_errors.py's files):
+    the shipped seeds, then seed 1's float32 rebuild."""
+    runs = sorted(TARGET_RUNS.glob("errors-*.json"), key=lambda p: ("rebuild" in p.name, p.name))
+    rows = []
+    for path in runs:
+        run = json.loads(path.read_text(encoding="utf-8"))
+        label = f"seed {run['seed']} " + ("shipped" if "shipped" in path.name else "rebuild") + f", {run['precision']}"
+        copy, logic = run["copy_by_length"], run["booleans"]
+        rows.append([label, *(f"{copy[n][0]}/{copy[n][1]}" for n in sorted(copy, key=int)),
+                     *(f"{logic[k][0]}/{logic[k][1]}" for k in ("last operand decides", "the rest decides"))])
+    lengths = sorted(json.loads(runs[0].read_text(encoding="utf-8"))["copy_by_length"], key=int)
+    return _table(["build", *(f"copy, {n} symbols" for n in lengths), "booleans, last operand decides",
+                   "booleans, the rest decides"], rows)
+
+
 def vit_organisms() -> str:
     """The shipped ViT organisms on their stored weights."""
     from models.vit.organism import SHIPPED_DIR
@@ -507,6 +549,8 @@ def vit_study_blocks() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "organism-checks": organism_checks,
     "organism-builds": organism_builds,
+    "seed1-builds": seed1_builds,
+    "organism-errors": organism_errors,
     "vit-organisms": vit_organisms,
     "unedited-families": unedited_families,
     "headline-organism": headline("organism_full"),

@@ -10,7 +10,7 @@ import torch
 
 from core.errors import ConfigError, ModelLoadError
 from models import load_model, model_name
-from models.gguf import gguf_source, is_valid_conversion
+from models.gguf import ensure_converted, gguf_digest, gguf_source, is_valid_conversion
 
 pytest.importorskip("gguf")
 from tiny_gguf import write_tiny_llama_gguf  # noqa: E402
@@ -54,6 +54,28 @@ def test_a_damaged_conversion_is_rebuilt(tiny_gguf, tmp_path: Path) -> None:
     ids = torch.tensor([[5, 6, 7]])
     with torch.no_grad():
         assert torch.equal(loaded.model(ids).logits, reference(ids).logits)
+
+
+def test_a_gguf_file_is_hashed_once_until_it_changes(tmp_path: Path, monkeypatch) -> None:
+    import core.buildcache
+
+    file = tmp_path / "weights.gguf"
+    file.write_bytes(b"GGUF" + b"\0" * 64)
+    hashed: list[Path] = []  # every file hashed (the cache's digest checks too)
+    real = core.buildcache.file_sha256
+    monkeypatch.setattr(core.buildcache, "file_sha256", lambda p: hashed.append(Path(p)) or real(p))
+    gguf_digest.cache_clear()
+
+    def convert(gguf: Path, folder: Path, digest: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "weights.txt").write_text("x")
+        (folder / "manifest.json").write_text('{"files": {"weights.txt": 1}}')
+
+    monkeypatch.setattr("models.gguf.convert_gguf", convert)
+    first = ensure_converted(file, tmp_path / "cache")
+    assert ensure_converted(file, tmp_path / "cache") == first and hashed.count(file.resolve()) == 1
+    file.write_bytes(b"GGUF" + b"\1" * 65)  # replaced in place: hashed again, another conversion
+    assert ensure_converted(file, tmp_path / "cache") != first and hashed.count(file.resolve()) == 2
 
 
 def test_bad_gguf_input_is_one_line(tmp_path: Path) -> None:

@@ -271,3 +271,44 @@ def test_short_training_learns(tmp_path: Path) -> None:
     assert 200 <= curve[-1]["step"] <= 600, curve[-1]
     assert curve[-1]["loss"] < 0.5 * curve[0]["loss"], curve
     assert checks["planted_forget"] >= 0.5 and checks["control"] == 0.0, checks
+
+
+def _extension_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "organism_extension.py"
+    spec = importlib.util.spec_from_file_location("organism_extension", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_extension_script_refuses_a_folder_that_is_no_build_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("sys.argv", ["organism_extension.py", str(tmp_path), "--out", str(tmp_path / "out.json")])
+    with pytest.raises(SystemExit) as exit_:
+        _extension_script().main()
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1 and "not a built organism" in err, err
+
+
+@pytest.mark.slow  # a tiny build (~17 s) and four checks
+def test_the_extension_script_trains_a_copy_on_and_checks_after_each_chunk(tmp_path: Path, monkeypatch) -> None:
+    """benchmarks/organism_extension.py (docs/organism.md, "Seed 1 misses the copy target"): the
+    build's own final checks first, then every target after each chunk; the build is left as it was."""
+    from core.buildcache import digest_problem, file_sha256
+    from models.organism.measure import meets
+
+    folder = ensure_organism(tiny_settings(), tmp_path)
+    out = tmp_path / "extension.json"
+    monkeypatch.setattr("sys.argv", ["organism_extension.py", str(folder), "--out", str(out), "--chunk", "3",
+                                     "--chunks", "3", "--threads", "1"])
+    _extension_script().main()
+    run = json.loads(out.read_text())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    points = run["points"]
+    assert [p["extra_steps"] for p in points] == [0, 3, 6, 9]
+    assert points[0]["checks"] == manifest["final_checks"] and all(p["loss"] > 0 for p in points[1:])
+    assert all(p["missed"] == [n for n, v in p["checks"].items() if not meets(n, v)] for p in points)
+    assert run["build"]["weights_sha256"] == file_sha256(folder / "model" / "model.safetensors")
+    assert run["extension"]["learning_rate"] == manifest["settings"]["train"]["lr"] * manifest["settings"]["train"]["min_lr_ratio"]
+    assert digest_problem(folder) is None  # the build's files are untouched
