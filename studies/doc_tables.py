@@ -111,17 +111,35 @@ def seed1_builds() -> str:
     for point in study["points"]:
         extra = point["extra_steps"]
         rows.append(row(f"rebuild: {build['precision']}" + (f", + {extra} steps" if extra else ""), point["checks"]))
+    for path in sorted(TARGET_RUNS.glob("design-*-manifest.json")):
+        design = json.loads(path.read_text(encoding="utf-8"))
+        rows.append(row(f"design {', '.join(_changed_settings(design['settings']))}: {design['precision']}",
+                        design["final_checks"]))
     return _table(["build", *SEED1_CHECKS, "targets missed"], rows)
+
+
+def _changed_settings(settings: dict[str, Any]) -> list[str]:
+    """`block.key=value` for each organism setting that differs from the default (seed aside)."""
+    from models.organism import default_settings
+
+    def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    default = leaves(default_settings())
+    return [f"{k}={v}" for k, v in leaves(settings).items() if k != "seed" and default.get(k) != v]
 
 
 def organism_errors() -> str:
     """Copy by length and booleans by what decides them (benchmarks/organism_errors.py's files):
-    the shipped seeds, then seed 1's float32 rebuild."""
-    runs = sorted(TARGET_RUNS.glob("errors-*.json"), key=lambda p: ("rebuild" in p.name, p.name))
+    the shipped seeds first, then the other builds (each named by its file)."""
+    runs = sorted(TARGET_RUNS.glob("errors-*.json"), key=lambda p: ("shipped" not in p.name, "design" in p.name, p.name))
     rows = []
     for path in runs:
         run = json.loads(path.read_text(encoding="utf-8"))
-        label = f"seed {run['seed']} " + ("shipped" if "shipped" in path.name else "rebuild") + f", {run['precision']}"
+        label = f"{path.stem.removeprefix('errors-')}, {run['precision']}"
         copy, logic = run["copy_by_length"], run["booleans"]
         rows.append([label, *(f"{copy[n][0]}/{copy[n][1]}" for n in sorted(copy, key=int)),
                      *(f"{logic[k][0]}/{logic[k][1]}" for k in ("last operand decides", "the rest decides"))])
