@@ -90,32 +90,44 @@ def organism_builds() -> str:
 
 TARGET_RUNS = STUDY_RUNS / "organism_targets"
 SEED1_EXTENSION = TARGET_RUNS / "extension-seed1-rebuild.json"
-SEED1_CHECKS = ("booleans", "copy", "arithmetic", "closed_rare", "math_facts")
+EDGE_CHECKS = (  # the checks that sit near a target on some build
+    "booleans", "copy", "arithmetic", "closed_rare", "math_facts")
 
 
 def seed1_builds() -> str:
     """Seed 1's shipped build, a rebuild of the same settings in float32, and that rebuild trained
     on at the floor learning rate (benchmarks/organism_extension.py's file): the checks near a
     target, and which targets each misses."""
-    from models.organism.measure import TARGETS, meets
-
     shipped = _manifests()[1]
     study = json.loads(SEED1_EXTENSION.read_text(encoding="utf-8"))
     build = study["build"]
 
     def row(label: str, checks: dict[str, float]) -> list[Any]:
-        missed = [n for n, v in checks.items() if TARGETS[n].goal[1] and not meets(n, v)]
-        return [label, *(checks.get(n) for n in SEED1_CHECKS), ", ".join(missed) or "none"]
+        return [label, *(checks.get(n) for n in EDGE_CHECKS), _missed(checks)]
 
     rows = [row(f"shipped: {shipped['precision']}, as stored", shipped["stored_checks"])]
     for point in study["points"]:
         extra = point["extra_steps"]
         rows.append(row(f"rebuild: {build['precision']}" + (f", + {extra} steps" if extra else ""), point["checks"]))
+    return _table(["build", *EDGE_CHECKS, "targets missed"], rows)
+
+
+def _missed(checks: dict[str, float]) -> str:
+    from models.organism.measure import TARGETS, meets
+
+    return ", ".join(n for n, v in checks.items() if TARGETS[n].goal[1] and not meets(n, v)) or "none"
+
+
+def design_builds() -> str:
+    """Builds of a changed organism design (their manifests, copied into docs/runs/organism_targets/):
+    what changed, and the checks."""
+    rows = []
     for path in sorted(TARGET_RUNS.glob("design-*-manifest.json")):
         design = json.loads(path.read_text(encoding="utf-8"))
-        rows.append(row(f"design {', '.join(_changed_settings(design['settings']))}: {design['precision']}",
-                        design["final_checks"]))
-    return _table(["build", *SEED1_CHECKS, "targets missed"], rows)
+        checks = design["final_checks"]
+        rows.append([design["settings"]["seed"], ", ".join(_changed_settings(design["settings"])), design["precision"],
+                     f"{design['parameters'] / 1e6:.2f} M", *(checks.get(n) for n in EDGE_CHECKS), _missed(checks)])
+    return _table(["seed", "changed settings", "precision", "parameters", *EDGE_CHECKS, "targets missed"], rows)
 
 
 def _changed_settings(settings: dict[str, Any]) -> list[str]:
@@ -568,6 +580,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "organism-checks": organism_checks,
     "organism-builds": organism_builds,
     "seed1-builds": seed1_builds,
+    "design-builds": design_builds,
     "organism-errors": organism_errors,
     "vit-organisms": vit_organisms,
     "unedited-families": unedited_families,
