@@ -33,8 +33,8 @@ def main() -> None:
     from core.io import atomic_write_json
     from core.runrecord import cpu_name
     from models.hf import load_hf_causal_lm
-    from models.organism import prepare_data
-    from models.organism.measure import measure, meets
+    from models.organism import prepare_data, training_documents
+    from models.organism.measure import measure, missed_targets
     from models.organism.train import schedule_batches, train_model
 
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
@@ -56,7 +56,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         corpus, tokenizer = prepare_data(settings, Path(scratch))
     model = load_hf_causal_lm(str(args.folder / "model"), torch.device("cpu"), "float32").model
-    docs = [ids + [tokenizer.eos_token_id] for ids in tokenizer(corpus.train, add_special_tokens=False)["input_ids"]]
+    docs = training_documents(corpus, tokenizer)
     train = settings["train"]
     batches = schedule_batches(docs, corpus.bursts, int(train["seq_len"]), int(train["batch_size"]),
                                int(settings["seed"]) + SHUFFLE_OFFSET)[: args.chunk * args.chunks]
@@ -72,7 +72,7 @@ def main() -> None:
     points += [{"extra_steps": p["step"], "loss": p["loss"],
                 "checks": {k: v for k, v in p.items() if k not in ("step", "loss", "seconds")}} for p in curve]
     for point in points:
-        point["missed"] = [name for name, value in point["checks"].items() if not meets(name, value)]
+        point["missed"] = missed_targets(point["checks"])
     atomic_write_json(args.out, {
         "build": {"settings_hash": manifest["settings_hash"], "seed": settings["seed"],
                   "weights_sha256": file_sha256(args.folder / "model" / "model.safetensors"),

@@ -113,9 +113,9 @@ def seed1_builds() -> str:
 
 
 def _missed(checks: dict[str, float]) -> str:
-    from models.organism.measure import TARGETS, meets
+    from models.organism.measure import missed_targets
 
-    return ", ".join(n for n, v in checks.items() if TARGETS[n].goal[1] and not meets(n, v)) or "none"
+    return ", ".join(missed_targets(checks)) or "none"
 
 
 def design_builds() -> str:

@@ -106,6 +106,11 @@ def prepare_data(settings: Mapping[str, Any], data_dir: Path) -> tuple["Corpus",
     return corpus, tokenizer
 
 
+def training_documents(corpus: "Corpus", tokenizer: Any) -> list[list[int]]:
+    """The corpus's training documents as the organism trains on them: token ids, each ended by EOS."""
+    return [ids + [tokenizer.eos_token_id] for ids in tokenizer(corpus.train, add_special_tokens=False)["input_ids"]]
+
+
 def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = None) -> None:
     import torch
     import transformers
@@ -124,7 +129,7 @@ def build_organism(settings: Mapping[str, Any], folder: Path, progress: Any = No
     torch.manual_seed(int(settings["seed"]))
     special = {"pad": tokenizer.pad_token_id, "bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id}
     model = build_model(settings, len(tokenizer), special)
-    docs = [ids + [tokenizer.eos_token_id] for ids in tokenizer(corpus.train, add_special_tokens=False)["input_ids"]]
+    docs = training_documents(corpus, tokenizer)
     batches = schedule_batches(docs, corpus.bursts, int(settings["train"]["seq_len"]),
                                int(settings["train"]["batch_size"]), int(settings["seed"]))
 

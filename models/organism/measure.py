@@ -50,3 +50,8 @@ def measure(model: torch.nn.Module, tokenizer: Any, data_dir: Path, limit: int |
 def meets(name: str, value: float) -> bool:
     op, bound = TARGETS[name].goal
     return value >= bound if op == ">=" else value <= bound
+
+
+def missed_targets(checks: dict[str, float]) -> list[str]:
+    """The check targets among `checks` that a build misses (a report-only goal, >= 0, is never missed)."""
+    return [name for name, value in checks.items() if not meets(name, value)]
