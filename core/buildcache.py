@@ -1,5 +1,6 @@
 """Builds cached under a hash of their settings (the LM and ViT organisms), put in place atomically:
-built in a temporary sibling folder and renamed, so an interrupted build never leaves a half one.
+built in a temporary sibling folder and renamed, so an interrupted build never leaves a half one
+(and the next build of the same settings on that host deletes a killed build's temporary folder).
 
 Every build folder carries `SHA256SUMS` (the sha256 of each of its files, as `sha256sum` writes
 it). A cached build whose files no longer match is rebuilt with one warning line. A *shipped*
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,36 @@ def check_shipped(folder: Path, rebuild_hint: str) -> Path:
     return folder
 
 
+def temp_folder(final: Path) -> Path:
+    """Where `final` is built before its rename: named by host and pid, so that a cache shared
+    between machines (a cluster's file system) never mistakes one host's build for another's."""
+    return final.parent / f".{final.name}.building-{socket.gethostname()}-{os.getpid()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def remove_abandoned_builds(final: Path) -> list[Path]:
+    """Delete the temporary folders of `final` left by builds on this host whose process is gone
+    (killed by a signal, so its `finally` never ran); return them. Builds still running, and
+    those of other hosts, are left alone."""
+    prefix = f".{final.name}.building-{socket.gethostname()}-"
+    removed = []
+    for temp in sorted(final.parent.glob(f"{prefix}*")):
+        pid = temp.name[len(prefix):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            shutil.rmtree(temp, ignore_errors=True)
+            removed.append(temp)
+    return removed
+
+
 def ensure_built(settings: Mapping[str, Any], root: Path, format_version: int,
                  build: Callable[[Mapping[str, Any], Path, Any], None], progress: Any = None,
                  shipped_root: Path | None = None, rebuild_hint: str = "") -> Path:
@@ -133,7 +165,8 @@ def ensure_built(settings: Mapping[str, Any], root: Path, format_version: int,
         warn(f"cached build {final}: {problem}; rebuilding it")
         shutil.rmtree(final, ignore_errors=True)
     final.parent.mkdir(parents=True, exist_ok=True)
-    temp = final.parent / f".{key}.building-{os.getpid()}"
+    remove_abandoned_builds(final)
+    temp = temp_folder(final)
     shutil.rmtree(temp, ignore_errors=True)
     try:
         build(settings, temp, progress)

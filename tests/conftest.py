@@ -154,3 +154,14 @@ def harness_args(folder: Path, runs: Path, *extra: str) -> list[str]:
         f"cache_dir={runs / 'cache'}", "device=cpu", *extra,
     ]
 
+
+
+def load_benchmark_script(name: str):
+    """benchmarks/<name>.py as a module (benchmarks/ is a folder of scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,29 @@ def test_a_corrupt_cached_build_is_rebuilt_with_one_warning(tmp_path: Path, caps
     assert ensure_built({"seed": 0}, tmp_path, 1, fake_build(calls)) == folder and calls == ["0", "0"]
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "weights.bin does not match" in err[0] and "rebuilding" in err[0]
+
+
+def test_a_killed_builds_temporary_folder_is_removed_by_the_next_build(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from core.buildcache import ensure_built, temp_folder
+
+    key = settings_hash({"seed": 0}, 1)
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    host = socket.gethostname()
+    killed = tmp_path / f".{key}.building-{host}-{finished.stdout.strip()}"  # its process is gone
+    running = tmp_path / f".{key}.building-{host}-{os.getppid()}"  # a live process: still building
+    elsewhere = tmp_path / f".{key}.building-another-host-{finished.stdout.strip()}"
+    for temp in (killed, running, elsewhere):
+        (temp / "model").mkdir(parents=True)
+    calls: list[str] = []
+    folder = ensure_built({"seed": 0}, tmp_path, 1, fake_build(calls))
+    assert calls == ["0"] and (folder / "manifest.json").exists()
+    assert not killed.exists() and running.exists() and elsewhere.exists()
+    assert not temp_folder(folder).exists() and temp_folder(folder).name.endswith(f"{host}-{os.getpid()}")
 
 
 def test_a_shipped_build_is_used_and_a_changed_one_refused(tmp_path: Path) -> None:

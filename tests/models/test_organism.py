@@ -274,13 +274,9 @@ def test_short_training_learns(tmp_path: Path) -> None:
 
 
 def _extension_script():
-    import importlib.util
+    from tests.conftest import load_benchmark_script
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "organism_extension.py"
-    spec = importlib.util.spec_from_file_location("organism_extension", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("organism_extension")
 
 
 def test_the_extension_script_refuses_a_folder_that_is_no_build_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -166,13 +166,10 @@ def test_a_new_family_is_one_module_and_its_settings_block(echo_family) -> None:
 def test_last_operand_decides_matches_flipping_the_rest() -> None:
     """benchmarks/organism_errors.py's split, against the slow reference: an expression is decided
     by its last operand exactly when both values of everything before it give the same result."""
-    import importlib.util
-
     from models.organism.families.logic import all_boolean_expressions, boolean_prompt
+    from tests.conftest import load_benchmark_script
 
-    spec = importlib.util.spec_from_file_location("organism_errors", REPO / "benchmarks" / "organism_errors.py")
-    errors = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(errors)
+    errors = load_benchmark_script("organism_errors")
     for text, _ in all_boolean_expressions(3):
         *rest, op, last = text.replace("not ", "not_").split()
         value = (last == "true") if not last.startswith("not_") else (last != "not_true")
