@@ -90,8 +90,8 @@ def organism_builds() -> str:
 
 TARGET_RUNS = STUDY_RUNS / "organism_targets"
 SEED1_EXTENSION = TARGET_RUNS / "extension-seed1-rebuild.json"
-EDGE_CHECKS = (  # the checks that sit near a target on some build
-    "booleans", "copy", "arithmetic", "closed_rare", "math_facts")
+EDGE_CHECKS = (  # the checks that sit near a target on some build, and the facts a design change costs
+    "booleans", "copy", "arithmetic", "closed_common", "closed_rare", "math_facts")
 
 
 def seed1_builds() -> str:
@@ -120,14 +120,16 @@ def _missed(checks: dict[str, float]) -> str:
 
 def design_builds() -> str:
     """Builds of a changed organism design (their manifests, copied into docs/runs/organism_targets/):
-    what changed, and the checks."""
+    what changed, how it was trained, and the checks."""
     rows = []
     for path in sorted(TARGET_RUNS.glob("design-*-manifest.json")):
         design = json.loads(path.read_text(encoding="utf-8"))
         checks = design["final_checks"]
         rows.append([design["settings"]["seed"], ", ".join(_changed_settings(design["settings"])), design["precision"],
-                     f"{design['parameters'] / 1e6:.2f} M", *(checks.get(n) for n in EDGE_CHECKS), _missed(checks)])
-    return _table(["seed", "changed settings", "precision", "parameters", *EDGE_CHECKS, "targets missed"], rows)
+                     design["threads"], f"{design['build_seconds'] / 60:.1f} min", f"{design['parameters'] / 1e6:.2f} M",
+                     *(checks.get(n) for n in EDGE_CHECKS), _missed(checks)])
+    return _table(["seed", "changed settings", "precision", "threads", "build", "parameters", *EDGE_CHECKS,
+                   "targets missed"], rows)
 
 
 def _changed_settings(settings: dict[str, Any]) -> list[str]:
