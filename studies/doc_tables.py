@@ -85,11 +85,17 @@ def organism_builds() -> str:
                      f"{m['train_tokens'] / 1e6:.2f} M", f"{100 * m['token_shares']['planted']:.1f} %",
                      m["precision"], m["threads"], f"{m['build_seconds'] / 60:.1f} min", m["storage"]])
     return _table(["seed", "settings", "weights sha256", "parameters", "vocabulary", "training tokens", "planted share",
-                   "precision", "threads", "build (2-core Xeon, shared)", "stored as"], rows)
+                   "precision", "threads", "build", "stored as"], rows)
 
 
 TARGET_RUNS = STUDY_RUNS / "organism_targets"
 SEED1_EXTENSION = TARGET_RUNS / "extension-seed1-rebuild.json"
+
+
+def _four_layer_manifest(seed: int) -> dict[str, Any]:
+    """The manifest of the 4-layer organism shipped before the six-layer design (kept for the record)."""
+    return json.loads((TARGET_RUNS / f"shipped-4layer-seed{seed}-manifest.json").read_text(encoding="utf-8"))
+
 EDGE_CHECKS = (  # the checks that sit near a target on some build, and the facts a design change costs
     "booleans", "copy", "arithmetic", "closed_common", "closed_rare", "math_facts")
 
@@ -98,14 +104,14 @@ def seed1_builds() -> str:
     """Seed 1's shipped build, a rebuild of the same settings in float32, and that rebuild trained
     on at the floor learning rate (benchmarks/organism_extension.py's file): the checks near a
     target, and which targets each misses."""
-    shipped = _manifests()[1]
+    shipped = _four_layer_manifest(1)
     study = json.loads(SEED1_EXTENSION.read_text(encoding="utf-8"))
     build = study["build"]
 
     def row(label: str, checks: dict[str, float]) -> list[Any]:
         return [label, *(checks.get(n) for n in EDGE_CHECKS), _missed(checks)]
 
-    rows = [row(f"shipped: {shipped['precision']}, as stored", shipped["stored_checks"])]
+    rows = [row(f"4-layer shipped: {shipped['precision']}, as stored", shipped["stored_checks"])]
     for point in study["points"]:
         extra = point["extra_steps"]
         rows.append(row(f"rebuild: {build['precision']}" + (f", + {extra} steps" if extra else ""), point["checks"]))
@@ -125,16 +131,17 @@ def design_builds() -> str:
     for path in sorted(TARGET_RUNS.glob("design-*-manifest.json")):
         design = json.loads(path.read_text(encoding="utf-8"))
         checks = design["final_checks"]
-        rows.append([design["settings"]["seed"], ", ".join(_changed_settings(design["settings"])), design["precision"],
+        seed = design["settings"]["seed"]
+        changed = _changed_settings(design["settings"], _four_layer_manifest(seed)["settings"])
+        rows.append([seed, ", ".join(changed), design["precision"],
                      design["threads"], f"{design['build_seconds'] / 60:.1f} min", f"{design['parameters'] / 1e6:.2f} M",
                      *(checks.get(n) for n in EDGE_CHECKS), _missed(checks)])
     return _table(["seed", "changed settings", "precision", "threads", "build", "parameters", *EDGE_CHECKS,
                    "targets missed"], rows)
 
 
-def _changed_settings(settings: dict[str, Any]) -> list[str]:
-    """`block.key=value` for each organism setting that differs from the default (seed aside)."""
-    from models.organism import default_settings
+def _changed_settings(settings: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """`block.key=value` for each organism setting that differs from `before` (seed aside)."""
 
     def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -142,13 +149,13 @@ def _changed_settings(settings: dict[str, Any]) -> list[str]:
             out.update(leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
         return out
 
-    default = leaves(default_settings())
-    return [f"{k}={v}" for k, v in leaves(settings).items() if k != "seed" and default.get(k) != v]
+    old = leaves(before)
+    return [f"{k}={v}" for k, v in leaves(settings).items() if k != "seed" and old.get(k) != v]
 
 
 def organism_errors() -> str:
     """Copy by length and booleans by what decides them (benchmarks/organism_errors.py's files):
-    the shipped seeds first, then the other builds (each named by its file)."""
+    the 4-layer shipped seeds first, then the other builds (each named by its file)."""
     runs = sorted(TARGET_RUNS.glob("errors-*.json"), key=lambda p: ("shipped" not in p.name, "design" in p.name, p.name))
     rows = []
     for path in runs:

@@ -22,7 +22,7 @@ def test_both_organisms_read_their_organism_block() -> None:
     from models.organism import default_settings as lm_settings
     from models.vit.organism import default_settings as vit_settings
 
-    assert lm_settings() == default_build_settings("organism") and lm_settings()["model"]["layers"] == 4
+    assert lm_settings() == default_build_settings("organism") and lm_settings()["model"]["layers"] == 6
     assert vit_settings() == default_build_settings("vit_organism") and vit_settings()["data"]["noise_fraction"] == 0.1
 
 
