@@ -308,3 +308,14 @@ def test_the_extension_script_trains_a_copy_on_and_checks_after_each_chunk(tmp_p
     assert run["build"]["weights_sha256"] == file_sha256(folder / "model" / "model.safetensors")
     assert run["extension"]["learning_rate"] == manifest["settings"]["train"]["lr"] * manifest["settings"]["train"]["min_lr_ratio"]
     assert digest_problem(folder) is None  # the build's files are untouched
+
+
+def test_every_shipped_seed_meets_every_target_as_stored() -> None:
+    """Issue 19's targets, on the stored (bfloat16) weights each shipped manifest measured."""
+    from models.organism import SHIPPED_DIR
+    from models.organism.measure import missed_targets
+
+    for seed in (0, 1, 2):
+        manifest = json.loads((SHIPPED_DIR / f"seed{seed}" / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["settings"] == {**default_settings(), "seed": seed}
+        assert missed_targets(manifest["stored_checks"]) == [], (seed, manifest["stored_checks"])
