@@ -134,16 +134,11 @@ def design_builds() -> str:
 
 def _changed_settings(settings: dict[str, Any]) -> list[str]:
     """`block.key=value` for each organism setting that differs from the default (seed aside)."""
+    from leaderboard.aggregate import flatten
     from models.organism import default_settings
 
-    def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-        return out
-
-    default = leaves(default_settings())
-    return [f"{k}={v}" for k, v in leaves(settings).items() if k != "seed" and default.get(k) != v]
+    default = flatten(default_settings())
+    return [f"{k}={v}" for k, v in flatten(settings).items() if k != "seed" and default.get(k) != v]
 
 
 def organism_errors() -> str:
