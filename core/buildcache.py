@@ -139,7 +139,7 @@ def remove_abandoned_builds(final: Path) -> list[Path]:
     removed = []
     for temp in sorted(final.parent.glob(f"{prefix}*")):
         pid = temp.name[len(prefix):]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+        if pid.isdigit() and not _process_alive(int(pid)):
             shutil.rmtree(temp, ignore_errors=True)
             removed.append(temp)
     return removed

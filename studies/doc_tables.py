@@ -142,15 +142,10 @@ def design_builds() -> str:
 
 def _changed_settings(settings: dict[str, Any], before: dict[str, Any]) -> list[str]:
     """`block.key=value` for each organism setting that differs from `before` (seed aside)."""
+    from leaderboard.aggregate import flatten
 
-    def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-        return out
-
-    old = leaves(before)
-    return [f"{k}={v}" for k, v in leaves(settings).items() if k != "seed" and old.get(k) != v]
+    old = flatten(before)
+    return [f"{k}={v}" for k, v in flatten(settings).items() if k != "seed" and old.get(k) != v]
 
 
 def organism_errors() -> str:

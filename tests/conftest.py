@@ -155,7 +155,6 @@ def harness_args(folder: Path, runs: Path, *extra: str) -> list[str]:
     ]
 
 
-
 def load_benchmark_script(name: str):
     """benchmarks/<name>.py as a module (benchmarks/ is a folder of scripts, not a package)."""
     import importlib.util
