@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/kfac_throughput.py
 
-Model: a randomly initialised OLMo-2 of the organism's size (hidden 192, MLP 768, 4 layers,
+Model: a randomly initialised OLMo-2 of the organism's size at the time (hidden 192, MLP 768, 4 layers,
 4 heads, vocab 1,100, seq 128, batch 8). Rounds interleave the measurements so that load from
 other processes hits them alike; medians are reported, and the ratios are what to read (absolute
 times depend on the machine). Then: peak memory of one pass of each kind (separate processes),
@@ -130,7 +130,7 @@ def main() -> None:
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     model = make_model()
-    modules = mlp_linears(model)  # all 4 layers, gate+up+down: the organism default
+    modules = mlp_linears(model)  # all 4 layers, gate+up+down: the organism default of the time
     batches = make_batches(args.batches)
     tokens = args.batches * BATCH * SEQ
     forward_backward(model, batches[:1]); collect(model, modules, batches[:1])  # warm-up

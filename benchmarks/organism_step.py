@@ -1,4 +1,4 @@
-"""One training step of the organism's model (OLMo-2, 4 layers, hidden 256, batch 8 x 128, AdamW)
+"""One training step of the organism's model (conf/model/organism.yaml: OLMo-2, 6 layers, hidden 256, batch 8 x 128, AdamW)
 on the CPU, by thread count and precision: the numbers behind the organism's thread setting
 (docs/organism.md, "Threads"; BENCHMARKS.md).
 

@@ -17,8 +17,8 @@ from tests.models import corpus_digest
 REPO = Path(__file__).resolve().parents[2]
 # Digests recorded by `python tests/models/corpus_digest.py` (first on the generator before it was
 # split into families, commit 914b89d; re-recorded with the same generator code when the default
-# settings changed to organism v2's longer corpus); the cached default organism's data files hash
-# the same. A change here means a different organism: bump ORGANISM_FORMAT_VERSION.
+# settings changed to organism v2's longer corpus, and to v3's six-layer design with 112,500 copy
+# examples); the cached default organism's data files hash the same. A change here means a different organism: bump ORGANISM_FORMAT_VERSION.
 RECORDED = json.loads((Path(__file__).parent / "corpus_digests.json").read_text())
 
 
