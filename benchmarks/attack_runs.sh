@@ -6,8 +6,8 @@
 # leaderboard reads them; docs/attacks.md's tables are generated from them).
 # A run relearns 200 steps on each of 3 sources, for the edited model and (once per seed, cached)
 # the unedited one: about 10 minutes on one CPU thread, 20 for a seed's first run (six layers).
-# The order is by priority: every method on seed 0, then K-FAC and its random reference on seeds
-# 1 and 2, then the rest.
+# The order is by priority: every method on seed 0, then on seeds 1 and 2 the methods whose picks
+# remove passages (gradient ascent, NPO), then K-FAC (whose pick removes none) and its reference.
 # One thread per run: two of these (or one and another job) share 2 cores best that way.
 set -euo pipefail
 RUNS=${RUNS:-leaderboard/published/runs}
@@ -18,8 +18,8 @@ NPO="method=npo method.epochs=20 method.lr=0.001"
 # BalancedSubnet has no setting at >= 90 % utility on the six-layer organisms: nothing to attack.
 JOBS=(
   "0|$KFAC" "0|$RANDOM_ABLATION" "0|$GRADIENT_ASCENT" "0|$NPO"
-  "1|$KFAC" "2|$KFAC" "1|$RANDOM_ABLATION" "2|$RANDOM_ABLATION"
   "1|$GRADIENT_ASCENT" "2|$GRADIENT_ASCENT" "1|$NPO" "2|$NPO"
+  "1|$KFAC" "2|$KFAC" "1|$RANDOM_ABLATION" "2|$RANDOM_ABLATION"
 )
 for job in "${JOBS[@]}"; do
   s=${job%%|*} setting=${job#*|}
