@@ -1,9 +1,9 @@
 """Time of the `membership` task against the memorization tasks organism_full already runs (verbatim
 on every verbatim_* file, perturbed_recall on the held-out memorized file), on one thread
-(docs/membership.md, "Cost"). Without a folder: a random model of the organism's shape
-(as conf/model/organism.yaml was when docs/membership.md's cost was measured: 4 layers, hidden 256,
-MLP 1024, 4 heads; v3 has 6 layers) and random passages of its
-form (16 forget / 16 held out / 16 control, 32 + 48 tokens).
+(docs/membership.md, "Cost"). Without a folder: a random model of the organism's shape as
+conf/model/organism.yaml had it when that cost was measured (4 layers, hidden 256, MLP 1024, 4
+heads; v3 has 6 layers) and random passages of its form (16 forget / 16 held out / 16 control,
+32 + 48 tokens).
 
     python benchmarks/membership_cost.py [.cache/harness/organism/<hash>] [--repeats 5]
 """

@@ -90,14 +90,13 @@ def organism_builds() -> str:
 
 TARGET_RUNS = STUDY_RUNS / "organism_targets"
 SEED1_EXTENSION = TARGET_RUNS / "extension-seed1-rebuild.json"
+EDGE_CHECKS = (  # the checks that sit near a target on some build, and the facts a design change costs
+    "booleans", "copy", "arithmetic", "closed_common", "closed_rare", "math_facts")
 
 
 def _four_layer_manifest(seed: int) -> dict[str, Any]:
     """The manifest of the 4-layer organism shipped before the six-layer design (kept for the record)."""
     return json.loads((TARGET_RUNS / f"shipped-4layer-seed{seed}-manifest.json").read_text(encoding="utf-8"))
-
-EDGE_CHECKS = (  # the checks that sit near a target on some build, and the facts a design change costs
-    "booleans", "copy", "arithmetic", "closed_common", "closed_rare", "math_facts")
 
 
 def seed1_builds() -> str:
