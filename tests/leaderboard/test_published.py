@@ -150,8 +150,10 @@ def setting_of(label: str) -> dict[str, str]:
 
 
 def test_attack_runs_attack_the_settings_the_headline_picks() -> None:
-    """benchmarks/attack_runs.sh attacks each method's setting at >= 90 % utility on organism_full:
-    after a sweep changes the pick, the attack runs must be redone (not left on the old setting)."""
+    """benchmarks/attack_runs.sh attacks each attacked method's setting at >= 90 % utility on
+    organism_full on every shipped seed: after a sweep changes the pick, the attack runs must be
+    redone (runs at the old setting do not count). Runs at other settings may sit beside them
+    (K-FAC at a stronger rho): the leaderboard labels each setting."""
     import json
 
     import pandas as pd
@@ -163,11 +165,14 @@ def test_attack_runs_attack_the_settings_the_headline_picks() -> None:
              if row.suite == "organism_full" and isinstance(row.variant_90, str)}
     attack_runs = find_run_files([REPO / RUNS_ARG / "organism" / "memorization"])
     assert attack_runs, "no attack runs in the published runs (bash benchmarks/attack_runs.sh)"
-    checked = 0
+    attacked: dict[str, set[int]] = {}  # method -> the seeds on which its pick was attacked
     for path in attack_runs:
-        config = json.loads(path.read_text(encoding="utf-8"))["config"]
-        method = flatten(config["method"])
-        for key, value in picks.get(method["name"], {}).items():
-            assert float(method[key]) == float(value), f"{path}: {key}={method[key]}, the headline picks {value}"
-            checked += 1
-    assert checked
+        run = json.loads(path.read_text(encoding="utf-8"))
+        method = flatten(run["config"]["method"])
+        seeds = attacked.setdefault(method["name"], set())
+        pick = picks.get(method["name"])
+        if pick is not None and all(float(method[key]) == float(value) for key, value in pick.items()):
+            seeds.add(run["identity"]["seed"])
+    # Methods whose pick keeps every passage (nothing to bring back) are not attacked at all.
+    missing = {m: sorted({0, 1, 2} - seeds) for m, seeds in attacked.items() if m in picks}
+    assert {m: seeds for m, seeds in missing.items() if seeds} == {}, f"picks not attacked on these seeds: {missing}"
