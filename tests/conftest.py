@@ -5,6 +5,7 @@ second on 2 cores."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,27 @@ def hub_offline(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+
+
+class _TimeWithoutSleep:
+    """The time module, except that sleep returns at once."""
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        return None
+
+
+@pytest.fixture
+def hub_retries_without_waits(monkeypatch):
+    """The hub stays as unreachable as it is here and in CI, but huggingface_hub retries a failed
+    lookup without its backoff waits (1 + 2 + 4 + 8 + 8 s each time): the tests check what the
+    harness says when the hub cannot be reached, not how long the library waits before it says so."""
+    import huggingface_hub.utils._http as http
+
+    monkeypatch.setattr(http, "time", _TimeWithoutSleep())
 
 
 def random_windows(vocab_size: int, seq_len: int, max_tokens: int, seed: int = 0):

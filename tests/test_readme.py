@@ -1,5 +1,5 @@
-"""README.md is the front door: at most 200 lines, and every relative link in it (and in the docs
-pages it links) names a file or folder that exists."""
+"""README.md is the front door: at most 200 lines, and every relative link in it, in the docs pages
+it links and in every page under docs/ (the archive included) names a file or folder that exists."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def test_readme_is_short_and_every_link_resolves() -> None:
 def test_the_docs_the_readme_links_have_no_broken_links() -> None:
     pages = {(REPO / t.split("#")[0]).resolve() for t in relative_links(REPO / "README.md") if t.endswith(".md")}
     broken = {str(p.relative_to(REPO)): broken_links(p) for p in sorted(pages)}
+    assert {p: b for p, b in broken.items() if b} == {}
+
+
+def test_every_docs_page_has_no_broken_links() -> None:
+    pages = sorted((REPO / "docs").rglob("*.md"))
+    assert pages, "no docs pages found"
+    broken = {str(p.relative_to(REPO)): broken_links(p) for p in pages}
     assert {p: b for p, b in broken.items() if b} == {}
 
 

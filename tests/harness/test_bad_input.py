@@ -209,13 +209,9 @@ def assert_one_line(code: int, err: list[str], needles: list[str], prefix: str =
         assert needle in err[0], err[0]
 
 
-# The datasets library tries the unreachable hub before it gives up: ~25 s, so `make test` only.
-SLOW_CASES = {"stats-hf-unreachable"}
-
-
-@pytest.mark.parametrize("setup,needles", [
-    pytest.param(*c[1:], id=c[0], marks=[pytest.mark.slow] if c[0] in SLOW_CASES else []) for c in HARNESS_CASES])
-def test_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, setup: Setup, needles: list[str]) -> None:
+@pytest.mark.parametrize("setup,needles", [pytest.param(*c[1:], id=c[0]) for c in HARNESS_CASES])
+def test_bad_input_is_one_line(cli, tiny_model_dir: Path, tmp_path: Path, setup: Setup, needles: list[str],
+                               hub_retries_without_waits) -> None:
     runs = tmp_path / "runs"
     code, err = run_harness(cli, harness_args(tiny_model_dir, runs, *setup(tiny_model_dir, tmp_path)))
     assert_one_line(code, err, needles)

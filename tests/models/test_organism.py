@@ -21,6 +21,14 @@ def tiny_settings(seed: int = 0) -> dict:
     return corpus_digest.tiny_settings(default_settings(), seed)
 
 
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One tiny organism build (~16 s at one thread), shared by the tests that only read it:
+    (the cache folder it was built in, the build's folder)."""
+    cache = tmp_path_factory.mktemp("tiny_build")
+    return cache, ensure_organism(tiny_settings(), cache)
+
+
 def corpus_files(settings: dict, folder: Path) -> dict[str, bytes]:
     write_data_files(generate_corpus(settings).files, folder)
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
@@ -204,14 +212,14 @@ def test_bfloat16_on_a_cpu_without_it_warns_in_one_line(monkeypatch: pytest.Monk
     assert line.startswith("warning: cpu has no native bfloat16") and "precision=auto" in line
 
 
-@pytest.mark.slow  # ~17 s under `make test-fast` (two workers, one thread each)
-def test_build_is_cached_and_loadable(tmp_path: Path) -> None:
+@pytest.mark.slow  # the tiny build, ~17 s under `make test-fast` (two workers, one thread each)
+def test_build_is_cached_and_loadable(tiny_build: tuple[Path, Path]) -> None:
     import time
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     settings = tiny_settings()
-    folder = ensure_organism(settings, tmp_path)
+    cache, folder = tiny_build
     assert folder.name == settings_hash(settings)
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["curve"] and "booleans" in manifest["curve"][-1]
@@ -220,9 +228,9 @@ def test_build_is_cached_and_loadable(tmp_path: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder / "model")
     assert model.config.vocab_size == len(tokenizer)
     start = time.perf_counter()
-    assert ensure_organism(settings, tmp_path) == folder
+    assert ensure_organism(settings, cache) == folder
     assert time.perf_counter() - start < 1.0
-    assert [p.name for p in (tmp_path / "organism").iterdir()] == [folder.name]
+    assert [p.name for p in (cache / "organism").iterdir()] == [folder.name]
 
 
 def test_failed_build_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -287,14 +295,15 @@ def test_the_extension_script_refuses_a_folder_that_is_no_build_in_one_line(tmp_
     assert exit_.value.code == 2 and len(err.splitlines()) == 1 and "not a built organism" in err, err
 
 
-@pytest.mark.slow  # a tiny build (~17 s) and four checks
-def test_the_extension_script_trains_a_copy_on_and_checks_after_each_chunk(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.slow  # the tiny build (shared, ~17 s) and four checks
+def test_the_extension_script_trains_a_copy_on_and_checks_after_each_chunk(tiny_build: tuple[Path, Path],
+                                                                           tmp_path: Path, monkeypatch) -> None:
     """benchmarks/organism_extension.py (docs/organism.md, "Seed 1 misses the copy target"): the
     build's own final checks first, then every target after each chunk; the build is left as it was."""
     from core.buildcache import digest_problem, file_sha256
     from models.organism.measure import meets
 
-    folder = ensure_organism(tiny_settings(), tmp_path)
+    _, folder = tiny_build
     out = tmp_path / "extension.json"
     monkeypatch.setattr("sys.argv", ["organism_extension.py", str(folder), "--out", str(out), "--chunk", "3",
                                      "--chunks", "3", "--threads", "1"])

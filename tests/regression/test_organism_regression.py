@@ -1,8 +1,8 @@
 """CI regression checks on the shipped organisms (seeds 0-2, committed with their weights, so every
-machine evaluates the same models): the paper's findings hold at the organism defaults, every
-number, edited ones included, stays within the measured tolerance of
-tests/regression/reference.json (tests/regression/tolerance.json), and a deliberately broken K-FAC
-(keeping the LOWEST-curvature components) fails the checks.
+machine evaluates the same models): every task of the suite scores the unedited model sanely, the
+paper's findings hold at the organism defaults, every number, edited ones included, stays within
+the measured tolerance of tests/regression/reference.json (tests/regression/tolerance.json), and a
+deliberately broken K-FAC (keeping the LOWEST-curvature components) fails the checks.
 
 Run files go to a temporary folder so that results of older code in `runs/` are never reused.
 Replace a seed's entry after a deliberate change (then review the diff):
@@ -11,6 +11,7 @@ Replace a seed's entry after a deliberate change (then review the diff):
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,14 @@ from typing import Any
 import pytest
 import torch
 
-from studies.fidelity import REGRESSION_RUNS, claims, reference_record, run_config
+from studies.fidelity import REGRESSION_RUNS, SUITE, claims, reference_record, run_config
 from studies.organism_claims import summary
 from studies.reference import (REFERENCE_FILE, TOLERANCE_FILE, compare_with_reference, read_reference, read_tolerances,
                                reference_differences)
 
 pytestmark = pytest.mark.regression
 SEEDS = (0, 1, 2)
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def seed_overrides(seed: int) -> list[str]:
@@ -64,6 +66,29 @@ class RegressionChecks:
     def test_unedited_run_equals_its_baseline(self, seeded_runs: SeededRuns) -> None:
         _, _, runs = seeded_runs
         assert runs["none"]["edited"]["tasks"] == runs["none"]["baseline"]["tasks"]
+
+    def test_every_suite_task_scores_the_baseline_sanely(self, seeded_runs: SeededRuns) -> None:
+        """Every task of the suite ran on the shipped organism, and what it says of the unedited
+        model is sane (the baseline the runs above share)."""
+        from omegaconf import OmegaConf
+        from tokenizers import Tokenizer
+
+        from models.organism import SHIPPED_DIR
+
+        seed, _, runs = seeded_runs
+        results = runs["none"]["baseline"]["tasks"]
+        assert set(results) == set(OmegaConf.load(CONF / "suite" / f"{SUITE}.yaml").tasks)
+        for name, r in results.items():
+            assert r["n"] > 0 and r["primary"] in r["metrics"], name
+            assert all(math.isfinite(v) for v in r["metrics"].values()), name
+        metric = {name: r["metrics"] for name, r in results.items()}
+        assert metric["ndcg10"]["ndcg10"] == pytest.approx(1.0)  # the baseline against itself
+        vocabulary = Tokenizer.from_file(str(SHIPPED_DIR / f"seed{seed}" / "model" / "tokenizer.json")).get_vocab_size()
+        assert metric["perplexity"]["ppl"] < vocabulary  # better than uniform
+        assert results["qa_open"]["n"] == results["qa_closed"]["n"]  # the same questions
+        assert metric["verbatim_control"]["strict"] == 0.0
+        # Memorized passages survive the perturbation better than never-trained text would (~0).
+        assert metric["perturbed_test"]["unperturbed"] > 0.5
 
 
 class TestSeed0(RegressionChecks):

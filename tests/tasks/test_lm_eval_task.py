@@ -42,7 +42,8 @@ def test_organism_qa_through_lm_eval_matches_known_answers(tmp_path: Path, tiny_
 
 
 @pytest.mark.slow  # the misspelt name makes lm-eval index its built-in tasks (~6 s)
-def test_unknown_task_and_offline_dataset_are_one_line_errors(tmp_path: Path, tiny_tokenizer) -> None:
+def test_unknown_task_and_offline_dataset_are_one_line_errors(tmp_path: Path, tiny_tokenizer,
+                                                              hub_retries_without_waits) -> None:
     facts = tmp_path / "facts.jsonl"
     facts.write_text(json.dumps({"id": "a", "question": "w1", "answer": "w2", "context": "w3"}) + "\n")
     ctx = TaskContext(torch.device("cpu"), 0, 4, "baseline", tmp_path)
