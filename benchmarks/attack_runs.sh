@@ -8,8 +8,8 @@
 # the unedited one: about 10 minutes on one CPU thread, 20 for a seed's first run (six layers).
 # The order is by priority: every method on seed 0, then on seeds 1 and 2 the methods whose picks
 # remove passages (gradient ascent, NPO), then K-FAC (whose pick removes none) and its reference.
-# Last, K-FAC at rho 0.995, not a pick (just under 90 % utility) but the strongest swept setting
-# that keeps most skills: whether K-FAC's removal lasts, which its pick cannot say.
+# Last, K-FAC at rho 0.995: no pick (just under 90 % utility), but the mildest swept rho
+# that removes most test passages, so it can say whether K-FAC's removal lasts (its pick cannot).
 # One thread per run: two of these (or one and another job) share 2 cores best that way.
 set -euo pipefail
 RUNS=${RUNS:-leaderboard/published/runs}
