@@ -21,10 +21,16 @@ def model_limits(model: torch.nn.Module) -> tuple[int | None, int | None]:
     return vocab, positions
 
 
-def _cache_keyword(model: torch.nn.Module) -> str:
+def _cache_keyword(model: torch.nn.Module, output: Any) -> str:
     """transformers 5 renamed the KV cache argument and output `past_key_values` -> `cache` (the
-    old name warns); older versions and plain modules only know `past_key_values`."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    old name warns, and goes in 5.40); older versions and plain modules only know `past_key_values`.
+    The model's signature says which it takes; a wrapper that only passes **kwargs on (a PEFT
+    model) is read through its first output instead."""
+    parameters = inspect.signature(model.forward).parameters
+    for keyword in ("cache", "past_key_values"):
+        if keyword in parameters:
+            return keyword
+    return "cache" if getattr(output, "cache", None) is not None else "past_key_values"
 
 
 @torch.no_grad()
@@ -53,7 +59,6 @@ def greedy_generate(
     """Return exactly `max_new_tokens` greedily chosen token ids for each prompt (no early stop at
     end-of-sequence: a memorized continuation either matches or it does not)."""
     model.eval()
-    cache_keyword = _cache_keyword(model)
     results: list[list[int]] = []
     task = progress.add_task(description, total=len(prompts)) if progress is not None else None
     for start in range(0, len(prompts), batch_size):
@@ -63,6 +68,7 @@ def greedy_generate(
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
 
         out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True)
+        cache_keyword = _cache_keyword(model, out)
         next_ids = out.logits[:, -1].argmax(-1)
         generated = [next_ids]
         for _ in range(max_new_tokens - 1):
