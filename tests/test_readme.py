@@ -27,16 +27,11 @@ def test_readme_is_short_and_every_link_resolves() -> None:
     assert broken_links(readme) == []
 
 
-def test_the_docs_the_readme_links_have_no_broken_links() -> None:
-    pages = {(REPO / t.split("#")[0]).resolve() for t in relative_links(REPO / "README.md") if t.endswith(".md")}
-    broken = {str(p.relative_to(REPO)): broken_links(p) for p in sorted(pages)}
-    assert {p: b for p, b in broken.items() if b} == {}
-
-
-def test_every_docs_page_has_no_broken_links() -> None:
-    pages = sorted((REPO / "docs").rglob("*.md"))
-    assert pages, "no docs pages found"
-    broken = {str(p.relative_to(REPO)): broken_links(p) for p in pages}
+def test_the_pages_the_readme_links_and_every_docs_page_have_no_broken_links() -> None:
+    linked = {(REPO / t.split("#")[0]).resolve() for t in relative_links(REPO / "README.md") if t.endswith(".md")}
+    docs = set((REPO / "docs").rglob("*.md"))
+    assert docs, "no docs pages found"
+    broken = {str(p.relative_to(REPO)): broken_links(p) for p in sorted(linked | docs)}
     assert {p: b for p, b in broken.items() if b} == {}
 
 
